@@ -1,0 +1,245 @@
+"""The one mel front-end of the project: loading, normalisation, log-mel.
+
+Used by the corpus tools, preprocessing, the prior, training-time validation, synthesis and the
+eval package (LS-MAE). Needs only numpy and torch at run time (the mel filterbank is built here in
+numpy, identical to ``librosa.filters.mel``), so training runs on a bare GPU box without librosa.
+
+Presets (see ../shared/spec/priorgrad-vocoder.md section 1):
+- ``hifigan`` (default, official PriorGrad code): reflect-pad (n_fft-hop)/2, centre=False, Hann,
+  magnitude sqrt(re^2+im^2+1e-9), Slaney mel 0..8000 Hz, ln(clamp(mel, 1e-5)); peak norm 0.95.
+- ``diffwave`` (lmnt-com/diffwave): torchaudio-style centred STFT, HTK mel 20..11025 Hz, magnitude,
+  20*log10(clamp(x,1e-5)) - 20 then clamp((x+100)/100, 0, 1); no peak normalisation.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+class AudioError(ValueError):
+    """A problem with an audio file; the message always names the file."""
+
+
+@dataclass(frozen=True)
+class MelPreset:
+    name: str
+    sample_rate: int
+    n_fft: int
+    hop_length: int
+    win_length: int
+    n_mels: int
+    fmin: float
+    fmax: float
+    htk: bool
+    peak_norm: float | None  # peak level after normalisation; None = leave the waveform as loaded
+
+    @property
+    def pad(self) -> int:
+        return (self.n_fft - self.hop_length) // 2
+
+
+PRESETS: dict[str, MelPreset] = {
+    "hifigan": MelPreset("hifigan", 22050, 1024, 256, 1024, 80, 0.0, 8000.0, False, 0.95),
+    "diffwave": MelPreset("diffwave", 22050, 1024, 256, 1024, 80, 20.0, 11025.0, True, None),
+}
+
+LOG_FLOOR = 1e-5
+MAG_EPS = 1e-9
+
+
+def get_preset(preset: str | MelPreset) -> MelPreset:
+    if isinstance(preset, MelPreset):
+        return preset
+    try:
+        return PRESETS[preset]
+    except KeyError:
+        raise ValueError(f"unknown audio preset {preset!r}; choose one of {sorted(PRESETS)}") from None
+
+
+# ----------------------------------------------------------------------------- mel filterbank
+def _hz_to_mel(f: np.ndarray, htk: bool) -> np.ndarray:
+    f = np.asarray(f, dtype=np.float64)
+    if htk:
+        return 2595.0 * np.log10(1.0 + f / 700.0)
+    # Slaney: linear below 1 kHz, logarithmic above (as librosa.hz_to_mel(htk=False))
+    f_sp = 200.0 / 3
+    mels = f / f_sp
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, 1e-10) / min_log_hz) / logstep, mels)
+
+
+def _mel_to_hz(m: np.ndarray, htk: bool) -> np.ndarray:
+    m = np.asarray(m, dtype=np.float64)
+    if htk:
+        return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+    f_sp = 200.0 / 3
+    freqs = f_sp * m
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), freqs)
+
+
+@functools.lru_cache(maxsize=8)
+def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float, htk: bool,
+                   slaney_norm: bool = True) -> np.ndarray:
+    """Triangular mel filters, shape (n_mels, 1 + n_fft // 2); equals librosa.filters.mel(...)."""
+    fftfreqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
+    mel_pts = np.linspace(_hz_to_mel(fmin, htk), _hz_to_mel(fmax, htk), n_mels + 2)
+    mel_f = _mel_to_hz(mel_pts, htk)
+    fdiff = np.diff(mel_f)
+    ramps = mel_f[:, None] - fftfreqs[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    if slaney_norm:
+        weights *= (2.0 / (mel_f[2: n_mels + 2] - mel_f[:n_mels]))[:, None]
+    return weights.astype(np.float32)
+
+
+def preset_filterbank(preset: MelPreset) -> np.ndarray:
+    # torchaudio's MelSpectrogram (the diffwave preset) uses HTK without Slaney area normalisation
+    return mel_filterbank(preset.sample_rate, preset.n_fft, preset.n_mels, preset.fmin, preset.fmax,
+                          preset.htk, slaney_norm=not preset.htk)
+
+
+# ----------------------------------------------------------------------------- log-mel
+def log_mel_torch(wav: torch.Tensor, preset: str | MelPreset = "hifigan") -> torch.Tensor:
+    """Batched log-mel on a torch tensor (..., samples) -> (..., n_mels, frames); differentiable."""
+    p = get_preset(preset)
+    shape = wav.shape
+    x = wav.reshape(-1, shape[-1]).to(torch.float32)
+    window = torch.hann_window(p.win_length, device=x.device, dtype=x.dtype)
+    basis = torch.from_numpy(preset_filterbank(p)).to(x.device)
+    if p.name == "diffwave":
+        spec = torch.stft(x, p.n_fft, p.hop_length, p.win_length, window, center=True,
+                          pad_mode="reflect", return_complex=True).abs()
+        mel = basis @ spec
+        db = 20.0 * torch.log10(torch.clamp(mel, min=LOG_FLOOR)) - 20.0
+        out = torch.clamp((db + 100.0) / 100.0, 0.0, 1.0)
+    else:
+        x = torch.nn.functional.pad(x.unsqueeze(1), (p.pad, p.pad), mode="reflect").squeeze(1)
+        spec = torch.stft(x, p.n_fft, p.hop_length, p.win_length, window, center=False,
+                          return_complex=True)
+        mag = torch.sqrt(spec.real.pow(2) + spec.imag.pow(2) + MAG_EPS)
+        mel = basis @ mag
+        out = torch.log(torch.clamp(mel, min=LOG_FLOOR))
+    return out.reshape(*shape[:-1], out.shape[-2], out.shape[-1])
+
+
+def log_mel(wav: np.ndarray, preset: str = "hifigan") -> np.ndarray:
+    """Log-mel of a 1-D waveform as given (no normalisation inside): shape (n_mels, frames).
+
+    For the hifigan preset frames = len(wav) // hop for a hop-trimmed waveform.
+    """
+    wav = np.asarray(wav, dtype=np.float32)
+    if wav.ndim != 1:
+        raise ValueError(f"log_mel expects a 1-D waveform, got shape {wav.shape}")
+    p = get_preset(preset)
+    if len(wav) <= p.pad:
+        raise ValueError(f"waveform of {len(wav)} samples is too short for a mel frame (preset {p.name})")
+    with torch.no_grad():
+        return log_mel_torch(torch.from_numpy(wav), p).numpy()
+
+
+def mel_to_linear_magnitude(mel: np.ndarray, preset: str = "hifigan") -> np.ndarray:
+    """Map a compressed mel back to linear mel magnitude (what the energy prior sums)."""
+    p = get_preset(preset)
+    mel = np.asarray(mel, dtype=np.float64)
+    if p.name == "diffwave":
+        db = mel * 100.0 - 100.0 + 20.0
+        return 10.0 ** (db / 20.0)
+    return np.exp(mel)
+
+
+# ----------------------------------------------------------------------------- waveforms
+def normalize(wav: np.ndarray, preset: str | MelPreset = "hifigan", path: str | os.PathLike | None = None) -> np.ndarray:
+    """Per-utterance peak normalisation of the preset (0.95 for hifigan); errors on silence."""
+    p = get_preset(preset)
+    if p.peak_norm is None:
+        return wav.astype(np.float32)
+    peak = float(np.max(np.abs(wav))) if wav.size else 0.0
+    if peak <= 0.0:
+        raise AudioError(f"{path or 'waveform'}: audio is silent (peak 0), cannot peak-normalise")
+    return (wav / peak * p.peak_norm).astype(np.float32)
+
+
+def trim_to_hops(wav: np.ndarray, hop_length: int) -> np.ndarray:
+    """Drop the tail so that len(wav) is a whole number of hops (frames = samples / hop)."""
+    n = (len(wav) // hop_length) * hop_length
+    return wav[:n]
+
+
+def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Read a sound file as float32 in [-1, 1], shape (samples,) or (samples, channels)."""
+    import soundfile as sf  # soundfile is only needed where audio files are read
+
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: file is empty (0 bytes)")
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=False)
+    except Exception as e:  # soundfile raises LibsndfileError/RuntimeError with terse messages
+        raise AudioError(f"{path}: cannot decode audio ({e})") from e
+    if data.size == 0:
+        raise AudioError(f"{path}: audio has no samples")
+    if not np.all(np.isfinite(data)):
+        raise AudioError(f"{path}: audio contains NaN or infinite samples")
+    return data, int(sr)
+
+
+def resample(wav: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    if sr_in == sr_out:
+        return wav
+    import soxr
+
+    return soxr.resample(wav, sr_in, sr_out, quality="HQ").astype(np.float32)
+
+
+def load_audio(path: str | os.PathLike, preset: str | MelPreset = "hifigan", *,
+               allow_resample: bool = False, allow_stereo: bool = True,
+               normalise: bool = True, trim: bool = True) -> np.ndarray:
+    """Load a file the way the whole project sees audio: mono, preset rate, peak-normalised, hop-trimmed.
+
+    A file at another sample rate is an error unless ``allow_resample``; stereo is averaged to mono
+    (an error if ``allow_stereo`` is False).
+    """
+    p = get_preset(preset)
+    data, sr = read_wav(path)
+    if data.ndim == 2:
+        if not allow_stereo:
+            raise AudioError(f"{path}: has {data.shape[1]} channels, expected mono")
+        data = data.mean(axis=1)
+    if sr != p.sample_rate:
+        if not allow_resample:
+            raise AudioError(f"{path}: sample rate {sr} Hz, expected {p.sample_rate} Hz "
+                             f"(set audio.allow_resample: true to resample)")
+        data = resample(data, sr, p.sample_rate)
+    if normalise:
+        data = normalize(data, p, path)
+    if trim:
+        data = trim_to_hops(data, p.hop_length)
+        if len(data) == 0:
+            raise AudioError(f"{path}: shorter than one hop ({p.hop_length} samples)")
+    return data.astype(np.float32)
+
+
+def write_wav(path: str | os.PathLike, wav: np.ndarray, sample_rate: int) -> None:
+    """Write 16-bit PCM atomically (temp file + rename) so a killed job never leaves half a file."""
+    import soundfile as sf
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    sf.write(str(tmp), np.clip(np.asarray(wav, dtype=np.float32), -1.0, 1.0), sample_rate,
+             subtype="PCM_16", format="WAV")
+    os.replace(tmp, path)
