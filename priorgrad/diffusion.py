@@ -1,0 +1,161 @@
+"""The one copy of the diffusion maths: schedules, forward noising, losses, step alignment, sampler.
+
+Training, validation and inference all call this module (spec section 3). The prior enters only as
+``sigma`` (a tensor broadcastable to the waveform): sigma = 1 is DiffWave, sigma from the frame
+energy is PriorGrad.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+FAST_SCHEDULES: dict[int, list[float]] = {
+    6: [1e-4, 1e-3, 1e-2, 0.05, 0.2, 0.5],
+    12: [1e-4, 5e-4, 8e-4, 1e-3, 5e-3, 8e-3, 1e-2, 0.05, 0.08, 0.1, 0.2, 0.5],
+}
+
+
+class ScheduleError(ValueError):
+    """An inference schedule that cannot be aligned to the training schedule."""
+
+
+def training_betas(num_steps: int = 50, beta_start: float = 1e-4, beta_end: float = 0.05) -> np.ndarray:
+    return np.linspace(beta_start, beta_end, num_steps, dtype=np.float64)
+
+
+def inference_betas(steps: int | list[float] | np.ndarray, train_betas: np.ndarray | None = None) -> np.ndarray:
+    """The inference noise schedule eta_1..eta_S: the paper's fast schedules for 6 and 12, else linspace.
+
+    S equal to the training T gives the training schedule itself.
+    """
+    if isinstance(steps, (list, tuple, np.ndarray)):
+        betas = np.asarray(steps, dtype=np.float64)
+    else:
+        if int(steps) < 1:
+            raise ScheduleError(f"inference steps must be >= 1, got {steps}")
+        if steps in FAST_SCHEDULES:
+            betas = np.asarray(FAST_SCHEDULES[steps], dtype=np.float64)
+        elif train_betas is not None and steps == len(train_betas):
+            betas = np.asarray(train_betas, dtype=np.float64)
+        else:
+            lo = 1e-4 if train_betas is None else float(train_betas[0])
+            hi = 0.05 if train_betas is None else float(train_betas[-1])
+            betas = np.linspace(lo, hi, int(steps), dtype=np.float64)
+    if betas.ndim != 1 or len(betas) == 0 or np.any(betas <= 0) or np.any(betas >= 1):
+        raise ScheduleError(f"inference betas must be a non-empty list in (0, 1), got {betas.tolist()}")
+    return betas
+
+
+def align_steps(inference_betas: np.ndarray, training_betas: np.ndarray) -> np.ndarray:
+    """Continuous training step t~_s for each inference step s (0-based), spec section 3.
+
+    t~_s = t + (sqrt(abar_t) - sqrt(gbar_s)) / (sqrt(abar_t) - sqrt(abar_{t+1})) where
+    abar_{t+1} <= gbar_s <= abar_t. gbar_s above abar_0 maps to 0 (it is less noisy than step 0).
+    """
+    abar = np.cumprod(1.0 - np.asarray(training_betas, dtype=np.float64))
+    gbar = np.cumprod(1.0 - np.asarray(inference_betas, dtype=np.float64))
+    steps = []
+    for s, g in enumerate(gbar):
+        if g < abar[-1] - 1e-12:
+            raise ScheduleError(
+                f"inference schedule cannot be aligned: gamma_bar_{s + 1} = {g:.6f} falls below the training "
+                f"schedule's alpha_bar_T = {abar[-1]:.6f} (the network never saw that much noise); "
+                f"use smaller betas or fewer steps")
+        if g >= abar[0]:
+            steps.append(0.0)
+            continue
+        found = False
+        for t in range(len(abar) - 1):
+            if abar[t + 1] <= g <= abar[t]:
+                twiddle = (np.sqrt(abar[t]) - np.sqrt(g)) / (np.sqrt(abar[t]) - np.sqrt(abar[t + 1]))
+                steps.append(t + twiddle)
+                found = True
+                break
+        if not found:  # g equals abar_T within rounding
+            steps.append(float(len(abar) - 1))
+    return np.asarray(steps, dtype=np.float64)
+
+
+class Diffusion:
+    """DDPM with a linear beta schedule and a (possibly data-dependent) Gaussian prior N(0, sigma^2)."""
+
+    def __init__(self, num_steps: int = 50, beta_start: float = 1e-4, beta_end: float = 0.05, loss: str = "l2"):
+        if loss not in ("l1", "l2"):
+            raise ValueError(f"diffusion.loss must be l1 or l2, got {loss!r}")
+        self.betas = training_betas(num_steps, beta_start, beta_end)
+        self.alpha_bar = np.cumprod(1.0 - self.betas)
+        self.num_steps = num_steps
+        self.loss_kind = loss
+        self._sqrt_abar = torch.tensor(np.sqrt(self.alpha_bar), dtype=torch.float32)
+        self._sqrt_1m_abar = torch.tensor(np.sqrt(1.0 - self.alpha_bar), dtype=torch.float32)
+
+    @classmethod
+    def from_config(cls, cfg) -> "Diffusion":
+        return cls(cfg.num_steps, cfg.beta_start, cfg.beta_end, cfg.loss)
+
+    # --------------------------------------------------------------------- training
+    def sample_steps(self, batch: int, generator: torch.Generator | None = None,
+                     device: torch.device | str = "cpu") -> torch.Tensor:
+        """t ~ U{0..T-1} per example."""
+        return torch.randint(0, self.num_steps, (batch,), generator=generator).to(device)
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, with eps = sigma * n already scaled."""
+        shape = (-1,) + (1,) * (x0.dim() - 1)
+        a = self._sqrt_abar.to(x0.device)[t].view(shape)
+        b = self._sqrt_1m_abar.to(x0.device)[t].view(shape)
+        return a * x0 + b * noise
+
+    def loss(self, eps_hat: torch.Tensor, eps: torch.Tensor, sigma: torch.Tensor | float = 1.0) -> torch.Tensor:
+        """PriorGrad: mean(((eps_hat - eps) / sigma)^2), the Sigma^-1 weighted MSE; sigma = 1 is DiffWave's MSE.
+
+        ``l1`` (lmnt-com/diffwave's choice) is mean(|eps_hat - eps| / sigma).
+        """
+        diff = (eps_hat - eps) / sigma
+        if self.loss_kind == "l1":
+            return diff.abs().mean()
+        return diff.pow(2).mean()
+
+    def training_loss(self, model: Callable, x0: torch.Tensor, cond: torch.Tensor, sigma: torch.Tensor,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+        """One training objective evaluation: noise, predict, weight by the prior (x0 and sigma: (B, N))."""
+        t = self.sample_steps(x0.shape[0], generator, x0.device)
+        n = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
+        eps = sigma * n
+        x_t = self.q_sample(x0, t, eps)
+        eps_hat = model(x_t, cond, t.to(torch.float32))
+        return self.loss(eps_hat.float(), eps.float(), sigma.float())
+
+    # --------------------------------------------------------------------- sampling
+    def schedule(self, steps: int | list[float]) -> tuple[np.ndarray, np.ndarray]:
+        """(eta, t~) for an inference schedule; raises ScheduleError when it cannot be aligned."""
+        eta = inference_betas(steps, self.betas)
+        return eta, align_steps(eta, self.betas)
+
+    @torch.no_grad()
+    def sample(self, model: Callable, cond: torch.Tensor, sigma: torch.Tensor, steps: int | list[float] = 6,
+               noise: Callable[[int], torch.Tensor] | None = None,
+               generator: torch.Generator | None = None, clamp: bool = True) -> torch.Tensor:
+        """Ancestral DDPM sampling (DiffWave fast-sampling notation), starting from x_S = sigma * n.
+
+        ``noise(k)`` returns the k-th standard normal draw shaped like sigma (per-utterance seeding);
+        by default draws come from ``generator``. ``model(x, cond, t)`` may cache the conditioner.
+        """
+        eta, t_align = self.schedule(steps)
+        gamma = 1.0 - eta
+        gbar = np.cumprod(gamma)
+        draw = noise or (lambda k: torch.randn(sigma.shape, generator=generator).to(sigma.device))
+        x = sigma * draw(0)
+        batch = sigma.shape[0]
+        for s in range(len(eta) - 1, -1, -1):
+            t = torch.full((batch,), float(t_align[s]), device=sigma.device)
+            eps_hat = model(x, cond, t).float()
+            x = (x - eta[s] / np.sqrt(1.0 - gbar[s]) * eps_hat) / np.sqrt(gamma[s])
+            if s > 0:
+                var = (1.0 - gbar[s - 1]) / (1.0 - gbar[s]) * eta[s]
+                x = x + np.sqrt(var) * sigma * draw(len(eta) - s)
+            if clamp:
+                x = torch.clamp(x, -1.0, 1.0)
+        return x

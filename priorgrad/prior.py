@@ -1,0 +1,124 @@
+"""Diffusion priors behind one interface.
+
+``StandardPrior`` is DiffWave's N(0, I); ``EnergyPrior`` is PriorGrad's N(0, diag(sigma^2)) with sigma
+following the mel frame energy (spec section 2). The diffusion module and the trainer only ever call
+``Prior.sigma_frames``; nothing else knows which prior it is.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Protocol
+
+import numpy as np
+
+from priorgrad.audio import get_preset, mel_to_linear_magnitude
+
+# With the 1e-5 log floor the smallest possible frame energy is sqrt(80 * 1e-5).
+MIN_FRAME_ENERGY = float(np.sqrt(80 * 1e-5))
+
+
+def frame_energy(log_mel: np.ndarray, preset: str = "hifigan") -> np.ndarray:
+    """E = sqrt(sum over mel bins of the linear mel magnitude), per frame: shape (frames,).
+
+    Linear magnitudes are summed, not squared (as the official code).
+    """
+    log_mel = np.asarray(log_mel)
+    if log_mel.ndim != 2:
+        raise ValueError(f"frame_energy expects (n_mels, frames), got shape {log_mel.shape}")
+    return np.sqrt(mel_to_linear_magnitude(log_mel, preset).sum(axis=0))
+
+
+def energy_sigma(log_mel: np.ndarray, e_min: float, e_max: float, std_min: float = 0.1,
+                 max_energy: float | None = 4.0, preset: str = "hifigan") -> np.ndarray:
+    """Per-frame sigma in [std_min, 1]: max((E - E_min) / (E_max - E_min), std_min).
+
+    ``max_energy`` (official override, default 4.0) replaces E_max; frame energies are clipped to the
+    effective E_max so that sigma never exceeds 1 (also for valid/test frames louder than training).
+    ``max_energy=None`` uses the dataset's E_max.
+    """
+    top = float(e_max if max_energy is None else max_energy)
+    if not top > e_min:
+        raise ValueError(f"energy prior: E_max ({top}) must exceed E_min ({e_min})")
+    energy = np.minimum(frame_energy(log_mel, preset), top)
+    sigma = (energy - e_min) / (top - e_min)
+    return np.clip(sigma, std_min, 1.0).astype(np.float32)
+
+
+class Prior(Protocol):
+    name: str
+
+    def sigma_frames(self, log_mel: np.ndarray) -> np.ndarray:
+        """Standard deviation of the prior per mel frame, shape (frames,), float32."""
+
+
+@dataclass
+class StandardPrior:
+    """DiffWave: N(0, I), sigma = 1 everywhere."""
+
+    name: str = "standard"
+
+    def sigma_frames(self, log_mel: np.ndarray) -> np.ndarray:
+        return np.ones(np.asarray(log_mel).shape[-1], dtype=np.float32)
+
+
+@dataclass
+class EnergyPrior:
+    """PriorGrad: sigma from the frame energy, normalised by training-set statistics."""
+
+    e_min: float
+    e_max: float
+    std_min: float = 0.1
+    max_energy: float | None = 4.0
+    preset: str = "hifigan"
+    name: str = "energy"
+
+    def sigma_frames(self, log_mel: np.ndarray) -> np.ndarray:
+        return energy_sigma(log_mel, self.e_min, self.e_max, self.std_min, self.max_energy, self.preset)
+
+
+def make_prior(prior_cfg: Any, stats: dict[str, Any] | None, preset: str = "hifigan") -> Prior:
+    """Build the prior named by the config (``prior.type``); the energy prior needs training statistics."""
+    if prior_cfg.type == "standard":
+        return StandardPrior()
+    if prior_cfg.type == "energy":
+        if not stats:
+            raise ValueError("prior.type is 'energy' but no prior statistics were given (run prior-stats first)")
+        return EnergyPrior(float(stats["e_min"]), float(stats["e_max"]), prior_cfg.std_min,
+                           prior_cfg.max_energy, preset)
+    raise ValueError(f"prior.type: unknown prior {prior_cfg.type!r}")
+
+
+# ----------------------------------------------------------------------------- statistics
+def compute_energy_stats(mels: Iterable[tuple[str, np.ndarray]], preset: str = "hifigan") -> dict[str, Any]:
+    """E_min / E_max over every frame of every (full-length) training mel."""
+    get_preset(preset)
+    e_min, e_max, n_frames, n_utts = np.inf, -np.inf, 0, 0
+    for utt, mel in mels:
+        e = frame_energy(mel, preset)
+        if e.size == 0:
+            raise ValueError(f"{utt}: mel has no frames")
+        if not np.all(np.isfinite(e)):
+            raise ValueError(f"{utt}: mel contains NaN or infinite values")
+        e_min, e_max = min(e_min, float(e.min())), max(e_max, float(e.max()))
+        n_frames += int(e.size)
+        n_utts += 1
+    if n_utts == 0:
+        raise ValueError("no training utterances to compute the prior statistics from")
+    return {"e_min": e_min, "e_max": e_max, "n_frames": n_frames, "n_utterances": n_utts,
+            "preset": preset, "split": "train"}
+
+
+def load_stats(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: prior statistics not found (run `priorgrad prior-stats` first)")
+    try:
+        stats = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from e
+    for key in ("e_min", "e_max"):
+        if key not in stats or not isinstance(stats[key], (int, float)):
+            raise ValueError(f"{path}: missing numeric key {key!r}")
+    return stats
