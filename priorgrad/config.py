@@ -180,6 +180,12 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return value
     if isinstance(default, float) or default is None:
+        if isinstance(value, str):
+            # PyYAML (YAML 1.1) reads "1e-3" as a string: accept numeric text for number keys
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"{where}: expected a number, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         if not math.isfinite(float(value)):

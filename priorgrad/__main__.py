@@ -1,0 +1,5 @@
+import sys
+
+from priorgrad.cli import main
+
+sys.exit(main())

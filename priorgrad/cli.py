@@ -1,0 +1,155 @@
+"""`priorgrad` command line: corpus make/validate, preprocess, prior-stats, train, synthesize.
+
+Every path is an argument (DVC stages pass them); settings come from params.yaml (`--params`),
+with `--set key=value` overrides for one-off runs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+log = logging.getLogger("priorgrad")
+
+
+def _add_params(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one parameter, e.g. --set train.max_steps=100 (repeatable)")
+
+
+def _params(args: argparse.Namespace):
+    from priorgrad.config import load_params
+
+    return load_params(args.params, args.overrides)
+
+
+def cmd_corpus_make(args: argparse.Namespace) -> int:
+    from priorgrad.corpus.synth import make_corpus
+
+    n, seed = args.n, args.seed
+    if n is None or seed is None:
+        p = _params(args)
+        n = p.corpus.n_utterances if n is None else n
+        seed = p.corpus.seed if seed is None else seed
+    summary = make_corpus(Path(args.out), n_utterances=n, seed=seed)
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def cmd_corpus_validate(args: argparse.Namespace) -> int:
+    from priorgrad.corpus.validate import format_report, validate_corpus
+
+    kwargs = {}
+    if args.min_seconds is not None:
+        kwargs["min_seconds"] = args.min_seconds
+    report = validate_corpus(Path(args.path), **kwargs)
+    print(format_report(report))
+    return 0 if report.ok else 1
+
+
+def cmd_preprocess(args: argparse.Namespace) -> int:
+    from priorgrad.preprocess import preprocess
+
+    summary = preprocess(args.corpus, args.out, _params(args))
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_prior_stats(args: argparse.Namespace) -> int:
+    from priorgrad.preprocess import prior_stats
+
+    preset = _params(args).audio.preset
+    print(json.dumps(prior_stats(args.features, args.out, preset), indent=2))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from priorgrad.train import train
+
+    result = train(_params(args), args.features, args.stats, args.run_dir)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_synthesize(args: argparse.Namespace) -> int:
+    from priorgrad.infer import synthesize
+
+    steps: int | list[float] = args.steps
+    if args.schedule:
+        steps = [float(x) for x in args.schedule.split(",")]
+    result = synthesize(args.checkpoint, args.input, args.out, steps=steps, batch_size=args.batch_size,
+                        seed=args.seed, device=args.device)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="priorgrad", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    corpus = sub.add_parser("corpus", help="make or validate a corpus (LJSpeech layout)")
+    csub = corpus.add_subparsers(dest="corpus_command", required=True)
+    make = csub.add_parser("make", help="synthesise the default eSpeak NG corpus (offline)")
+    make.add_argument("--out", required=True, help="output directory (LJSpeech layout)")
+    make.add_argument("--n", type=int, default=None, help="utterances (default: corpus.n_utterances)")
+    make.add_argument("--seed", type=int, default=None, help="seed (default: corpus.seed)")
+    _add_params(make)
+    make.set_defaults(func=cmd_corpus_make)
+    val = csub.add_parser("validate", help="report every problem of a corpus; exit 1 when unusable")
+    val.add_argument("path", help="corpus directory (metadata.csv + wavs/)")
+    val.add_argument("--min-seconds", type=float, default=None, help="shortest usable clip (default: one crop)")
+    val.set_defaults(func=cmd_corpus_validate)
+
+    pre = sub.add_parser("preprocess", help="corpus -> normalised audio + log-mel .npy + manifest")
+    pre.add_argument("--corpus", required=True, help="corpus directory (LJSpeech layout)")
+    pre.add_argument("--out", required=True, help="features directory")
+    _add_params(pre)
+    pre.set_defaults(func=cmd_preprocess)
+
+    ps = sub.add_parser("prior-stats", help="training-set frame-energy statistics (E_min, E_max) as JSON")
+    ps.add_argument("--features", required=True, help="features directory")
+    ps.add_argument("--out", required=True, help="output JSON path")
+    _add_params(ps)
+    ps.set_defaults(func=cmd_prior_stats)
+
+    tr = sub.add_parser("train", help="train (or resume) a vocoder on precomputed features")
+    tr.add_argument("--features", required=True, help="features directory")
+    tr.add_argument("--stats", default=None, help="prior statistics JSON (required for prior.type=energy)")
+    tr.add_argument("--run-dir", required=True, help="run directory (checkpoints, metrics); re-run to resume")
+    _add_params(tr)
+    tr.set_defaults(func=cmd_train)
+
+    sy = sub.add_parser("synthesize", help="checkpoint + mels (.npy) or wavs -> wavs")
+    sy.add_argument("--checkpoint", required=True)
+    sy.add_argument("--input", required=True, nargs="+", help="mel .npy / .wav files or directories")
+    sy.add_argument("--out", required=True, help="output directory")
+    sy.add_argument("--steps", type=int, default=6, help="inference steps: 6, 12, 50 or any S (default 6)")
+    sy.add_argument("--schedule", default=None, help="explicit comma-separated inference betas")
+    sy.add_argument("--batch-size", type=int, default=8)
+    sy.add_argument("--seed", type=int, default=0)
+    sy.add_argument("--device", default="auto")
+    sy.set_defaults(func=cmd_synthesize)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, RuntimeError, OSError) as e:
+        # Known user-facing errors (bad params, bad audio, missing files): one clear line, no traceback.
+        if args.verbose:
+            raise
+        print(f"priorgrad {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""Synthesis: mel -> waveform with the ancestral sampler, per-utterance seeding, batched.
+
+``generate`` is shared by training-time validation and ``synthesize`` (the CLI), so both produce the
+same waveform for the same checkpoint, mel and seed.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from priorgrad.audio import get_preset, load_audio, log_mel, write_wav
+from priorgrad.diffusion import Diffusion
+from priorgrad.prior import Prior, make_prior
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} requested but CUDA is not available on this machine")
+    return torch.device(name)
+
+
+def utterance_seed(base_seed: int, utt: str) -> int:
+    """Seed of one utterance's noise: stable across batch sizes, processes and machines."""
+    digest = hashlib.sha256(f"{base_seed}:{utt}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+@torch.no_grad()
+def generate(model: torch.nn.Module, diffusion: Diffusion, prior: Prior, mels: Sequence[np.ndarray],
+             seeds: Sequence[int], steps: int | list[float], hop_length: int,
+             device: torch.device | str = "cpu") -> list[np.ndarray]:
+    """Waveforms for a batch of log-mels (each (n_mels, frames)); utterance i's noise comes from seeds[i].
+
+    Shorter mels are padded with silence (the log floor) and their outputs cut back to length.
+    """
+    device = torch.device(device)
+    lengths = [m.shape[1] for m in mels]
+    frames = max(lengths)
+    floor = float(np.log(1e-5))
+    mel = np.full((len(mels), mels[0].shape[0], frames), floor, dtype=np.float32)
+    sig = np.ones((len(mels), frames * hop_length), dtype=np.float32)
+    for i, m in enumerate(mels):
+        mel[i, :, :m.shape[1]] = m
+        s = prior.sigma_frames(np.asarray(m))
+        sig[i, :len(s) * hop_length] = np.repeat(s, hop_length)
+        sig[i, len(s) * hop_length:] = s.min() if len(s) else 1.0
+    mel_t = torch.from_numpy(mel).to(device)
+    sigma = torch.from_numpy(sig).to(device)
+    gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
+
+    def noise(_k: int) -> torch.Tensor:
+        # Each utterance draws from its own generator at its own length: the result does not depend
+        # on which other utterances share the batch (up to the padded tail's receptive field).
+        z = torch.zeros(sigma.shape)
+        for i, g in enumerate(gens):
+            n = lengths[i] * hop_length
+            z[i, :n] = torch.randn(n, generator=g)
+        return z.to(device)
+
+    cond = model.condition(mel_t, sigma)  # once per utterance, not once per step
+
+    def denoise(x: torch.Tensor, _c: Any, t: torch.Tensor) -> torch.Tensor:
+        return model.denoise(x, cond, t)
+
+    out = diffusion.sample(denoise, None, sigma, steps, noise=noise)
+    out = out.float().cpu().numpy()
+    return [out[i, :lengths[i] * hop_length].copy() for i in range(len(mels))]
+
+
+def _load_input(path: Path, preset: str) -> np.ndarray:
+    if path.suffix == ".npy":
+        mel = np.load(path)
+        if mel.ndim != 2 or mel.shape[0] != get_preset(preset).n_mels:
+            raise ValueError(f"{path}: expected a log-mel of shape ({get_preset(preset).n_mels}, frames), "
+                             f"got {mel.shape}")
+        if not np.all(np.isfinite(mel)):
+            raise ValueError(f"{path}: mel contains NaN or infinite values")
+        return mel.astype(np.float32)
+    return log_mel(load_audio(path, preset), preset)
+
+
+def collect_inputs(inputs: Sequence[str | Path]) -> list[Path]:
+    """Files given directly, or every .npy / .wav inside given directories (sorted)."""
+    paths: list[Path] = []
+    for p in map(Path, inputs):
+        if p.is_dir():
+            found = sorted(list(p.glob("*.npy")) + list(p.glob("*.wav")))
+            if not found:
+                raise FileNotFoundError(f"{p}: no .npy or .wav inputs in this directory")
+            paths.extend(found)
+        elif p.exists():
+            paths.append(p)
+        else:
+            raise FileNotFoundError(f"{p}: input not found")
+    return paths
+
+
+def synthesize(checkpoint: str | Path, inputs: Sequence[str | Path], out_dir: str | Path,
+               steps: int | list[float] = 6, batch_size: int = 8, seed: int = 0, device: str = "auto",
+               progress: bool | None = None, skip_existing: bool = False) -> dict[str, Any]:
+    """Checkpoint + mels (.npy) or wavs -> out_dir/<stem>.wav; returns timing (RTF) and settings."""
+    from priorgrad.checkpoint import load_model
+    from priorgrad.config import Params
+
+    dev = resolve_device(device)
+    model, ckpt = load_model(checkpoint, dev)
+    params = Params.from_dict(ckpt["params"], source=f"{checkpoint} params")
+    preset = get_preset(params.audio.preset)
+    diffusion = Diffusion.from_config(params.diffusion)
+    diffusion.schedule(steps)  # reject an unalignable schedule before any work
+    prior = make_prior(params.prior, ckpt.get("prior_stats"), preset.name)
+    out_dir = Path(out_dir)
+    paths = collect_inputs(inputs)
+    if skip_existing:
+        paths = [p for p in paths if not (out_dir / f"{p.stem}.wav").exists()]
+    # Sort by length so batches pad little; output does not depend on the order.
+    mels = {p: _load_input(p, preset.name) for p in paths}
+    order = sorted(paths, key=lambda p: mels[p].shape[1])
+    wall, audio_s = 0.0, 0.0
+    show = progress if progress is not None else _tty()
+    for i in tqdm(range(0, len(order), batch_size), desc="synthesize", unit="batch", disable=not show):
+        batch = order[i:i + batch_size]
+        t0 = time.perf_counter()
+        wavs = generate(model, diffusion, prior, [mels[p] for p in batch],
+                        [utterance_seed(seed, p.stem) for p in batch], steps, preset.hop_length, dev)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        wall += time.perf_counter() - t0
+        for p, w in zip(batch, wavs):
+            audio_s += len(w) / preset.sample_rate
+            write_wav(out_dir / f"{p.stem}.wav", w, preset.sample_rate)
+    return {"n": len(order), "steps": steps, "batch_size": batch_size, "seed": seed, "device": str(dev),
+            "wall_seconds": wall, "audio_seconds": audio_s, "rtf": (wall / audio_s) if audio_s else None,
+            "checkpoint_step": int(ckpt["step"])}
+
+
+def _tty() -> bool:
+    import sys
+
+    return sys.stderr.isatty()

@@ -1,0 +1,256 @@
+"""Training on precomputed features (torch + numpy only).
+
+Re-running the same command resumes from ``run_dir/checkpoints/last.pt``. Everything random in step k
+(crops, diffusion steps, noise) is derived from (seed, k), and the checkpoint holds the model, the
+optimiser and the step, so a run killed and resumed ends with the same weights as an uninterrupted
+one on the same machine.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import yaml
+from tqdm import tqdm
+
+from priorgrad import checkpoint as ckpt_io
+from priorgrad.audio import log_mel_torch
+from priorgrad.config import Params, params_hash
+from priorgrad.data import CropSampler, read_manifest, validation_subset
+from priorgrad.diffusion import Diffusion
+from priorgrad.fileio import write_json_atomic, write_text_atomic
+from priorgrad.infer import generate, resolve_device, utterance_seed
+from priorgrad.model import build_model, count_parameters
+from priorgrad.prior import Prior, load_stats, make_prior
+from priorgrad.tracking import CompositeTracker, JsonlTracker, Tracker
+
+log = logging.getLogger(__name__)
+
+ValidationHook = Callable[[int, dict[str, np.ndarray], dict[str, np.ndarray]], dict[str, float]]
+
+# Keys that may change between a run and its resumption (a longer budget, other logging cadence).
+RESUMABLE_CHANGES = {"train.max_steps", "train.validate_every", "train.checkpoint_every", "train.log_every",
+                     "train.keep_checkpoints", "train.device", "train.threads", "infer"}
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN or infinite; the message names the step."""
+
+
+def _step_generator(seed: int, step: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+
+
+def _diff_keys(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for k in sorted(set(a) | set(b)):
+        name = f"{prefix}{k}"
+        if name in RESUMABLE_CHANGES or k in RESUMABLE_CHANGES:
+            continue
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            keys += _diff_keys(va, vb, f"{name}.")
+        elif va != vb:
+            keys.append(name)
+    return keys
+
+
+class Trainer:
+    def __init__(self, params: Params, features_dir: str | Path, stats_path: str | Path | None,
+                 run_dir: str | Path, tracker: Tracker | None = None,
+                 validation_hook: ValidationHook | None = None, progress: bool | None = None):
+        self.params = params
+        self.run_dir = Path(run_dir)
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.jsonl = JsonlTracker(self.run_dir / "metrics.jsonl")
+        self.tracker = CompositeTracker([self.jsonl, tracker])
+        self.validation_hook = validation_hook
+        self.progress = progress
+        t = params.train
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        self.device = resolve_device(t.device)
+        self.hop = params.hop_length
+        self.stats = load_stats(stats_path) if params.prior.type == "energy" or stats_path else None
+        self.prior: Prior = make_prior(params.prior, self.stats, params.audio.preset)
+        self.diffusion = Diffusion.from_config(params.diffusion)
+        self.diffusion.schedule(t.valid_infer_steps)  # fail now, not at the first validation
+        train_items = read_manifest(features_dir, split="train")
+        self.sampler = CropSampler(train_items, t.crop_frames, self.hop, t.seed)
+        self.valid = validation_subset(read_manifest(features_dir, split="valid"), t.valid_utterances,
+                                       t.valid_max_frames, self.hop)
+        torch.manual_seed(t.seed)  # model initialisation
+        self.model = build_model(params).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.learning_rate)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.precision == "fp16")
+        self.step = 0
+
+    # ------------------------------------------------------------------ state
+    def _state(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict(), "step": self.step, "params": self.params.to_dict(),
+                "prior_stats": self.stats, "n_params": count_parameters(self.model)}
+
+    def save(self) -> Path:
+        path = ckpt_io.save(self.ckpt_dir / ckpt_io.LAST, self._state())
+        if self.params.train.keep_checkpoints > 0:
+            ckpt_io.save(self.ckpt_dir / f"step-{self.step:08d}.pt", self._state())
+            old = sorted(self.ckpt_dir.glob("step-*.pt"))[:-self.params.train.keep_checkpoints]
+            for p in old:
+                p.unlink()
+        return path
+
+    def try_resume(self) -> bool:
+        path = self.ckpt_dir / ckpt_io.LAST
+        if not path.exists():
+            return False
+        ckpt = ckpt_io.load(path, map_location=self.device)
+        core = ("audio", "prior", "model", "diffusion", "train")
+        changed = _diff_keys({k: ckpt["params"].get(k) for k in core}, {k: self.params.to_dict()[k] for k in core})
+        if changed:
+            raise ValueError(f"{path}: this run directory holds a checkpoint trained with other params "
+                             f"(differs in {', '.join(changed)}); use a new --run-dir or the same params")
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        self.step = int(ckpt["step"])
+        self.jsonl.truncate_after(self.step)
+        log.info("resumed %s at step %d", path, self.step)
+        return True
+
+    # ------------------------------------------------------------------ steps
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        p = self.params.train.precision
+        if p == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if p == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def _sigma(self, mel: np.ndarray) -> np.ndarray:
+        s = np.stack([self.prior.sigma_frames(m) for m in mel])
+        return np.repeat(s, self.hop, axis=1)
+
+    def train_step(self) -> float:
+        t = self.params.train
+        audio, mel = self.sampler.batch(self.step, t.batch_size)
+        sigma = torch.from_numpy(self._sigma(mel)).to(self.device)
+        audio_t, mel_t = torch.from_numpy(audio).to(self.device), torch.from_numpy(mel).to(self.device)
+        gen = _step_generator(t.seed, self.step)
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        with self._autocast():
+            loss = self.diffusion.training_loss(lambda x, c, s: self.model(x, c, s, sigma), audio_t, mel_t,
+                                                sigma, gen)
+        value = float(loss.detach())
+        if not np.isfinite(value):
+            raise TrainingDiverged(f"training loss is {value} at step {self.step + 1} "
+                                   f"(run {self.run_dir}); lower train.learning_rate or check the features")
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.step += 1
+        return value
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Diffusion loss with fixed noise, and LS-MAE after fast sampling, on the fixed subset."""
+        t = self.params.train
+        self.model.eval()
+        losses, gen_wavs, ref_wavs, mae = [], {}, {}, []
+        for i, v in enumerate(self.valid):
+            mel = torch.from_numpy(v["mel"]).unsqueeze(0).to(self.device)
+            audio = torch.from_numpy(v["audio"]).unsqueeze(0).to(self.device)
+            sigma = torch.from_numpy(self._sigma(v["mel"][None])).to(self.device)
+            g = torch.Generator().manual_seed(utterance_seed(t.seed, f"valid-loss:{v['utt']}"))
+            with self._autocast():
+                losses.append(float(self.diffusion.training_loss(
+                    lambda x, c, s: self.model(x, c, s, sigma), audio, mel, sigma, g)))
+        for start in range(0, len(self.valid), 8):
+            chunk = self.valid[start:start + 8]
+            with self._autocast():
+                wavs = generate(self.model, self.diffusion, self.prior, [v["mel"] for v in chunk],
+                                [utterance_seed(t.seed, v["utt"]) for v in chunk], t.valid_infer_steps,
+                                self.hop, self.device)
+            for v, w in zip(chunk, wavs):
+                gen_wavs[v["utt"]], ref_wavs[v["utt"]] = w, v["audio"]
+                a = log_mel_torch(torch.from_numpy(w), self.params.audio.preset)
+                b = log_mel_torch(torch.from_numpy(v["audio"]), self.params.audio.preset)
+                mae.append(float((a - b).abs().mean()))
+        metrics = {"valid/loss": float(np.mean(losses)), "valid/ls_mae": float(np.mean(mae))}
+        if self.validation_hook is not None:
+            extra = self.validation_hook(self.step, gen_wavs, ref_wavs) or {}
+            metrics.update({k if k.startswith("valid/") else f"valid/{k}": float(x) for k, x in extra.items()})
+        self.model.train()
+        return metrics
+
+    # ------------------------------------------------------------------ loop
+    def fit(self) -> dict[str, Any]:
+        t = self.params.train
+        resumed = self.try_resume()
+        n_params = count_parameters(self.model)
+        if not resumed:
+            write_text_atomic(self.run_dir / "params.yaml", yaml.safe_dump(self.params.to_dict(), sort_keys=False))
+            self.tracker.log_params({"n_params": n_params, "params_hash": params_hash(self.params),
+                                     **_flatten(self.params.to_dict())})
+        if self.step == 0 and t.max_steps >= 0:
+            self.tracker.log_metrics(self.validate(), step=0)
+        show = self.progress if self.progress is not None else _tty()
+        bar = tqdm(total=t.max_steps, initial=self.step, desc=f"train {self.run_dir.name}", unit="step",
+                   disable=not show)
+        t0, s0, loss_acc, n_acc = time.perf_counter(), self.step, 0.0, 0
+        try:
+            while self.step < t.max_steps:
+                loss_acc += self.train_step()
+                n_acc += 1
+                bar.update(1)
+                if self.step % t.log_every == 0:
+                    elapsed = time.perf_counter() - t0
+                    rate = (self.step - s0) / elapsed if elapsed > 0 else 0.0
+                    self.tracker.log_metrics({"train/loss": loss_acc / n_acc, "train/steps_per_s": rate}, self.step)
+                    bar.set_postfix(loss=f"{loss_acc / n_acc:.4f}")
+                    loss_acc, n_acc = 0.0, 0
+                if self.step % t.validate_every == 0 or self.step == t.max_steps:
+                    metrics = self.validate()
+                    self.tracker.log_metrics(metrics, self.step)
+                    bar.set_postfix(ls_mae=f"{metrics['valid/ls_mae']:.3f}")
+                if self.step % t.checkpoint_every == 0 or self.step == t.max_steps:
+                    self.save()
+        finally:
+            bar.close()
+        if not (self.ckpt_dir / ckpt_io.LAST).exists():
+            self.save()  # max_steps == 0: still leave a checkpoint of the initial model
+        last_valid = {}
+        for rec in self.jsonl.records():
+            last_valid.update({k: v for k, v in rec.items() if k.startswith("valid/")})
+        result = {"step": self.step, "checkpoint": str(self.ckpt_dir / ckpt_io.LAST), "n_params": n_params,
+                  "params_hash": params_hash(self.params), **last_valid}
+        write_json_atomic(self.run_dir / "result.json", result)
+        return result
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def train(params: Params, features_dir: str | Path, stats_path: str | Path | None, run_dir: str | Path,
+          tracker: Tracker | None = None, validation_hook: ValidationHook | None = None,
+          progress: bool | None = None) -> dict[str, Any]:
+    """Train (or resume) to params.train.max_steps; returns the final step, checkpoint and validation metrics."""
+    return Trainer(params, features_dir, stats_path, run_dir, tracker, validation_hook, progress).fit()
+
+
+def _tty() -> bool:
+    import sys
+
+    return sys.stderr.isatty()
