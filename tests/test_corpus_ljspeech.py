@@ -189,6 +189,10 @@ def test_official_yes_with_user_lists(tmp_path):
     assert [u.utt_id for u in s["valid"]] == ["S-03"]
     assert [u.utt_id for u in s["test"]] == ["S-07", "S-01"]  # list order kept
     assert len(s["train"]) == 7
+    assert split_utterances(utts, 0, 0, seed=0, lists_dir=d) == s  # auto + explicit lists: use them
+    assert len(split_utterances(utts, 2, 2, seed=0, official="no", lists_dir=d)["valid"]) == 2
+    with pytest.raises(CorpusError, match="official split lists not found"):
+        split_utterances(utts, 2, 2, seed=0, lists_dir=tmp_path)  # explicit but empty directory
     # a listed id absent from the corpus, an id in two lists, an explicit train list missing one
     (d / "ljspeech_test.txt").write_text("S-07\nS-99\n")
     with pytest.raises(CorpusError, match=r"ljspeech_test\.txt: 1 listed utterance\(s\) not in the corpus"):

@@ -288,8 +288,9 @@ def split_utterances(utts: Sequence[Utterance], n_valid: int, n_test: int, seed:
     sorted by id. official = "yes": the lists ``ljspeech_{valid,test}[,train].txt`` in ``lists_dir``
     (default: the shipped official PriorGrad lists), in list order, train = every unlisted utterance
     when there is no train list; n_valid/n_test are ignored. official = "auto": "yes" on the full
-    LJSpeech (13,100 LJ ids), "no" otherwise; if the lists are not available it falls back to a
-    seeded 13000/5/95 split with a warning that it is not the official one.
+    LJSpeech (13,100 LJ ids) or when ``lists_dir`` is given, "no" otherwise; on the full LJSpeech
+    without the shipped lists it falls back to a seeded 13000/5/95 split with a warning that it is
+    not the official one.
     """
     if official not in ("auto", "yes", "no"):
         raise ValueError(f"official must be 'auto', 'yes' or 'no', got {official!r}")
@@ -297,7 +298,8 @@ def split_utterances(utts: Sequence[Utterance], n_valid: int, n_test: int, seed:
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
         raise CorpusError(f"duplicate utterance id {dup} in the corpus")
-    use_lists = official == "yes" or (official == "auto" and is_full_ljspeech(utts))
+    # an explicit lists_dir means "use these lists" unless the split is forced to be seeded
+    use_lists = official == "yes" or (official == "auto" and (lists_dir is not None or is_full_ljspeech(utts)))
     if use_lists:
         ldir = Path(lists_dir) if lists_dir is not None else SPLITS_DIR
         lists = load_split_lists(ldir)

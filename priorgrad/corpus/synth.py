@@ -20,6 +20,7 @@ import re
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
@@ -116,12 +117,17 @@ class _Synthesiser:
         # spawn (not fork): a forked child would inherit eSpeak state from this process
         self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
 
+    def _run(self, fn, *args):
+        try:
+            return self._pool.submit(fn, *args).result()
+        except BrokenProcessPool as e:  # the library crashed the worker (it cannot raise a Python error)
+            raise espeak.EspeakError(f"the eSpeak NG worker process died ({e})") from e
+
     def __call__(self, jobs: list[tuple[str, espeak.Prosody, str]]) -> list[np.ndarray]:
-        payload = [(text, asdict(p), voice) for text, p, voice in jobs]
-        return self._pool.submit(_worker_synth, payload).result()
+        return self._run(_worker_synth, [(text, asdict(p), voice) for text, p, voice in jobs])
 
     def version(self) -> str:
-        return self._pool.submit(_worker_version).result()
+        return self._run(_worker_version)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
