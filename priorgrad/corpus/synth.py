@@ -29,7 +29,7 @@ import numpy as np
 
 from priorgrad.corpus import espeak
 from priorgrad.corpus.ljspeech import (CorpusError, atomic_write_bytes, encode_wav, format_metadata,
-                                       read_metadata)
+                                       parse_metadata)
 from priorgrad.corpus.sentences import generate_sentences, replacement_sentence, word_count
 
 log = logging.getLogger(__name__)
@@ -168,10 +168,11 @@ def _check_target_dir(out_dir: Path) -> None:
         return
     meta = out_dir / "metadata.csv"
     if meta.exists():
-        foreign = [u.utt_id for u in read_metadata(out_dir) if not _OUR_WAV.match(u.utt_id + ".wav")]
-        if foreign:
-            raise CorpusError(f"{meta}: holds utterances not made by the synthesiser (e.g. {foreign[0]}); "
-                              f"refusing to overwrite; choose an empty output directory")
+        utts, problems = parse_metadata(out_dir)
+        foreign = [u.utt_id for u in utts if not _OUR_WAV.match(u.utt_id + ".wav")]
+        if foreign or problems:
+            what = f"utterances not made by the synthesiser (e.g. {foreign[0]})" if foreign else "malformed lines"
+            raise CorpusError(f"{meta}: holds {what}; refusing to overwrite; choose an empty output directory")
 
 
 def make_corpus(out_dir: str | os.PathLike, n_utterances: int = 300, seed: int = 0,
@@ -240,7 +241,8 @@ def make_corpus(out_dir: str | os.PathLike, n_utterances: int = 300, seed: int =
     finally:
         worker.close()
 
-    stale = [p for p in (out_dir / "wavs").glob("*.wav") if _OUR_WAV.match(p.name) and p.stem not in set(ids)]
+    planned = set(ids)
+    stale = [p for p in (out_dir / "wavs").glob("*.wav") if _OUR_WAV.match(p.name) and p.stem not in planned]
     for p in stale:  # left by an earlier run with other arguments; they would be wavs without transcript
         p.unlink()
     if stale:
