@@ -1,0 +1,264 @@
+"""Figures of the report (matplotlib + seaborn), saved byte-reproducibly.
+
+Determinism: a fixed style and font (DejaVu Sans ships with matplotlib), a fixed SVG hash salt, no
+timestamps or software strings in the file metadata, every category in an explicit order, and seed
+bands drawn as the min-max range over seeds (a percentile interval, no bootstrap resampling).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless; must precede pyplot
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from reports.metrics_info import MetricInfo, metric_info  # noqa: E402
+from reports.tables import SYSTEM_LABELS, fmt_params, size_order  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+PRIOR_LABELS = {"standard": "DiffWave (N(0, I))", "energy": "PriorGrad (energy prior)"}
+SYSTEM_COLORS = {"diffwave": "#1f77b4", "priorgrad": "#d62728"}
+PRIOR_COLORS = {"standard": SYSTEM_COLORS["diffwave"], "energy": SYSTEM_COLORS["priorgrad"]}
+LINESTYLES = ["-", "--", ":", "-."]
+MARKERS = ["o", "s", "^", "D", "v", "P"]
+
+# Everything that could otherwise vary between runs or machines.
+DETERMINISTIC_RC = {
+    "font.family": "DejaVu Sans",
+    "svg.hashsalt": "priorgrad-bench-report",
+    "svg.fonttype": "path",
+    "path.simplify": True,
+    "axes.formatter.useoffset": False,
+}
+SAVE_METADATA = {
+    "png": {"Software": None},
+    "svg": {"Date": None, "Creator": None},
+    "pdf": {"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None},
+}
+
+
+@dataclass
+class FigureFile:
+    key: str          # e.g. "convergence_ls_mae"
+    file: str         # path relative to the output dir, e.g. "figures/convergence_ls_mae.png"
+    title: str
+    caption: str
+
+
+@contextmanager
+def report_style(dpi: int) -> Iterator[None]:
+    """Seaborn's theme plus the deterministic settings, restored afterwards."""
+    with matplotlib.rc_context():
+        sns.set_theme(style="whitegrid", context="paper")
+        matplotlib.rcParams.update(DETERMINISTIC_RC)
+        matplotlib.rcParams.update({"figure.dpi": dpi, "savefig.dpi": dpi})
+        yield
+
+
+def save_figure(fig: Figure, path: Path, fmt: str) -> None:
+    """Save atomically with metadata stripped of dates and versions."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, format=fmt, metadata=SAVE_METADATA[fmt], bbox_inches=None)
+    os.replace(tmp, path)
+
+
+def _grid(n: int, max_cols: int = 4, w: float = 3.6, h: float = 3.0) -> tuple[Figure, list]:
+    cols = min(n, max_cols)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(w * cols, h * rows + 0.6), squeeze=False)
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def convergence_figure(conv: pd.DataFrame, metric: str, info: MetricInfo, sizes: list[str]) -> Figure:
+    """Metric vs training step, one panel per size, both priors, band = range over seeds."""
+    df = conv[conv["metric"].str.removeprefix("valid/") == metric].copy()
+    # Column names double as legend titles.
+    df["system"] = df["prior"].map(PRIOR_LABELS)
+    budgets = sorted(df["budget"].unique())
+    df["training budget"] = df["budget"].map(lambda b: f"{b} steps")
+    panels = [s for s in sizes if s in set(df["size"])]
+    fig, axes = _grid(len(panels), max_cols=3, w=4.2, h=3.2)
+    n_params = df.groupby("size")["n_params"].max()
+    for ax, size in zip(axes, panels):
+        d = df[df["size"] == size].sort_values(["prior", "budget", "seed", "step"], kind="mergesort")
+        sns.lineplot(data=d, x="step", y="value", hue="system",
+                     hue_order=[PRIOR_LABELS[p] for p in ("standard", "energy")],
+                     palette=[PRIOR_COLORS["standard"], PRIOR_COLORS["energy"]],
+                     style="training budget" if len(budgets) > 1 else None,
+                     style_order=[f"{b} steps" for b in budgets] if len(budgets) > 1 else None,
+                     estimator="mean", errorbar=("pi", 100), marker="o", markersize=3, ax=ax,
+                     legend="auto" if ax is axes[0] else False)
+        n_seeds = d.groupby(["prior", "budget"])["seed"].nunique().max()
+        ax.set_title(f"{size} ({fmt_params(int(n_params[size]))} params), {n_seeds} seed(s)")
+        ax.set_xlabel("training step")
+        ax.set_ylabel(info.heading)
+    if axes and axes[0].get_legend() is not None:
+        sns.move_legend(axes[0], "best", fontsize=7)
+    fig.suptitle(f"Convergence: validation {info.label} vs training step (line: seed mean, band: min-max over seeds)",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _errorbar(ax, x, y, lo, hi, **kw) -> None:
+    y, lo, hi = np.asarray(y, float), np.asarray(lo, float), np.asarray(hi, float)
+    ax.errorbar(x, y, yerr=np.vstack([y - lo, hi - y]), capsize=3, **kw)
+
+
+def _final_budget(summary: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    b = int(summary["budget"].max())
+    return summary[summary["budget"] == b], b
+
+
+def quality_vs_tinfer(summary: pd.DataFrame, infos: list[MetricInfo], sizes: list[str]) -> Figure:
+    s, budget = _final_budget(summary)
+    fig, axes = _grid(len(infos))
+    for ax, info in zip(axes, infos):
+        d = s[s["metric"] == info.key]
+        for i, size in enumerate(sizes):
+            for system in ("diffwave", "priorgrad"):
+                g = d[(d["size"] == size) & (d["system"] == system)].sort_values("t_infer")
+                if g.empty:
+                    continue
+                _errorbar(ax, g["t_infer"], g["mean"], g["ci_low"], g["ci_high"],
+                          color=SYSTEM_COLORS[system], linestyle=LINESTYLES[i % 4], marker=MARKERS[i % 6],
+                          markersize=4, label=f"{SYSTEM_LABELS[system]}, {size}")
+        ts = sorted(d["t_infer"].unique())
+        ax.set_xscale("log")
+        ax.set_xticks(ts, [str(t) for t in ts])
+        ax.minorticks_off()
+        ax.set_xlabel("inference steps T_infer")
+        ax.set_ylabel(info.heading)
+    axes[0].legend(fontsize=6)
+    fig.suptitle(f"Quality vs inference steps (training budget {budget} steps; bars: 95% CI)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def quality_vs_size(summary: pd.DataFrame, infos: list[MetricInfo]) -> Figure:
+    s, budget = _final_budget(summary)
+    ts = sorted(int(t) for t in s["t_infer"].unique())
+    fig, axes = _grid(len(infos))
+    for ax, info in zip(axes, infos):
+        d = s[s["metric"] == info.key]
+        for i, t in enumerate(ts):
+            for system in ("diffwave", "priorgrad"):
+                g = d[(d["t_infer"] == t) & (d["system"] == system)].sort_values("n_params")
+                if g.empty:
+                    continue
+                _errorbar(ax, g["n_params"], g["mean"], g["ci_low"], g["ci_high"],
+                          color=SYSTEM_COLORS[system], linestyle=LINESTYLES[i % 4], marker=MARKERS[i % 6],
+                          markersize=4, label=f"{SYSTEM_LABELS[system]}, T={t}")
+        ns = sorted(int(n) for n in d["n_params"].unique())
+        ax.set_xscale("log")
+        ax.set_xticks(ns, [fmt_params(n) for n in ns])
+        ax.minorticks_off()
+        ax.set_xlabel("network parameters")
+        ax.set_ylabel(info.heading)
+    axes[0].legend(fontsize=6)
+    fig.suptitle(f"Quality vs network size (training budget {budget} steps; bars: 95% CI)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def quality_vs_rtf(summary: pd.DataFrame, rtf: pd.DataFrame, infos: list[MetricInfo], sizes: list[str]) -> Figure:
+    """Each point is one system/size/T_infer: its real-time factor against its quality."""
+    s, budget = _final_budget(summary)
+    r = rtf.groupby(["system", "size", "t_infer"])["rtf"].median()
+    devices = ", ".join(sorted(set(rtf["device"])))
+    fig, axes = _grid(len(infos))
+    for ax, info in zip(axes, infos):
+        d = s[s["metric"] == info.key]
+        for i, size in enumerate(sizes):
+            for system in ("diffwave", "priorgrad"):
+                g = d[(d["size"] == size) & (d["system"] == system)].sort_values("t_infer")
+                keys = [(system, size, int(t)) for t in g["t_infer"]]
+                have = [k in r.index for k in keys]
+                g = g[have]
+                if g.empty:
+                    continue
+                x = [r[(system, size, int(t))] for t in g["t_infer"]]
+                _errorbar(ax, x, g["mean"], g["ci_low"], g["ci_high"], color=SYSTEM_COLORS[system],
+                          linestyle="none", marker=MARKERS[i % 6], markersize=4,
+                          label=f"{SYSTEM_LABELS[system]}, {size}")
+                for xi, yi, t in zip(x, g["mean"], g["t_infer"]):
+                    ax.annotate(f"T{int(t)}", (xi, yi), textcoords="offset points", xytext=(3, 3), fontsize=6)
+        ax.set_xscale("log")
+        # plain numbers at 1-2-5 steps on the log axis; minor labels off (they collide on a short range)
+        ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlabel(f"real-time factor (log; {devices})")
+        ax.set_ylabel(info.heading)
+    axes[0].legend(fontsize=6)
+    fig.suptitle(f"Quality vs synthesis speed (training budget {budget} steps; lower RTF = faster)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def build_figures(conv: pd.DataFrame, summary: pd.DataFrame, rtf: pd.DataFrame, table_infos: list[MetricInfo],
+                  convergence_metrics: list[str]) -> list[tuple[str, str, str, Figure]]:
+    """(key, title, caption, figure) for every figure, in report order. Call inside report_style()."""
+    sizes = size_order(summary)
+    out: list[tuple[str, str, str, Figure]] = []
+    conv_present = set(conv["metric"].str.removeprefix("valid/"))
+    directions = dict(zip(summary["metric"], summary["higher_is_better"].astype(bool)))
+    missing = [m for m in convergence_metrics if m not in conv_present]
+    if missing:
+        log.warning("convergence.csv has no curves for %s (has %s)", missing, sorted(conv_present))
+    for m in [m for m in convergence_metrics if m in conv_present]:
+        info = metric_info(m, directions.get(m))
+        out.append((f"convergence_{m}", f"Convergence of {info.label}",
+                    f"Validation {info.label} against training step for both priors, one panel per network size. "
+                    "Line: mean over seeds; band: min-max over seeds.",
+                    convergence_figure(conv, m, info, sizes)))
+    out.append(("quality_vs_tinfer", "Quality vs inference steps",
+                "Mean test-set score with its 95% CI per system and size against the number of inference steps.",
+                quality_vs_tinfer(summary, table_infos, sizes)))
+    out.append(("quality_vs_size", "Quality vs network size",
+                "Mean test-set score with its 95% CI per system and T_infer against the number of parameters.",
+                quality_vs_size(summary, table_infos)))
+    out.append(("quality_vs_rtf", "Quality vs real-time factor",
+                "Mean test-set score with its 95% CI against the measured real-time factor of synthesis "
+                "(median over rtf.csv rows); labels give T_infer.",
+                quality_vs_rtf(summary, rtf, table_infos, sizes)))
+    return out
+
+
+def text_table_figure(title: str, header: list[str], rows: list[list[str]], bold: list[list[bool]] | None = None,
+                      col_widths: list[float] | None = None, notes: list[str] = ()) -> Figure:
+    """A table rendered as a (landscape A4) matplotlib figure for the PDF."""
+    fig = plt.figure(figsize=(11.69, 8.27))
+    fig.text(0.03, 0.96, title, fontsize=11, weight="bold", va="top")
+    ax = fig.add_axes((0.03, 0.08, 0.94, 0.84))
+    ax.axis("off")
+    tab = ax.table(cellText=rows or [[""] * len(header)], colLabels=header, loc="upper center",
+                   cellLoc="center", colWidths=col_widths)
+    tab.auto_set_font_size(False)
+    tab.set_fontsize(6.5 if len(header) > 8 else 7.5)
+    tab.scale(1.0, 1.25)
+    for j in range(len(header)):
+        tab[0, j].set_text_props(weight="bold")
+    if bold:
+        for i, brow in enumerate(bold):
+            for j, b in enumerate(brow):
+                if b:
+                    tab[i + 1, j].set_text_props(weight="bold")
+    for k, note in enumerate(notes):
+        fig.text(0.03, 0.06 - 0.018 * k, note, fontsize=7, va="top")
+    return fig

@@ -1,0 +1,234 @@
+"""Load and validate the pipeline outputs the report reads (docs/interfaces.md, "Pipeline outputs").
+
+Every problem is an error that names the file and what is wrong with it: a report built on a
+half-read table would state claims the runs do not support.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+PRIORS = ("standard", "energy")
+SYSTEMS = ("diffwave", "priorgrad")
+SYSTEM_OF_PRIOR = {"standard": "diffwave", "energy": "priorgrad"}
+
+CONVERGENCE_COLUMNS = ["trial", "prior", "size", "n_params", "seed", "budget", "step", "metric", "value"]
+SCORES_COLUMNS = ["system", "prior", "size", "n_params", "seed", "budget", "t_infer", "utt", "metric", "value"]
+RTF_COLUMNS = ["system", "size", "n_params", "t_infer", "rtf", "device"]
+SUMMARY_KEYS = ["system", "prior", "size", "n_params", "budget", "t_infer", "metric", "n", "n_failed",
+                "mean", "std", "ci_low", "ci_high", "higher_is_better"]
+COMPARISON_KEYS = ["size", "budget", "t_infer", "metric", "n", "mean_diff", "ci_low", "ci_high",
+                   "p_wilcoxon", "higher_is_better", "a", "b"]
+TRIAL_KEYS = ["trial", "prior", "size", "n_params", "seed", "budget", "checkpoint", "mlflow_run_id"]
+PROVENANCE_KEYS = ["git_commit", "params_hash", "corpus", "machine", "metric_versions"]
+
+# `<system>-<size>-<budget>-T<t>`; the size name may itself contain dashes.
+AUDIO_DIR_RE = re.compile(r"^(?P<system>priorgrad|diffwave)-(?P<size>.+)-(?P<budget>\d+)-T(?P<t_infer>\d+)$")
+
+
+class ReportInputError(ValueError):
+    """A pipeline output is missing or malformed; the message names the file."""
+
+
+@dataclass(frozen=True)
+class AudioSetting:
+    """One directory of synthesized examples: a system at one size, budget and T_infer."""
+    system: str
+    size: str
+    budget: int
+    t_infer: int
+    directory: Path
+
+    @property
+    def name(self) -> str:
+        return self.directory.name
+
+
+@dataclass
+class RunData:
+    eval_dir: Path
+    sweep_dir: Path
+    convergence: pd.DataFrame
+    trials: list[dict[str, Any]]
+    scores: pd.DataFrame
+    summary: pd.DataFrame
+    comparisons: pd.DataFrame
+    rtf: pd.DataFrame
+    provenance: dict[str, Any]
+    reference_audio: dict[str, Path]             # utt -> wav
+    audio_settings: list[AudioSetting] = field(default_factory=list)
+
+    def input_files(self) -> list[Path]:
+        """Every file the report is built from (for the provenance section's input list)."""
+        files = [self.sweep_dir / "convergence.csv", self.sweep_dir / "trials.json"]
+        files += [self.eval_dir / n for n in ("scores.csv", "summary.json", "comparisons.json",
+                                               "rtf.csv", "provenance.json")]
+        return files
+
+
+def _require_file(path: Path) -> None:
+    if not path.is_file():
+        raise ReportInputError(f"{path}: required pipeline output not found (run the pipeline first: dvc repro)")
+
+
+def _read_csv(path: Path, columns: list[str], numeric: dict[str, str], allow_empty_value: bool) -> pd.DataFrame:
+    """Read a tidy CSV as strings, then convert the numeric columns, naming any bad row."""
+    _require_file(path)
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise ReportInputError(f"{path}: not a readable CSV ({e})") from e
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ReportInputError(f"{path}: missing columns {missing} (has {list(df.columns)})")
+    if df.empty:
+        raise ReportInputError(f"{path}: no rows")
+    df = df[columns].copy()
+    for col, kind in numeric.items():
+        raw = df[col].str.strip()
+        conv = pd.to_numeric(raw, errors="coerce")
+        empty = raw == ""
+        bad = conv.isna() & ~(empty & allow_empty_value & (col == "value"))
+        if bad.any():
+            i = int(bad.to_numpy().nonzero()[0][0])
+            raise ReportInputError(f"{path}: row {i + 2}: column {col!r} is not a number: {df[col].iloc[i]!r}")
+        if kind == "int":
+            if (conv.dropna() % 1 != 0).any():
+                raise ReportInputError(f"{path}: column {col!r} must hold integers")
+            df[col] = conv.astype("int64")
+        else:
+            df[col] = conv.astype("float64")
+    return df
+
+
+def _check_values(path: Path, df: pd.DataFrame, col: str, allowed: tuple[str, ...]) -> None:
+    bad = sorted(set(df[col]) - set(allowed))
+    if bad:
+        raise ReportInputError(f"{path}: column {col!r} has unknown values {bad} (expected {list(allowed)})")
+
+
+def _read_json(path: Path) -> Any:
+    _require_file(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ReportInputError(f"{path}: invalid JSON ({e})") from e
+
+
+def _records(path: Path, keys: list[str], optional_keys: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    data = _read_json(path)
+    if not isinstance(data, list):
+        raise ReportInputError(f"{path}: expected a JSON list of objects, got {type(data).__name__}")
+    for i, rec in enumerate(data):
+        if not isinstance(rec, dict):
+            raise ReportInputError(f"{path}: item {i} is not an object")
+        missing = [k for k in keys if k not in rec and k not in optional_keys]
+        if missing:
+            raise ReportInputError(f"{path}: item {i} lacks keys {missing}")
+    return data
+
+
+def _numeric_frame(path: Path, records: list[dict[str, Any]], keys: list[str],
+                   floats: list[str], ints: list[str], nullable: tuple[str, ...] = ()) -> pd.DataFrame:
+    df = pd.DataFrame(records, columns=keys)
+    for col in floats + ints:
+        conv = pd.to_numeric(df[col], errors="coerce")
+        bad = conv.isna() & ~(df[col].isna() & (col in nullable))
+        if bad.any():
+            i = int(bad.to_numpy().nonzero()[0][0])
+            raise ReportInputError(f"{path}: item {i}: {col!r} is not a number: {records[i].get(col)!r}")
+        df[col] = conv.astype("int64") if col in ints else conv.astype("float64")
+    df["higher_is_better"] = df["higher_is_better"].astype(bool)
+    for col in ("size", "metric"):
+        df[col] = df[col].astype(str)
+    return df
+
+
+def _load_audio(eval_dir: Path) -> tuple[dict[str, Path], list[AudioSetting]]:
+    audio_dir = eval_dir / "audio"
+    ref_dir = audio_dir / "reference"
+    if not ref_dir.is_dir():
+        raise ReportInputError(f"{ref_dir}: reference audio directory not found")
+    reference = {p.stem: p for p in sorted(ref_dir.glob("*.wav"))}
+    if not reference:
+        raise ReportInputError(f"{ref_dir}: no .wav files")
+    settings: list[AudioSetting] = []
+    for d in sorted(p for p in audio_dir.iterdir() if p.is_dir() and p.name != "reference"):
+        m = AUDIO_DIR_RE.match(d.name)
+        if not m:
+            raise ReportInputError(f"{d}: audio directory name is not <system>-<size>-<budget>-T<t>")
+        settings.append(AudioSetting(m["system"], m["size"], int(m["budget"]), int(m["t_infer"]), d))
+    return reference, settings
+
+
+def load_runs(eval_dir: str | Path, sweep_dir: str | Path) -> RunData:
+    """Read every pipeline output the report uses; raise ReportInputError naming the first bad file."""
+    eval_dir, sweep_dir = Path(eval_dir), Path(sweep_dir)
+    for d in (eval_dir, sweep_dir):
+        if not d.is_dir():
+            raise ReportInputError(f"{d}: directory not found (run the pipeline first: dvc repro)")
+
+    conv_path = sweep_dir / "convergence.csv"
+    convergence = _read_csv(conv_path, CONVERGENCE_COLUMNS,
+                            {"n_params": "int", "seed": "int", "budget": "int", "step": "int", "value": "float"},
+                            allow_empty_value=False)
+    _check_values(conv_path, convergence, "prior", PRIORS)
+
+    trials_path = sweep_dir / "trials.json"
+    trials = _records(trials_path, TRIAL_KEYS)
+    for i, t in enumerate(trials):
+        if t["prior"] not in PRIORS:
+            raise ReportInputError(f"{trials_path}: item {i}: prior {t['prior']!r} not in {list(PRIORS)}")
+
+    scores_path = eval_dir / "scores.csv"
+    scores = _read_csv(scores_path, SCORES_COLUMNS,
+                       {"n_params": "int", "seed": "int", "budget": "int", "t_infer": "int", "value": "float"},
+                       allow_empty_value=True)
+    _check_values(scores_path, scores, "system", SYSTEMS)
+    _check_values(scores_path, scores, "prior", PRIORS)
+
+    summary_path = eval_dir / "summary.json"
+    summary = _numeric_frame(summary_path, _records(summary_path, SUMMARY_KEYS), SUMMARY_KEYS,
+                             floats=["mean", "std", "ci_low", "ci_high"],
+                             ints=["n_params", "budget", "t_infer", "n", "n_failed"],
+                             nullable=("mean", "std", "ci_low", "ci_high"))
+    _check_values(summary_path, summary, "system", SYSTEMS)
+    if summary.empty:
+        raise ReportInputError(f"{summary_path}: no rows")
+
+    comp_path = eval_dir / "comparisons.json"
+    comparisons = _numeric_frame(comp_path, _records(comp_path, COMPARISON_KEYS), COMPARISON_KEYS,
+                                 floats=["mean_diff", "ci_low", "ci_high", "p_wilcoxon"],
+                                 ints=["budget", "t_infer", "n"],
+                                 nullable=("mean_diff", "ci_low", "ci_high", "p_wilcoxon"))
+    for i, rec in comparisons.iterrows():
+        if (rec["a"], rec["b"]) != ("priorgrad", "diffwave"):
+            raise ReportInputError(f"{comp_path}: item {i}: expected a=priorgrad, b=diffwave, "
+                                   f"got a={rec['a']!r}, b={rec['b']!r}")
+
+    rtf_path = eval_dir / "rtf.csv"
+    rtf = _read_csv(rtf_path, RTF_COLUMNS, {"n_params": "int", "t_infer": "int", "rtf": "float"},
+                    allow_empty_value=False)
+    _check_values(rtf_path, rtf, "system", SYSTEMS)
+
+    prov_path = eval_dir / "provenance.json"
+    provenance = _read_json(prov_path)
+    if not isinstance(provenance, dict):
+        raise ReportInputError(f"{prov_path}: expected a JSON object")
+    missing = [k for k in PROVENANCE_KEYS if k not in provenance]
+    if missing:
+        raise ReportInputError(f"{prov_path}: missing keys {missing}")
+
+    reference, settings = _load_audio(eval_dir)
+    log.info("read %d convergence rows, %d scores, %d summary rows, %d comparisons, %d audio settings",
+             len(convergence), len(scores), len(summary), len(comparisons), len(settings))
+    return RunData(eval_dir, sweep_dir, convergence, trials, scores, summary, comparisons, rtf,
+                   provenance, reference, settings)

@@ -1,0 +1,100 @@
+"""The listening section: like the paper's demo page, the recording and every system/setting side
+by side for a few test utterances, each with its scores. Audio is copied beside index.html."""
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from reports.inputs import AudioSetting, RunData
+from reports.metrics_info import metric_info
+from reports.tables import SYSTEM_LABELS, fmt_params
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Player:
+    src: str | None                        # relative to the output dir; None = this clip is missing
+    scores: list[tuple[str, str]] = field(default_factory=list)   # (metric heading, value)
+    note: str = ""
+
+
+@dataclass
+class ListeningRow:
+    label: str                              # "small (1.23M), 1000 steps, T=6"
+    players: dict[str, Player]              # system -> player
+
+
+@dataclass
+class ListeningUtt:
+    utt: str
+    reference: str
+    rows: list[ListeningRow]
+
+
+def _copy(src: Path, out_dir: Path, rel: str) -> str:
+    dst = out_dir / rel
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)   # byte copy: identical inputs give identical files
+    return rel
+
+
+def build_listening(data: RunData, out_dir: Path, n_utts: int, metrics: list[str]) -> tuple[list[ListeningUtt], list[str]]:
+    """Copy the audio and return the section's model plus notes about anything missing."""
+    notes: list[str] = []
+    if n_utts == 0:
+        return [], ["report.n_listening is 0: no listening examples requested"]
+    utts = sorted(data.reference_audio)[:n_utts]
+    directions = dict(zip(data.summary["metric"], data.summary["higher_is_better"].astype(bool)))
+    shown = [m for m in metrics if m in directions]
+    n_params = {str(s): int(n) for s, n in data.summary.groupby("size")["n_params"].max().items()}
+    sizes_rank = {s: -n for s, n in n_params.items()}
+
+    # Mean over seeds of each utterance's score per setting (a setting's clip comes from one trial,
+    # its score line says over how many seeds the number is averaged).
+    sc = data.scores[data.scores["utt"].isin(utts) & data.scores["metric"].isin(shown)]
+    agg = sc.groupby(["system", "size", "budget", "t_infer", "utt", "metric"])["value"].agg(["mean", "count"])
+
+    groups: dict[tuple[str, int, int], dict[str, AudioSetting]] = {}
+    for s in data.audio_settings:
+        groups.setdefault((s.size, s.budget, s.t_infer), {})[s.system] = s
+    order = sorted(groups, key=lambda k: (sizes_rank.get(k[0], 0), k[0], k[1], k[2]))
+
+    out: list[ListeningUtt] = []
+    for utt in utts:
+        ref = _copy(data.reference_audio[utt], out_dir, f"audio/reference/{utt}.wav")
+        rows: list[ListeningRow] = []
+        for key in order:
+            size, budget, t = key
+            label = f"{size} ({fmt_params(n_params[size]) if size in n_params else '?'}), {budget} steps, T={t}"
+            players: dict[str, Player] = {}
+            for system in ("diffwave", "priorgrad"):
+                setting = groups[key].get(system)
+                if setting is None:
+                    players[system] = Player(None, note=f"no {SYSTEM_LABELS[system]} examples at this setting")
+                    continue
+                wav = setting.directory / f"{utt}.wav"
+                if not wav.is_file():
+                    players[system] = Player(None, note=f"missing {wav}")
+                    notes.append(f"{wav}: listening example not found")
+                    continue
+                rel = _copy(wav, out_dir, f"audio/{setting.name}/{utt}.wav")
+                scores = []
+                for m in shown:
+                    info = metric_info(m, directions[m])
+                    k = (system, size, budget, t, utt, m)
+                    if k in agg.index and agg.loc[k, "count"] > 0:
+                        n = int(agg.loc[k, "count"])
+                        scores.append((info.heading, info.fmt(agg.loc[k, "mean"]) + (f" (mean of {n} seeds)" if n > 1 else "")))
+                    else:
+                        scores.append((info.heading, "failed / not scored"))
+                players[system] = Player(rel, scores)
+            rows.append(ListeningRow(label, players))
+        out.append(ListeningUtt(utt, ref, rows))
+    if not data.audio_settings:
+        notes.append(f"{data.eval_dir / 'audio'}: no synthesized examples, only the recordings are shown")
+    return out, notes

@@ -1,0 +1,59 @@
+"""Display names, directions and number formats of the metrics the report knows by name.
+
+The direction of a scored metric always comes from the pipeline's own outputs (summary.json's
+`higher_is_better`); the table below only supplies labels, decimals, and the direction of the
+convergence-only metrics (e.g. the training loss) that never reach summary.json.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# key: (label, unit, higher_is_better, decimals)
+KNOWN: dict[str, tuple[str, str, bool, int]] = {
+    "pesq_wb": ("PESQ-WB", "MOS-LQO", True, 2),
+    "pesq_nb": ("PESQ-NB", "MOS-LQO", True, 2),
+    "stoi": ("STOI", "", True, 3),
+    "estoi": ("ESTOI", "", True, 3),
+    "mrstft": ("MR-STFT", "", False, 3),
+    "ls_mae": ("LS-MAE", "", False, 3),
+    "mcd": ("MCD", "dB", False, 2),
+    "f0_rmse": ("F0 RMSE", "cents", False, 1),
+    "vuv_error": ("V/UV error", "", False, 3),
+    "dnsmos_ovrl": ("DNSMOS OVRL", "MOS", True, 2),
+    "dnsmos_sig": ("DNSMOS SIG", "MOS", True, 2),
+    "dnsmos_bak": ("DNSMOS BAK", "MOS", True, 2),
+    "dnsmos_p808": ("DNSMOS P.808", "MOS", True, 2),
+    "loss": ("training loss", "", False, 4),
+    "rtf": ("RTF", "", False, 3),
+}
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    key: str
+    label: str
+    unit: str
+    higher_is_better: bool
+    decimals: int
+
+    @property
+    def arrow(self) -> str:
+        return "\u2191" if self.higher_is_better else "\u2193"
+
+    @property
+    def heading(self) -> str:
+        unit = f" ({self.unit})" if self.unit else ""
+        return f"{self.label}{unit} {self.arrow}"
+
+    def fmt(self, x: float) -> str:
+        return f"{x:.{self.decimals}f}"
+
+
+def metric_info(key: str, higher_is_better: bool | None = None) -> MetricInfo:
+    """Info for `key`; `higher_is_better` from the pipeline's outputs wins over the built-in table."""
+    if key.startswith("valid/"):
+        key = key[len("valid/"):]
+    label, unit, hib, dec = KNOWN.get(key, (key, "", False, 3))
+    if higher_is_better is None and key not in KNOWN:
+        raise KeyError(f"metric {key!r}: direction unknown (not in summary.json nor in reports.metrics_info.KNOWN)")
+    return MetricInfo(key, label, unit, hib if higher_is_better is None else bool(higher_is_better), dec)

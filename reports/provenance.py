@@ -1,0 +1,52 @@
+"""Provenance section: where the numbers come from (from provenance.json) plus the report's own
+inputs (content hashes, not timestamps, so the section is deterministic)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+REPORT_PACKAGES = ("matplotlib", "seaborn", "jinja2", "pandas", "numpy")
+
+
+def _flat(value: Any) -> str:
+    if value is None or isinstance(value, (dict, list, bool)):
+        return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return str(value)
+
+
+def sha256_short(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def _version(pkg: str) -> str:
+    try:
+        return metadata.version(pkg)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def build_provenance(prov: dict[str, Any], input_files: list[Path], report_params_hash: str) -> dict[str, Any]:
+    """Rows for the template: run provenance, metric implementations, report inputs and tools."""
+    run_rows = [("git commit", _flat(prov["git_commit"])), ("params hash", _flat(prov["params_hash"]))]
+    for key, label in (("corpus", "corpus"), ("machine", "machine")):
+        v = prov[key]
+        if isinstance(v, dict):
+            run_rows += [(f"{label}: {k}", _flat(v[k])) for k in sorted(v)]
+        else:
+            run_rows.append((label, _flat(v)))
+    for k in sorted(set(prov) - {"git_commit", "params_hash", "corpus", "machine", "metric_versions"}):
+        run_rows.append((k, _flat(prov[k])))
+    mv = prov["metric_versions"]
+    metric_rows = [(k, _flat(mv[k])) for k in sorted(mv)] if isinstance(mv, dict) else [("all", _flat(mv))]
+    inputs = [(p.parent.name + "/" + p.name, sha256_short(p)) for p in input_files]
+    tools = [("python", platform.python_version())] + [(p, _version(p)) for p in REPORT_PACKAGES]
+    return {"run": run_rows, "metrics": metric_rows, "inputs": inputs, "tools": tools,
+            "report_params_hash": report_params_hash}

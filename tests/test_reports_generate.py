@@ -1,0 +1,117 @@
+"""The report generator on a fake runs/ tree with the pipeline's exact layout: content, links,
+byte-identical re-runs, the CLI, and the page in headless Chromium."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reports.config import ReportConfig
+from reports.generate import generate
+from test_reports_support import (N_AUDIO, browse_report, check_audio_records, check_links_resolve, find_chromium,
+                                  keep_screenshots, make_runs, parse_report, tree_bytes)
+
+ROOT = Path(__file__).resolve().parents[1]
+N_SETTINGS = 16   # 2 systems x 2 sizes x 2 budgets x 2 T_infer
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("report")
+    ev, sweep = make_runs(root)
+    params = root / "params.yaml"
+    params.write_text("report:\n  n_listening: 3\n")
+    out = root / "out"
+    # relative paths, as the DVC stage passes them
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        index = generate(Path("runs/eval"), Path("runs/sweep"), ReportConfig(n_listening=3), Path("out"))
+    finally:
+        os.chdir(cwd)
+    return {"root": root, "out": out, "index": out / index.relative_to("out"), "params": params}
+
+
+def test_report_has_table_figures_players_and_resolving_links(report: dict) -> None:
+    out = report["out"]
+    assert sorted(p.name for p in out.iterdir()) == ["audio", "figures", "index.html", "report.md", "report.pdf"]
+    found = check_links_resolve(report["index"])
+    assert "results" in found["tables"]
+    assert len(found["img"]) == 5       # convergence (ls_mae, mrstft), vs T_infer, vs size, vs RTF
+    assert len(found["audio"]) == N_AUDIO * (1 + N_SETTINGS)
+    assert "report.pdf" in found["href"] and "report.md" in found["href"]
+    pdf = (out / "report.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF") and pdf.count(b"/Type /Page\n") + pdf.count(b"/Type /Page ") >= 7
+    # figures in the PDF and beside the page are the same set
+    assert sorted(p.name for p in (out / "figures").iterdir()) == sorted(Path(s).name for s in found["img"])
+
+
+def test_results_table_marks_best_and_significance(report: dict) -> None:
+    html = report["index"].read_text(encoding="utf-8")
+    results = html[html.index('<table class="results">'):]
+    results = results[:results.index("</table>")]
+    rows = results.split("<tr>")[2:]
+    assert len(rows) == N_SETTINGS
+    # the fixture has f0_rmse absent (skipped) and vuv_error not in report.metrics (named in a note)
+    assert "F0 RMSE" not in results and "PESQ-WB" in results and "DNSMOS OVRL" in results
+    assert "vuv_error" in html[html.index('id="results"'):html.index('<table class="results">')]
+    # PriorGrad is far better at T=6 in the fixture: each of its T=6 rows carries the marker on every metric,
+    # DiffWave rows never carry one
+    pg_t6 = [r for r in rows if r.startswith("<td>PriorGrad") and "</td><td>6</td>" in r]
+    assert len(pg_t6) == 4 and all(r.count("\u25b2") == 6 for r in pg_t6)
+    assert all("\u25b2" not in r and "\u25bc" not in r for r in rows if r.startswith("<td>DiffWave"))
+    assert results.count('class="best"') >= 6       # one per metric column (ties may add more)
+    assert "(1 failed)" in results                   # the fixture's failed PESQ utterance is shown
+
+
+def test_claims_follow_the_cis(report: dict) -> None:
+    md = (report["out"] / "report.md").read_text(encoding="utf-8")
+    line = next(ln for ln in md.splitlines() if ln.startswith("| Better quality at few inference steps"))
+    assert "**supported**" in line and "24 of 24 comparisons favour PriorGrad" in line
+    conv = next(ln for ln in md.splitlines() if ln.startswith("| Faster convergence"))
+    # at T=50 the fixture's systems are equal: whatever the chance hits, never "supported"
+    assert "**supported**" not in conv and "PriorGrad first reaches it at step" in conv
+    assert "git commit | `0123456789abcdef0123456789abcdef01234567`" in md
+    assert "metric pesq_wb | `pesq 0.0.4 (wb, 16 kHz)`" in md
+
+
+def test_rerun_through_cli_is_byte_identical(report: dict, tmp_path: Path) -> None:
+    """The stage command run again (another process, another hash seed) on the same inputs gives
+    byte-identical files, replacing the previous output in place."""
+    before = tree_bytes(report["out"])
+    env = dict(os.environ, PYTHONHASHSEED="12345")
+    proc = subprocess.run([sys.executable, "-m", "reports", "--eval", "runs/eval", "--sweep", "runs/sweep",
+                           "--params", "params.yaml", "--out", "out"], cwd=report["root"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    after = tree_bytes(report["out"])
+    assert sorted(after) == sorted(before)
+    changed = [k for k in before if before[k] != after[k]]
+    assert not changed, f"not byte-identical on re-run: {changed}"
+    assert not [p for p in report["root"].iterdir() if p.name.startswith(".out.")], "staging dir left behind"
+
+
+def test_cli_names_missing_input(report: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from reports.__main__ import main
+
+    rc = main(["--eval", str(tmp_path / "nope"), "--sweep", str(report["root"] / "runs/sweep"),
+               "--params", str(report["params"]), "--out", str(tmp_path / "out")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "nope") in err and "not found" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_page_in_headless_chromium(report: dict, tmp_path: Path) -> None:
+    browser = find_chromium()
+    if browser is None:
+        pytest.skip("Debian chromium not installed (/usr/bin/chromium absent; .ci/install-chromium.sh installs it "
+                    "when run as root with apt-get): cannot check audio loading in a browser")
+    records, shots = browse_report(browser, report["out"], tmp_path)
+    check_audio_records(records, expected_players=N_AUDIO * (1 + N_SETTINGS))
+    kept = keep_screenshots(shots, "fixture")
+    print("screenshots:", *kept)
+    assert len(parse_report(report["index"])["audio"]) == len(records) - 1

@@ -1,0 +1,340 @@
+"""Support for the report tests, and a test of it.
+
+- make_runs: a small fake runs/ tree in the exact layout of docs/interfaces.md ("Pipeline outputs the
+  report reads"): 2 priors x 2 sizes x 2 budgets x T_infer {6, 50}, 3 seeds, 6 test utterances, real
+  (short) wav files. Its statistics are computed from its scores, so the claims section has real CIs to
+  judge: PriorGrad clearly better at T=6, indistinguishable at T=50, faster-converging curves.
+- browse_report / check_*: headless Chromium and static checks shared with the end-to-end tests.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy.stats import wilcoxon
+
+SR = 22050
+SIZES = {"base": 2_619_971, "small": 1_227_651}
+BUDGETS = [200, 400]
+SEEDS = [0, 1, 2]
+T_INFER = [6, 50]
+UTTS = [f"LJ001-{i:04d}" for i in range(1, 7)]
+N_AUDIO = 3
+# metric: (higher_is_better, good value, spread); f0_rmse deliberately absent ("whatever is present")
+METRICS = {"pesq_wb": (True, 3.0, 0.15), "stoi": (True, 0.9, 0.02), "mrstft": (False, 1.2, 0.05),
+           "ls_mae": (False, 0.5, 0.03), "mcd": (False, 6.0, 0.3), "dnsmos_ovrl": (True, 3.0, 0.1),
+           "vuv_error": (False, 0.1, 0.01)}
+SYSTEM = {"energy": "priorgrad", "standard": "diffwave"}
+
+
+def _boot(values: np.ndarray, seed: int = 0, n_boot: int = 500) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(values), size=(n_boot, len(values)))
+    means = values[idx].mean(axis=1)
+    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
+def _score(rng: np.random.Generator, metric: str, prior: str, size: str, budget: int, t: int) -> float:
+    hib, good, spread = METRICS[metric]
+    # quality loss ("badness" in units of spread): fewer steps, smaller net, shorter training hurt;
+    # the prior helps DiffWave's weak spot, few inference steps, a lot.
+    bad = 0.0
+    bad += 4.0 if t == 6 else 0.0
+    bad += 1.0 if size == "small" else 0.0
+    bad += 1.0 if budget == 200 else 0.0
+    if prior == "energy" and t == 6:
+        bad -= 3.0
+    value = good - bad * spread if hib else good + bad * spread
+    return float(value + rng.normal(0, spread * 0.5))
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+
+
+def _tone(freq: float, seconds: float, noise: float, seed: int) -> np.ndarray:
+    t = np.arange(int(SR * seconds)) / SR
+    rng = np.random.default_rng(seed)
+    x = 0.5 * np.sin(2 * np.pi * freq * t) * np.hanning(len(t)) + noise * rng.normal(size=len(t))
+    return (0.95 * x / np.abs(x).max()).astype(np.float32)
+
+
+def make_runs(root: Path) -> tuple[Path, Path]:
+    """Write root/runs/{sweep,eval}; returns (eval_dir, sweep_dir)."""
+    sweep, ev = root / "runs" / "sweep", root / "runs" / "eval"
+    sweep.mkdir(parents=True)
+    ev.mkdir(parents=True)
+    rng = np.random.default_rng(1234)
+
+    trials, conv_rows = [], []
+    for prior in ("standard", "energy"):
+        for size, n_params in SIZES.items():
+            for budget in BUDGETS:
+                for seed in SEEDS:
+                    trial = f"{prior}-{size}-b{budget}-s{seed}"
+                    trials.append({"trial": trial, "prior": prior, "size": size, "n_params": n_params, "seed": seed,
+                                   "budget": budget, "checkpoint": f"runs/sweep/trials/{trial}/checkpoints/last.pt",
+                                   "mlflow_run_id": f"run{len(trials):04d}"})
+                    tau = 60.0 if prior == "energy" else 150.0
+                    for step in range(0, budget + 1, 50):
+                        for metric, base in (("ls_mae", 0.5), ("mrstft", 1.2), ("loss", 0.05)):
+                            v = base * (1 + 2 * np.exp(-step / tau)) * (1.1 if size == "small" else 1.0)
+                            conv_rows.append([trial, prior, size, n_params, seed, budget, step, metric,
+                                              round(float(v + rng.normal(0, base * 0.03)), 6)])
+    (sweep / "trials.json").write_text(json.dumps(trials, indent=1))
+    _write_csv(sweep / "convergence.csv",
+               ["trial", "prior", "size", "n_params", "seed", "budget", "step", "metric", "value"], conv_rows)
+
+    score_rows = []
+    values: dict[tuple, dict[tuple, float]] = {}
+    for prior in ("standard", "energy"):
+        for size, n_params in SIZES.items():
+            for budget in BUDGETS:
+                for t in T_INFER:
+                    for metric in METRICS:
+                        cell = values.setdefault((SYSTEM[prior], size, budget, t, metric), {})
+                        for seed in SEEDS:
+                            for utt in UTTS:
+                                v = _score(rng, metric, prior, size, budget, t)
+                                failed = (metric == "pesq_wb" and prior == "standard" and size == "small"
+                                          and budget == 200 and t == 6 and seed == 0 and utt == UTTS[0])
+                                score_rows.append([SYSTEM[prior], prior, size, n_params, seed, budget, t, utt, metric,
+                                                   "" if failed else round(v, 6)])
+                                if not failed:
+                                    cell[(seed, utt)] = v
+    _write_csv(ev / "scores.csv", ["system", "prior", "size", "n_params", "seed", "budget", "t_infer", "utt",
+                                   "metric", "value"], score_rows)
+
+    summary, comparisons = [], []
+    for (system, size, budget, t, metric), cell in sorted(values.items()):
+        arr = np.array([cell[k] for k in sorted(cell)])
+        lo, hi = _boot(arr)
+        summary.append({"system": system, "prior": "energy" if system == "priorgrad" else "standard", "size": size,
+                        "n_params": SIZES[size], "budget": budget, "t_infer": t, "metric": metric, "n": len(arr),
+                        "n_failed": len(SEEDS) * len(UTTS) - len(arr), "mean": float(arr.mean()),
+                        "std": float(arr.std(ddof=1)), "ci_low": lo, "ci_high": hi,
+                        "higher_is_better": METRICS[metric][0]})
+        if system == "priorgrad":
+            other = values[("diffwave", size, budget, t, metric)]
+            keys = sorted(set(cell) & set(other))
+            d = np.array([cell[k] - other[k] for k in keys])
+            lo, hi = _boot(d)
+            comparisons.append({"size": size, "budget": budget, "t_infer": t, "metric": metric, "n": len(d),
+                                "mean_diff": float(d.mean()), "ci_low": lo, "ci_high": hi,
+                                "p_wilcoxon": float(wilcoxon(d).pvalue), "higher_is_better": METRICS[metric][0],
+                                "a": "priorgrad", "b": "diffwave"})
+    (ev / "summary.json").write_text(json.dumps(summary, indent=1))
+    (ev / "comparisons.json").write_text(json.dumps(comparisons, indent=1))
+
+    rtf_rows = []
+    for system in ("diffwave", "priorgrad"):
+        for size, n_params in SIZES.items():
+            for t in T_INFER:
+                rtf_rows.append([system, size, n_params, t, round(n_params / 2.6e6 * t * 0.9, 4), "cpu"])
+    _write_csv(ev / "rtf.csv", ["system", "size", "n_params", "t_infer", "rtf", "device"], rtf_rows)
+
+    (ev / "provenance.json").write_text(json.dumps({
+        "git_commit": "0123456789abcdef0123456789abcdef01234567", "params_hash": "abcdef123456",
+        "corpus": {"source": "synthetic", "n_utterances": 40, "n_test": len(UTTS)},
+        "machine": {"cpu": "test-cpu", "cores": 2, "gpu": None, "os": "Linux"},
+        "metric_versions": {"pesq_wb": "pesq 0.0.4 (wb, 16 kHz)", "stoi": "pystoi 0.4.1",
+                            "dnsmos_ovrl": "speechmos 0.0.1.1"}}, indent=1))
+
+    audio = ev / "audio"
+    (audio / "reference").mkdir(parents=True)
+    for i, utt in enumerate(UTTS[:N_AUDIO]):
+        sf.write(audio / "reference" / f"{utt}.wav", _tone(220 + 40 * i, 0.4, 0.0, i), SR, subtype="PCM_16")
+    for prior in ("standard", "energy"):
+        for size in SIZES:
+            for budget in BUDGETS:
+                for t in T_INFER:
+                    d = audio / f"{SYSTEM[prior]}-{size}-{budget}-T{t}"
+                    d.mkdir()
+                    for i, utt in enumerate(UTTS[:N_AUDIO]):
+                        noise = 0.2 if t == 6 else 0.05
+                        sf.write(d / f"{utt}.wav", _tone(220 + 40 * i, 0.4, noise, 100 + i), SR, subtype="PCM_16")
+    return ev, sweep
+
+
+def test_fixture_matches_the_contract(tmp_path: Path) -> None:
+    """The fake tree itself follows docs/interfaces.md (so the report tests test the real contract)."""
+    from reports.inputs import load_runs
+
+    ev, sweep = make_runs(tmp_path)
+    data = load_runs(ev, sweep)
+    assert len(data.trials) == 2 * 2 * 2 * 3
+    assert set(data.summary["system"]) == {"priorgrad", "diffwave"}
+    assert sorted(set(data.scores["t_infer"])) == T_INFER
+    assert data.scores["value"].isna().sum() == 1          # one failed utterance, recorded as empty
+    assert len(data.audio_settings) == 16 and len(data.reference_audio) == N_AUDIO
+
+
+# --- headless Chromium (Debian `chromium`; .ci/install-chromium.sh installs it where it can) ---
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run", "--hide-scrollbars",
+                  "--autoplay-policy=no-user-gesture-required", "--virtual-time-budget=5000"]
+
+# Written into a copy of the page: after load, waits for every <audio> to load its metadata or fail,
+# then writes src / readyState / error code / duration of each into <pre id="audio-probe">.
+AUDIO_PROBE_JS = """<script>
+(function () {
+  function report() {
+    if (document.getElementById('audio-probe')) return;
+    var out = [];
+    document.querySelectorAll('audio').forEach(function (a) {
+      out.push({src: a.getAttribute('src'), readyState: a.readyState,
+                error: a.error ? a.error.code : null, duration: a.duration,
+                control: a.hasAttribute('data-probe-control')});
+    });
+    var pre = document.createElement('pre');
+    pre.id = 'audio-probe';
+    pre.textContent = JSON.stringify(out);
+    document.body.appendChild(pre);
+  }
+  window.addEventListener('load', function () {
+    var audios = [].slice.call(document.querySelectorAll('audio'));
+    var pending = audios.length;
+    if (!pending) { report(); return; }
+    audios.forEach(function (a) {
+      function done() { if (--pending === 0) report(); }
+      if (a.readyState >= 1 || a.error) { done(); return; }
+      a.addEventListener('loadedmetadata', done, {once: true});
+      a.addEventListener('error', done, {once: true});
+    });
+    setTimeout(report, 4000);
+  });
+})();
+</script>"""
+
+# Keeps only the listening section, for a screenshot of the players.
+LISTENING_ONLY_JS = ("<script>document.addEventListener('DOMContentLoaded', function () {"
+                     "var l = document.getElementById('listening');"
+                     "while (l.previousElementSibling) l.previousElementSibling.remove();});</script>")
+
+
+def find_chromium() -> str | None:
+    import shutil
+
+    for name in ("chromium", "chromium-browser"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+
+
+def _chromium(browser: str, args: list[str], user_data: Path, timeout: float = 90) -> str:
+    import subprocess
+
+    cmd = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={user_data}", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f"chromium failed (rc {proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
+    return proc.stdout
+
+
+def browse_report(browser: str, out_dir: Path, work: Path) -> tuple[list[dict], list[Path]]:
+    """Open a copy of the report in headless Chromium: the audio probe's records (plus one control
+    element with a corrupt file, proving the probe sees errors) and two screenshots (top of the page,
+    listening section). The copy keeps the probe pages out of the real report directory."""
+    import re
+    import shutil
+
+    site = work / "site"
+    shutil.copytree(out_dir, site)
+    html = (site / "index.html").read_text(encoding="utf-8")
+    (site / "_broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really audio")
+    control = '<audio data-probe-control preload="metadata" src="_broken.wav"></audio>'
+    (site / "_probe.html").write_text(html.replace("</body>", control + AUDIO_PROBE_JS + "</body>"), encoding="utf-8")
+    (site / "_listening.html").write_text(html.replace("</head>", LISTENING_ONLY_JS + "</head>"), encoding="utf-8")
+
+    dom = _chromium(browser, ["--dump-dom", (site / "_probe.html").as_uri()], work / "ud-probe")
+    m = re.search(r'<pre id="audio-probe">(.*?)</pre>', dom, re.S)
+    assert m, "the audio probe did not report (page script did not run?)"
+    import html as htmlmod
+
+    records = json.loads(htmlmod.unescape(m.group(1)))
+    shots = [work / "report-top.png", work / "report-listening.png"]
+    _chromium(browser, ["--window-size=1280,2400", f"--screenshot={shots[0]}", (site / "index.html").as_uri()],
+              work / "ud-shot1")
+    _chromium(browser, ["--window-size=1280,1600", f"--screenshot={shots[1]}", (site / "_listening.html").as_uri()],
+              work / "ud-shot2")
+    for s in shots:
+        assert s.is_file() and s.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{s}: no PNG screenshot written"
+    return records, shots
+
+
+def check_audio_records(records: list[dict], expected_players: int) -> None:
+    control = [r for r in records if r["control"]]
+    real = [r for r in records if not r["control"]]
+    assert len(control) == 1 and control[0]["error"] is not None, f"probe did not detect the broken control: {control}"
+    assert len(real) == expected_players
+    bad = [r for r in real if r["error"] is not None or r["readyState"] < 1 or not r["duration"] > 0]
+    assert not bad, f"audio elements failed to load: {bad[:5]}"
+
+
+def keep_screenshots(shots: list[Path], prefix: str) -> list[Path]:
+    """Copy screenshots to reports/screenshots/ (git-ignored) so a person can look at them."""
+    import shutil
+
+    dest = Path(__file__).resolve().parents[1] / "reports" / "screenshots"
+    dest.mkdir(parents=True, exist_ok=True)
+    out = []
+    for s in shots:
+        target = dest / f"{prefix}-{s.name}"
+        shutil.copyfile(s, target)
+        out.append(target)
+    return out
+
+
+# --- static checks of the generated page ---
+
+def parse_report(index: Path) -> dict[str, list]:
+    """Tables, images, audio sources and relative links of index.html (stdlib HTML parser)."""
+    from html.parser import HTMLParser
+
+    found: dict[str, list] = {"tables": [], "img": [], "audio": [], "href": []}
+
+    class P(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "table":
+                found["tables"].append(a.get("class", ""))
+            elif tag == "img":
+                found["img"].append(a.get("src"))
+            elif tag in ("audio", "source") and a.get("src"):
+                found["audio"].append(a["src"])
+            elif tag == "a" and a.get("href") and not a["href"].startswith("#"):
+                found["href"].append(a["href"])
+
+    P().feed(index.read_text(encoding="utf-8"))
+    return found
+
+
+def check_links_resolve(index: Path) -> dict[str, list]:
+    """Every image, audio and local link of index.html resolves to a real file beside it."""
+    import soundfile
+
+    found = parse_report(index)
+    base = index.parent
+    for kind in ("img", "audio", "href"):
+        for src in found[kind]:
+            assert src and "://" not in src and not src.startswith("/"), f"{index}: non-local {kind} link {src!r}"
+            assert (base / src).is_file(), f"{index}: {kind} link {src!r} does not resolve"
+    for src in found["img"]:
+        head = (base / src).read_bytes()[:8]
+        assert head.startswith(b"\x89PNG") or head.startswith(b"<?xml"), f"{src}: not a PNG/SVG image"
+    for src in found["audio"]:
+        info = soundfile.info(str(base / src))
+        assert info.frames > 0, f"{src}: empty audio"
+    return found
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
