@@ -1,0 +1,140 @@
+"""``python -m eval``: score two directories, compare two scored systems, list the metrics.
+
+Exit status: 0 on success, also when some utterances failed (a warning names them; scores.jsonl
+holds each error); 2 when the run cannot start (missing directory, unknown metric, bad scores file).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+log = logging.getLogger("eval")
+
+
+def _default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m eval", description=__doc__.splitlines()[0])
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("score", help="score generated wavs against references (paired by file stem)")
+    s.add_argument("--ref", required=True, type=Path, help="directory of reference wavs (<utt>.wav)")
+    s.add_argument("--gen", required=True, type=Path, help="directory of generated wavs (<utt>.wav)")
+    s.add_argument("--metrics", default="all", help="comma-separated metric keys, or 'all' (default)")
+    s.add_argument("--out", required=True, type=Path, help="output directory: scores.jsonl, summary.json")
+    s.add_argument("--workers", type=int, default=_default_workers(),
+                   help="worker processes (default: the CPUs this process may use)")
+    s.add_argument("--cache", type=Path, default=None,
+                   help="score cache file (sqlite; default OUT/cache.sqlite)")
+    s.add_argument("--no-cache", action="store_true", help="score everything, read and write no cache")
+    s.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    s.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
+
+    c = sub.add_parser("compare", help="paired comparison of two scored systems (a - b)")
+    c.add_argument("--a", required=True, type=Path, help="score directory (or scores.jsonl) of system a")
+    c.add_argument("--b", required=True, type=Path, help="score directory (or scores.jsonl) of system b")
+    c.add_argument("--out", required=True, type=Path, help="output JSON file")
+    c.add_argument("--metrics", default=None, help="comma-separated keys (default: all scored in both)")
+    c.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    c.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
+
+    sub.add_parser("list", help="list the metrics with their metadata")
+    return p
+
+
+def _score(args: argparse.Namespace) -> int:
+    from eval.runner import EvalInputError, score_dirs
+
+    try:
+        records, summary = score_dirs(args.ref, args.gen, args.metrics, args.out, workers=args.workers,
+                                      cache_path=args.cache, use_cache=not args.no_cache, seed=args.seed,
+                                      n_boot=args.n_boot)
+    except EvalInputError as e:
+        log.error("%s", e)
+        return 2
+    failed = [r["utt"] for r in records if r["errors"]]
+    for name, s in summary.items():
+        mean = "n/a" if s["mean"] is None else f"{s['mean']:.4f}"
+        ci = "" if s["ci_low"] is None else f" [{s['ci_low']:.4f}, {s['ci_high']:.4f}]"
+        print(f"{name:12s} n={s['n']:<4d} failed={s['n_failed']:<4d} mean={mean}{ci}")
+    if failed:
+        log.warning("%d of %d utterance(s) had at least one failed metric (%s); see %s",
+                    len(failed), len(records), ", ".join(failed[:5]) + (" ..." if len(failed) > 5 else ""),
+                    args.out / "scores.jsonl")
+    return 0
+
+
+def compare_scores(a_path: Path, b_path: Path, metrics: Sequence[str] | None = None, seed: int = 0,
+                   n_boot: int = 2000) -> dict[str, dict]:
+    """Paired comparison (a - b) per metric of two scores.jsonl files; 'better' only if the CI excludes 0."""
+    from eval.files import read_scores
+    from eval.registry import METRICS, resolve
+    from eval.stats import paired_comparison, verdict
+
+    a_recs, b_recs = read_scores(a_path), read_scores(b_path)
+    if metrics is None:
+        in_a = {k for r in a_recs for k in r if k in METRICS}
+        in_b = {k for r in b_recs for k in r if k in METRICS}
+        names = [m for m in METRICS if m in in_a and m in in_b]
+        if not names:
+            raise ValueError(f"{a_path} and {b_path} have no metric in common")
+    else:
+        names = [m.name for m in resolve(list(metrics))]
+    out: dict[str, dict] = {}
+    for name in names:
+        a = {r["utt"]: r.get(name) for r in a_recs}
+        b = {r["utt"]: r.get(name) for r in b_recs}
+        try:
+            res = paired_comparison(a, b, seed=seed, n_boot=n_boot)
+        except ValueError as e:
+            log.warning("%s: cannot compare (%s)", name, e)
+            continue
+        hib = METRICS[name].higher_is_better
+        out[name] = {**res, "higher_is_better": hib, "better": verdict(res, hib)}
+    return out
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from eval.files import write_json
+
+    metrics = None if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]
+    try:
+        result = compare_scores(args.a, args.b, metrics, seed=args.seed, n_boot=args.n_boot)
+    except (FileNotFoundError, ValueError) as e:
+        log.error("%s", e)
+        return 2
+    write_json(args.out, result)
+    for name, r in result.items():
+        print(f"{name:12s} n={r['n']:<4d} a-b={r['mean_diff']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] "
+              f"p={r['p_wilcoxon']:.3g} better={r['better'] or '-'}")
+    return 0
+
+
+def _list() -> int:
+    from eval.registry import METRICS
+
+    for m in METRICS.values():
+        print(json.dumps({"name": m.name, "description": m.description, **m.info()}))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if args.command == "score":
+        return _score(args)
+    if args.command == "compare":
+        return _compare(args)
+    return _list()
