@@ -23,7 +23,8 @@ KNOWN: dict[str, tuple[str, str, bool, int]] = {
     "dnsmos_sig": ("DNSMOS SIG", "MOS", True, 2),
     "dnsmos_bak": ("DNSMOS BAK", "MOS", True, 2),
     "dnsmos_p808": ("DNSMOS P.808", "MOS", True, 2),
-    "loss": ("training loss", "", False, 4),
+    "loss": ("validation loss", "", False, 4),
+    "train_loss": ("training loss", "", False, 4),
     "rtf": ("RTF", "", False, 3),
 }
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from eval.stats import verdict
 from reports.metrics_info import MetricInfo, metric_info
 
 SYSTEM_LABELS = {"diffwave": "DiffWave", "priorgrad": "PriorGrad"}
@@ -29,15 +30,13 @@ def fmt_params(n: int) -> str:
 
 
 def significance(row: pd.Series | dict) -> str:
-    """'better' / 'worse' (for PriorGrad, a = priorgrad) / 'ns' from a comparisons.json record."""
-    lo, hi = row["ci_low"], row["ci_high"]
-    if lo is None or hi is None or (isinstance(lo, float) and math.isnan(lo)) or \
-            (isinstance(hi, float) and math.isnan(hi)):
-        return "ns"
-    if lo > 0 or hi < 0:
-        a_higher = lo > 0
-        return "better" if a_higher == bool(row["higher_is_better"]) else "worse"
-    return "ns"
+    """'better' / 'worse' (for PriorGrad, a = priorgrad) / 'ns' from a comparisons.json record.
+
+    The rule is eval's own (eval.stats.verdict: the CI of a - b excludes 0); a missing CI (NaN)
+    is 'ns'."""
+    winner = verdict({"ci_low": float(row["ci_low"]), "ci_high": float(row["ci_high"])},
+                     bool(row["higher_is_better"]))
+    return {"a": "better", "b": "worse"}.get(winner, "ns")
 
 
 @dataclass

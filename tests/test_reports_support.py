@@ -65,8 +65,13 @@ def _tone(freq: float, seconds: float, noise: float, seed: int) -> np.ndarray:
     return (0.95 * x / np.abs(x).max()).astype(np.float32)
 
 
-def make_runs(root: Path) -> tuple[Path, Path]:
-    """Write root/runs/{sweep,eval}; returns (eval_dir, sweep_dir)."""
+def make_runs(root: Path, sizes: dict[str, int] | None = None, budgets: list[int] | None = None,
+              seeds: list[int] | None = None, t_infer: list[int] | None = None) -> tuple[Path, Path]:
+    """Write root/runs/{sweep,eval}; returns (eval_dir, sweep_dir). Defaults: the full grid above."""
+    sizes = sizes or SIZES
+    budgets = budgets or BUDGETS
+    seeds = seeds or SEEDS
+    t_infer = t_infer or T_INFER
     sweep, ev = root / "runs" / "sweep", root / "runs" / "eval"
     sweep.mkdir(parents=True)
     ev.mkdir(parents=True)
@@ -74,9 +79,9 @@ def make_runs(root: Path) -> tuple[Path, Path]:
 
     trials, conv_rows = [], []
     for prior in ("standard", "energy"):
-        for size, n_params in SIZES.items():
-            for budget in BUDGETS:
-                for seed in SEEDS:
+        for size, n_params in sizes.items():
+            for budget in budgets:
+                for seed in seeds:
                     trial = f"{prior}-{size}-b{budget}-s{seed}"
                     trials.append({"trial": trial, "prior": prior, "size": size, "n_params": n_params, "seed": seed,
                                    "budget": budget, "checkpoint": f"runs/sweep/trials/{trial}/checkpoints/last.pt",
@@ -94,12 +99,12 @@ def make_runs(root: Path) -> tuple[Path, Path]:
     score_rows = []
     values: dict[tuple, dict[tuple, float]] = {}
     for prior in ("standard", "energy"):
-        for size, n_params in SIZES.items():
-            for budget in BUDGETS:
-                for t in T_INFER:
+        for size, n_params in sizes.items():
+            for budget in budgets:
+                for t in t_infer:
                     for metric in METRICS:
                         cell = values.setdefault((SYSTEM[prior], size, budget, t, metric), {})
-                        for seed in SEEDS:
+                        for seed in seeds:
                             for utt in UTTS:
                                 v = _score(rng, metric, prior, size, budget, t)
                                 failed = (metric == "pesq_wb" and prior == "standard" and size == "small"
@@ -116,8 +121,8 @@ def make_runs(root: Path) -> tuple[Path, Path]:
         arr = np.array([cell[k] for k in sorted(cell)])
         lo, hi = _boot(arr)
         summary.append({"system": system, "prior": "energy" if system == "priorgrad" else "standard", "size": size,
-                        "n_params": SIZES[size], "budget": budget, "t_infer": t, "metric": metric, "n": len(arr),
-                        "n_failed": len(SEEDS) * len(UTTS) - len(arr), "mean": float(arr.mean()),
+                        "n_params": sizes[size], "budget": budget, "t_infer": t, "metric": metric, "n": len(arr),
+                        "n_failed": len(seeds) * len(UTTS) - len(arr), "mean": float(arr.mean()),
                         "std": float(arr.std(ddof=1)), "ci_low": lo, "ci_high": hi,
                         "higher_is_better": METRICS[metric][0]})
         if system == "priorgrad":
@@ -134,8 +139,8 @@ def make_runs(root: Path) -> tuple[Path, Path]:
 
     rtf_rows = []
     for system in ("diffwave", "priorgrad"):
-        for size, n_params in SIZES.items():
-            for t in T_INFER:
+        for size, n_params in sizes.items():
+            for t in t_infer:
                 rtf_rows.append([system, size, n_params, t, round(n_params / 2.6e6 * t * 0.9, 4), "cpu"])
     _write_csv(ev / "rtf.csv", ["system", "size", "n_params", "t_infer", "rtf", "device"], rtf_rows)
 
@@ -151,9 +156,9 @@ def make_runs(root: Path) -> tuple[Path, Path]:
     for i, utt in enumerate(UTTS[:N_AUDIO]):
         sf.write(audio / "reference" / f"{utt}.wav", _tone(220 + 40 * i, 0.4, 0.0, i), SR, subtype="PCM_16")
     for prior in ("standard", "energy"):
-        for size in SIZES:
-            for budget in BUDGETS:
-                for t in T_INFER:
+        for size in sizes:
+            for budget in budgets:
+                for t in t_infer:
                     d = audio / f"{SYSTEM[prior]}-{size}-{budget}-T{t}"
                     d.mkdir()
                     for i, utt in enumerate(UTTS[:N_AUDIO]):

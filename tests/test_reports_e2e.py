@@ -1,0 +1,74 @@
+"""The report stage after the smoke profile's real `dvc repro` (the session fixture `smoke_repro`
+from tests/conftest.py, shared with the pipeline tests): the page has a results table, figures and
+players whose links resolve; the stage command gives byte-identical files when run again; the audio
+loads in headless Chromium."""
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from test_reports_support import (browse_report, check_audio_records, check_links_resolve, find_chromium,
+                                  keep_screenshots, tree_bytes)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def project(request: pytest.FixtureRequest) -> Path:
+    try:
+        root = request.getfixturevalue("smoke_repro")
+    except pytest.FixtureLookupError:
+        pytest.skip("tests/conftest.py provides no smoke_repro fixture (the pipeline's smoke `dvc repro`) yet")
+    return Path(root)
+
+
+def _report_cmd(project: Path) -> list[str]:
+    stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
+    assert "report" in stages, "dvc.yaml has no report stage"
+    stage = stages["report"]
+    assert "reports/out" in [o if isinstance(o, str) else next(iter(o)) for o in stage["outs"]]
+    argv = shlex.split(stage["cmd"])
+    assert argv[:3] == ["python", "-m", "reports"], stage["cmd"]
+    return argv
+
+
+def test_smoke_report_content_and_links(project: Path) -> None:
+    index = project / "reports" / "out" / "index.html"
+    assert index.is_file(), f"{index}: the report stage did not run"
+    found = check_links_resolve(index)
+    assert "results" in found["tables"]
+    assert len(found["img"]) >= 2
+    assert len(found["audio"]) >= 4
+    assert (project / "reports" / "out" / "report.pdf").read_bytes().startswith(b"%PDF")
+    assert (project / "reports" / "out" / "report.md").is_file()
+
+
+def test_smoke_report_stage_is_byte_identical(project: Path, tmp_path: Path) -> None:
+    """The stage's own command, run again on the same inputs (into another directory, leaving the
+    shared project untouched), gives byte-identical files."""
+    argv = _report_cmd(project)
+    i = argv.index("--out")
+    argv[i + 1] = str(tmp_path / "out")
+    argv[0] = sys.executable
+    proc = subprocess.run(argv, cwd=project, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    first, second = tree_bytes(project / "reports" / "out"), tree_bytes(tmp_path / "out")
+    assert sorted(first) == sorted(second)
+    assert [k for k in first if first[k] != second[k]] == []
+
+
+def test_smoke_report_in_chromium(project: Path, tmp_path: Path) -> None:
+    browser = find_chromium()
+    if browser is None:
+        pytest.skip("Debian chromium not installed (/usr/bin/chromium absent; .ci/install-chromium.sh installs it "
+                    "when run as root with apt-get): cannot check audio loading in a browser")
+    out = project / "reports" / "out"
+    n_players = len(check_links_resolve(out / "index.html")["audio"])
+    records, shots = browse_report(browser, out, tmp_path)
+    check_audio_records(records, expected_players=n_players)
+    print("screenshots:", *keep_screenshots(shots, "smoke"))
