@@ -142,7 +142,7 @@ def _build(data: RunData, cfg: ReportConfig, out: Path) -> None:
         "claims": claims, "claim_rule": CLAIM_RULE.format(pct=100 * cfg.claim_min_fraction),
         "table": table, "mark_better": MARK_BETTER, "mark_worse": MARK_WORSE,
         "figures": figures, "listening": listening, "listening_notes": listening_notes,
-        "provenance": build_provenance(data.provenance, data.input_files(), report_hash),
+        "provenance": build_provenance(data.provenance, data.input_files(), report_hash, data.trials),
     }
     env = _env()
     _write_text(out / "index.html", env.get_template("index.html.j2").render(**context))

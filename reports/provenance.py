@@ -33,8 +33,10 @@ def _version(pkg: str) -> str:
         return "not installed"
 
 
-def build_provenance(prov: dict[str, Any], input_files: list[Path], report_params_hash: str) -> dict[str, Any]:
-    """Rows for the template: run provenance, metric implementations, report inputs and tools."""
+def build_provenance(prov: dict[str, Any], input_files: list[Path], report_params_hash: str,
+                     trials: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Rows for the template: run provenance, metric implementations, report inputs, tools, and the
+    trials with their MLflow run ids (to find each one in the MLflow UI)."""
     run_rows = [("git commit", _flat(prov["git_commit"])), ("params hash", _flat(prov["params_hash"]))]
     for key, label in (("corpus", "corpus"), ("machine", "machine")):
         v = prov[key]
@@ -48,5 +50,7 @@ def build_provenance(prov: dict[str, Any], input_files: list[Path], report_param
     metric_rows = [(k, _flat(mv[k])) for k in sorted(mv)] if isinstance(mv, dict) else [("all", _flat(mv))]
     inputs = [(p.parent.name + "/" + p.name, sha256_short(p)) for p in input_files]
     tools = [("python", platform.python_version())] + [(p, _version(p)) for p in REPORT_PACKAGES]
+    trial_rows = [[_flat(t.get(k)) for k in ("trial", "prior", "size", "seed", "budget", "mlflow_run_id")]
+                  for t in sorted(trials or [], key=lambda t: str(t["trial"]))]
     return {"run": run_rows, "metrics": metric_rows, "inputs": inputs, "tools": tools,
-            "report_params_hash": report_params_hash}
+            "report_params_hash": report_params_hash, "trials": trial_rows}
