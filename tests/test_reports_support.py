@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.stats import wilcoxon
+
+from eval.stats import paired_comparison, summarize
 
 SR = 22050
 SIZES = {"base": 2_619_971, "small": 1_227_651}
@@ -28,13 +29,6 @@ METRICS = {"pesq_wb": (True, 3.0, 0.15), "stoi": (True, 0.9, 0.02), "mrstft": (F
            "ls_mae": (False, 0.5, 0.03), "mcd": (False, 6.0, 0.3), "dnsmos_ovrl": (True, 3.0, 0.1),
            "vuv_error": (False, 0.1, 0.01)}
 SYSTEM = {"energy": "priorgrad", "standard": "diffwave"}
-
-
-def _boot(values: np.ndarray, seed: int = 0, n_boot: int = 500) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(values), size=(n_boot, len(values)))
-    means = values[idx].mean(axis=1)
-    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
 
 def _score(rng: np.random.Generator, metric: str, prior: str, size: str, budget: int, t: int) -> float:
@@ -116,24 +110,21 @@ def make_runs(root: Path, sizes: dict[str, int] | None = None, budgets: list[int
     _write_csv(ev / "scores.csv", ["system", "prior", "size", "n_params", "seed", "budget", "t_infer", "utt",
                                    "metric", "value"], score_rows)
 
+    # the statistics the evaluate stage computes, with eval's own functions
     summary, comparisons = [], []
     for (system, size, budget, t, metric), cell in sorted(values.items()):
-        arr = np.array([cell[k] for k in sorted(cell)])
-        lo, hi = _boot(arr)
+        all_keys = [(seed, utt) for seed in seeds for utt in UTTS]
+        stats = summarize([cell.get(k) for k in all_keys], seed=0, n_boot=500)
         summary.append({"system": system, "prior": "energy" if system == "priorgrad" else "standard", "size": size,
-                        "n_params": sizes[size], "budget": budget, "t_infer": t, "metric": metric, "n": len(arr),
-                        "n_failed": len(seeds) * len(UTTS) - len(arr), "mean": float(arr.mean()),
-                        "std": float(arr.std(ddof=1)), "ci_low": lo, "ci_high": hi,
+                        "n_params": sizes[size], "budget": budget, "t_infer": t, "metric": metric, **stats,
                         "higher_is_better": METRICS[metric][0]})
         if system == "priorgrad":
             other = values[("diffwave", size, budget, t, metric)]
-            keys = sorted(set(cell) & set(other))
-            d = np.array([cell[k] - other[k] for k in keys])
-            lo, hi = _boot(d)
-            comparisons.append({"size": size, "budget": budget, "t_infer": t, "metric": metric, "n": len(d),
-                                "mean_diff": float(d.mean()), "ci_low": lo, "ci_high": hi,
-                                "p_wilcoxon": float(wilcoxon(d).pvalue), "higher_is_better": METRICS[metric][0],
-                                "a": "priorgrad", "b": "diffwave"})
+            as_map = {f"{k[0]}/{k[1]}": v for k, v in cell.items()}
+            bs_map = {f"{k[0]}/{k[1]}": v for k, v in other.items()}
+            comparisons.append({"size": size, "budget": budget, "t_infer": t, "metric": metric,
+                                **paired_comparison(as_map, bs_map, seed=0, n_boot=500),
+                                "higher_is_better": METRICS[metric][0], "a": "priorgrad", "b": "diffwave"})
     (ev / "summary.json").write_text(json.dumps(summary, indent=1))
     (ev / "comparisons.json").write_text(json.dumps(comparisons, indent=1))
 
