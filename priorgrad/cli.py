@@ -36,17 +36,21 @@ def cmd_corpus_make(args: argparse.Namespace) -> int:
         n = p.corpus.n_utterances if n is None else n
         seed = p.corpus.seed if seed is None else seed
     summary = make_corpus(Path(args.out), n_utterances=n, seed=seed)
-    print(json.dumps(summary, indent=2, default=str))
+    brief = {k: v for k, v in summary.items() if not isinstance(v, (list, dict))}
+    print(json.dumps(brief, indent=2, default=str))
     return 0
 
 
 def cmd_corpus_validate(args: argparse.Namespace) -> int:
     from priorgrad.corpus.validate import format_report, validate_corpus
 
-    kwargs = {}
-    if args.min_seconds is not None:
-        kwargs["min_seconds"] = args.min_seconds
-    report = validate_corpus(Path(args.path), **kwargs)
+    p = _params(args)
+    # A clip is usable for training when it holds one training crop.
+    min_seconds = args.min_seconds
+    if min_seconds is None:
+        min_seconds = p.train.crop_frames * p.hop_length / p.audio.sample_rate
+    report = validate_corpus(Path(args.path), sample_rate=p.audio.sample_rate, min_seconds=min_seconds,
+                             allow_resample=p.audio.allow_resample)
     print(format_report(report))
     return 0 if report.ok else 1
 
@@ -54,7 +58,7 @@ def cmd_corpus_validate(args: argparse.Namespace) -> int:
 def cmd_preprocess(args: argparse.Namespace) -> int:
     from priorgrad.preprocess import preprocess
 
-    summary = preprocess(args.corpus, args.out, _params(args))
+    summary = preprocess(args.corpus, args.out, _params(args), lists_dir=args.split_lists)
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -102,12 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
     make.set_defaults(func=cmd_corpus_make)
     val = csub.add_parser("validate", help="report every problem of a corpus; exit 1 when unusable")
     val.add_argument("path", help="corpus directory (metadata.csv + wavs/)")
-    val.add_argument("--min-seconds", type=float, default=None, help="shortest usable clip (default: one crop)")
+    val.add_argument("--min-seconds", type=float, default=None,
+                     help="shortest usable clip in seconds (default: one training crop, train.crop_frames)")
+    _add_params(val)
     val.set_defaults(func=cmd_corpus_validate)
 
     pre = sub.add_parser("preprocess", help="corpus -> normalised audio + log-mel .npy + manifest")
     pre.add_argument("--corpus", required=True, help="corpus directory (LJSpeech layout)")
     pre.add_argument("--out", required=True, help="features directory")
+    pre.add_argument("--split-lists", default=None,
+                     help="directory with ljspeech_{valid,test}[,train].txt id lists (default: shipped official lists)")
     _add_params(pre)
     pre.set_defaults(func=cmd_preprocess)
 

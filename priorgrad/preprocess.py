@@ -27,7 +27,8 @@ def _source_key(path: Path) -> list[int]:
     return [st.st_size, st.st_mtime_ns]
 
 
-def preprocess(corpus_dir: str | Path, out_dir: str | Path, params: Params, progress: bool | None = None) -> dict[str, Any]:
+def preprocess(corpus_dir: str | Path, out_dir: str | Path, params: Params, progress: bool | None = None,
+               lists_dir: str | Path | None = None) -> dict[str, Any]:
     """Write FEATS/audio/*.npy, FEATS/mel/*.npy and FEATS/manifest.jsonl for every utterance of the corpus."""
     from priorgrad.corpus.ljspeech import read_metadata, split_utterances
 
@@ -35,7 +36,8 @@ def preprocess(corpus_dir: str | Path, out_dir: str | Path, params: Params, prog
     preset = get_preset(params.audio.preset)
     utts = read_metadata(corpus_dir)
     c = params.corpus
-    splits = split_utterances(utts, n_valid=c.n_valid, n_test=c.n_test, seed=c.split_seed, official=c.official_split)
+    splits = split_utterances(utts, n_valid=c.n_valid, n_test=c.n_test, seed=c.split_seed, official=c.official_split,
+                              lists_dir=lists_dir)
     split_of = {u.utt_id: name for name, members in splits.items() for u in members}
 
     settings = {"preset": preset.name, "allow_resample": params.audio.allow_resample}
