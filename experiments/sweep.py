@@ -1,0 +1,195 @@
+"""The sweep stage: prior x size x seed x budget, run by Ray Tune or sequentially, then its tables.
+
+    python -m experiments.sweep --params params.yaml --features data/features \
+        --stats data/prior_stats.json --out runs/sweep
+
+Resuming: every trial trains in ``OUT/trials/<trial>-<hash>/`` and continues from its own last
+checkpoint; a finished trial (``trial_result.json``) is never trained again. Under Ray the Tune
+experiment lives in ``OUT/tune/<sweep>-<id>/`` and an interrupted one is restored
+(``Tuner.restore(resume_errored=True)``); a failed trial is retried ``sweep.max_failures`` times.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from experiments.convergence import final_metrics, write_tables
+from experiments.spec import (SweepConfig, Trial, expand_trials, project_root, sweep_config, sweep_id,
+                              tracking_config)
+from experiments.trackers import TrackingUnavailable, default_tracking_uri, ensure_experiment
+from experiments.trial import TrialContext, git_commit, run_dir_of, run_trial
+from priorgrad.config import Params, load_params
+
+log = logging.getLogger("experiments.sweep")
+
+
+class SweepFailed(RuntimeError):
+    """Some trials did not finish; the message names them and their errors."""
+
+
+def make_context(params: Params, trials: list[Trial], features: Path, stats: Path, out: Path,
+                 root: Path) -> TrialContext:
+    s, t = sweep_config(params), tracking_config(params)
+    sid = sweep_id(params, trials)
+    experiment = f"{t.experiment_prefix}-{s.name}-{sid}"
+    uri: str | None = None
+    if t.enabled:
+        uri = default_tracking_uri(root, t.uri)
+        try:
+            # Created here, once, so concurrent trials never race to create the store or the experiment.
+            ensure_experiment(uri, experiment, root / "mlartifacts", t.timeout_s)
+            log.info("MLflow: experiment %r at %s", experiment, uri)
+        except TrackingUnavailable as e:
+            log.warning("%s; the sweep runs without MLflow tracking (metrics stay in each trial's "
+                        "metrics.jsonl)", e)
+            uri = None
+    return TrialContext(
+        base_params=params.to_dict(), features=str(features.resolve()), stats=str(stats.resolve()),
+        trials_dir=str((out / "trials").resolve()), sweep_id=sid, sweep_name=s.name, git_commit=git_commit(root),
+        tracking_uri=uri, experiment=experiment, artifact_root=str((root / "mlartifacts").resolve()),
+        tracking_timeout_s=t.timeout_s, n_audio_samples=t.n_audio_samples,
+        validation_metrics=list(s.validation_metrics), cpus_per_trial=s.cpus_per_trial)
+
+
+def run_sequential(ctx: TrialContext, trials: list[Trial]) -> dict[str, str]:
+    """Runs the trials in this process, one after the other (no Ray import). Returns {trial: error}."""
+    errors = {}
+    for i, trial in enumerate(trials, 1):
+        log.info("trial %d/%d: %s", i, len(trials), trial.name)
+        try:
+            run_trial(ctx, trial, use_ray=False)
+        except Exception as e:  # one failed trial must not lose the others
+            log.exception("trial %s failed", trial.name)
+            errors[trial.name] = f"{type(e).__name__}: {e}"
+    return errors
+
+
+def _ray_temp_dir() -> str:
+    # Ray puts unix sockets under its temp dir and their paths must stay under ~107 bytes,
+    # so it cannot live in a deep project path; one per user keeps runs of different users apart.
+    return str(Path(tempfile.gettempdir()) / f"ray-{os.getuid()}")
+
+
+def _trainable(config: dict[str, Any]) -> None:
+    """The Tune function trainable: one trial, reporting to Tune through RayTuneTracker."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    ctx = TrialContext(**config["ctx"])
+    run_trial(ctx, Trial.from_dict(config["trial"]), use_ray=True)
+
+
+def run_ray(ctx: TrialContext, trials: list[Trial], s: SweepConfig, out: Path, root: Path) -> dict[str, str]:
+    import ray
+    from ray import tune
+
+    address = os.environ.get("RAY_ADDRESS") or s.ray_address
+    # Workers import this project's packages; they inherit the driver's environment on a local Ray,
+    # and get it through the runtime env on a cluster (which must see the same paths).
+    pythonpath = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)
+    os.environ["PYTHONPATH"] = pythonpath
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # trials use absolute paths; keep cwd
+    if address:
+        log.info("Ray: connecting to the cluster at %s", address)
+        ray.init(address=address, runtime_env={"env_vars": {"PYTHONPATH": pythonpath}}, log_to_driver=True)
+    else:
+        num_cpus = s.num_cpus or os.cpu_count() or 1
+        ray.init(num_cpus=num_cpus, num_gpus=None, _temp_dir=_ray_temp_dir(), include_dashboard=False,
+                 log_to_driver=True)
+    try:
+        storage = (out / "tune").resolve()
+        storage.mkdir(parents=True, exist_ok=True)
+        name = f"{s.name}-{ctx.sweep_id}"
+        trainable = tune.with_resources(_trainable, {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
+        path = storage / name
+        if tune.Tuner.can_restore(str(path)):
+            log.info("Ray Tune: restoring the interrupted sweep at %s", path)
+            tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True,
+                                       resume_errored=True)
+        else:
+            space = {"ctx": dataclasses.asdict(ctx), "trial": tune.grid_search([t.to_dict() for t in trials])}
+            tuner = tune.Tuner(
+                trainable, param_space=space,
+                tune_config=tune.TuneConfig(max_concurrent_trials=s.max_concurrent_trials,
+                                            trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
+                run_config=tune.RunConfig(name=name, storage_path=str(storage), verbose=1,
+                                          failure_config=tune.FailureConfig(max_failures=s.max_failures)))
+        grid = tuner.fit()
+        errors = {}
+        for r in grid:
+            if r.error is not None:
+                errors[r.config["trial"]["name"]] = f"{type(r.error).__name__}: {r.error}"
+        return errors
+    finally:
+        ray.shutdown()
+
+
+def _trial_name(trial: Any) -> str:
+    return str(trial.config["trial"]["name"])
+
+
+def collect(ctx: TrialContext, trials: list[Trial], root: Path) -> tuple[list[tuple[dict[str, Any], Path]], list[str]]:
+    from experiments.trial import finished_result
+
+    results, missing = [], []
+    for t in trials:
+        run_dir = run_dir_of(ctx, t)
+        res = finished_result(run_dir, t)
+        if res is None:
+            missing.append(t.name)
+        else:
+            ckpt = Path(res["checkpoint"]).resolve()
+            if ckpt.is_relative_to(root):  # relative paths keep trials.json valid in any clone
+                res = {**res, "checkpoint": str(ckpt.relative_to(root))}
+            results.append((res, run_dir))
+    return results, missing
+
+
+def run_sweep(params_path: Path, features: Path, stats: Path, out: Path, backend: str | None = None) -> Path:
+    params = load_params(params_path)
+    s = sweep_config(params)
+    tracking_config(params)  # validate now, not in the middle of a trial
+    backend = backend or s.backend
+    for p, what in ((features / "manifest.jsonl", "feature manifest"), (stats, "prior statistics")):
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: {what} not found (run the preprocess / prior_stats stages first)")
+    root = project_root(params_path.resolve().parent)
+    trials = expand_trials(params)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tune").mkdir(exist_ok=True)  # a DVC output under both backends
+    ctx = make_context(params, trials, features, stats, out, root)
+    log.info("sweep %s (%s): %d trials, backend %s", s.name, ctx.sweep_id, len(trials), backend)
+    errors = run_sequential(ctx, trials) if backend == "sequential" else run_ray(ctx, trials, s, out, root)
+    results, missing = collect(ctx, trials, root)
+    write_tables(results, out)
+    final_metrics(results, out)
+    if missing:
+        detail = "; ".join(f"{n}: {errors.get(n, 'did not finish')}" for n in missing)
+        raise SweepFailed(f"{len(missing)} of {len(trials)} trial(s) did not finish: {detail}. "
+                          f"Re-run to resume them from their checkpoints.")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m experiments.sweep", description=__doc__.split("\n")[0])
+    ap.add_argument("--params", type=Path, default=Path("params.yaml"))
+    ap.add_argument("--features", type=Path, required=True, help="features dir (priorgrad preprocess --out)")
+    ap.add_argument("--stats", type=Path, required=True, help="prior statistics JSON (priorgrad prior-stats)")
+    ap.add_argument("--out", type=Path, required=True, help="sweep output dir, e.g. runs/sweep")
+    ap.add_argument("--backend", choices=["ray", "sequential"], help="override sweep.backend")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        run_sweep(args.params, args.features, args.stats, args.out, args.backend)
+    except (SweepFailed, FileNotFoundError, ValueError) as e:
+        log.error("%s", e)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
