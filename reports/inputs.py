@@ -194,6 +194,11 @@ def load_runs(eval_dir: str | Path, sweep_dir: str | Path) -> RunData:
                        allow_empty_value=True)
     _check_values(scores_path, scores, "system", SYSTEMS)
     _check_values(scores_path, scores, "prior", PRIORS)
+    dup = scores.duplicated(["system", "size", "seed", "budget", "t_infer", "utt", "metric"])
+    if dup.any():
+        i = int(dup.to_numpy().nonzero()[0][0])
+        raise ReportInputError(f"{scores_path}: row {i + 2}: duplicate score for one system, size, seed, budget, "
+                               f"T_infer, utterance and metric")
 
     summary_path = eval_dir / "summary.json"
     summary = _numeric_frame(summary_path, _records(summary_path, SUMMARY_KEYS), SUMMARY_KEYS,

@@ -54,10 +54,12 @@ def build_listening(data: RunData, out_dir: Path, n_utts: int, metrics: list[str
     n_params = {str(s): int(n) for s, n in data.summary.groupby("size")["n_params"].max().items()}
     sizes_rank = {s: -n for s, n in n_params.items()}
 
-    # Mean over seeds of each utterance's score per setting (a setting's clip comes from one trial,
-    # its score line says over how many seeds the number is averaged).
+    # The evaluate stage keeps one clip per setting, the lowest seed's; show that seed's scores, so the
+    # numbers under a player belong to the clip it plays.
     sc = data.scores[data.scores["utt"].isin(utts) & data.scores["metric"].isin(shown)]
-    agg = sc.groupby(["system", "size", "budget", "t_infer", "utt", "metric"])["value"].agg(["mean", "count"])
+    keys = ["system", "size", "budget", "t_infer"]
+    sc = sc[sc["seed"] == sc.groupby(keys)["seed"].transform("min")]
+    clip_scores = sc.set_index(keys + ["utt", "metric"])[["seed", "value"]]
 
     groups: dict[tuple[str, int, int], dict[str, AudioSetting]] = {}
     for s in data.audio_settings:
@@ -83,16 +85,16 @@ def build_listening(data: RunData, out_dir: Path, n_utts: int, metrics: list[str
                     notes.append(f"{wav}: listening example not found")
                     continue
                 rel = _copy(wav, out_dir, f"audio/{setting.name}/{utt}.wav")
-                scores = []
+                scores, seed = [], None
                 for m in shown:
                     info = metric_info(m, directions[m])
                     k = (system, size, budget, t, utt, m)
-                    if k in agg.index and agg.loc[k, "count"] > 0:
-                        n = int(agg.loc[k, "count"])
-                        scores.append((info.heading, info.fmt(agg.loc[k, "mean"]) + (f" (mean of {n} seeds)" if n > 1 else "")))
+                    if k in clip_scores.index:
+                        seed, value = int(clip_scores.loc[k, "seed"]), clip_scores.loc[k, "value"]
+                        scores.append((info.heading, "failed" if pd.isna(value) else info.fmt(value)))
                     else:
-                        scores.append((info.heading, "failed / not scored"))
-                players[system] = Player(rel, scores)
+                        scores.append((info.heading, "not scored"))
+                players[system] = Player(rel, scores, note=f"seed {seed}" if seed is not None else "")
             rows.append(ListeningRow(label, players))
         out.append(ListeningUtt(utt, ref, rows))
     if not data.audio_settings:

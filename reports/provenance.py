@@ -46,8 +46,18 @@ def build_provenance(prov: dict[str, Any], input_files: list[Path], report_param
             run_rows.append((label, _flat(v)))
     for k in sorted(set(prov) - {"git_commit", "params_hash", "corpus", "machine", "metric_versions"}):
         run_rows.append((k, _flat(prov[k])))
+    # metric -> (implementation, version, settings): eval.registry's info() dicts, or plain strings
     mv = prov["metric_versions"]
-    metric_rows = [(k, _flat(mv[k])) for k in sorted(mv)] if isinstance(mv, dict) else [("all", _flat(mv))]
+    metric_rows = []
+    for k in (sorted(mv) if isinstance(mv, dict) else []):
+        v = mv[k]
+        if isinstance(v, dict):
+            metric_rows.append((k, _flat(v.get("implementation", "")), _flat(v.get("version", "")),
+                                _flat(v.get("settings", ""))))
+        else:
+            metric_rows.append((k, _flat(v), "", ""))
+    if not isinstance(mv, dict):
+        metric_rows.append(("all", _flat(mv), "", ""))
     inputs = [(p.parent.name + "/" + p.name, sha256_short(p)) for p in input_files]
     tools = [("python", platform.python_version())] + [(p, _version(p)) for p in REPORT_PACKAGES]
     trial_rows = [[_flat(t.get(k)) for k in ("trial", "prior", "size", "seed", "budget", "mlflow_run_id")]

@@ -45,6 +45,10 @@ def test_report_has_table_figures_players_and_resolving_links(report: dict) -> N
     assert "report.pdf" in found["href"] and "report.md" in found["href"]
     pdf = (out / "report.pdf").read_bytes()
     assert pdf.startswith(b"%PDF") and pdf.count(b"/Type /Page\n") + pdf.count(b"/Type /Page ") >= 7
+    # the listening section shows the kept clip's own scores: the fixture's failed PESQ is said, not hidden
+    html = report["index"].read_text(encoding="utf-8")
+    listening = html[html.index('id="listening"'):html.index('id="provenance"')]
+    assert listening.count("\u2191: failed") == 1 and listening.count("seed 0") == N_AUDIO * N_SETTINGS
     # figures in the PDF and beside the page are the same set
     assert sorted(p.name for p in (out / "figures").iterdir()) == sorted(Path(s).name for s in found["img"])
 

@@ -104,6 +104,12 @@ def test_empty_value_allowed_only_in_scores(runs: Path) -> None:
         load_runs(runs / "eval", runs / "sweep")
 
 
+def test_duplicate_score_is_named(runs: Path) -> None:
+    _rewrite_csv(runs / "eval" / "scores.csv", lambda rows: rows + [rows[5]])
+    with pytest.raises(ReportInputError, match=r"scores\.csv: row \d+: duplicate score"):
+        load_runs(runs / "eval", runs / "sweep")
+
+
 def test_unknown_prior_and_swapped_comparison(runs: Path) -> None:
     comp = runs / "eval" / "comparisons.json"
     recs = json.loads(comp.read_text())
