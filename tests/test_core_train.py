@@ -164,3 +164,12 @@ def test_cli_end_to_end_on_ljspeech_mini(tmp_path):
     r = json.loads(run_cli("synthesize", "--checkpoint", str(tmp_path / "run/checkpoints/last.pt"), "--input",
                            str(wav), "--out", str(tmp_path / "gen"), "--steps", "6").stdout)
     assert r["n"] == 1 and (tmp_path / "gen" / f"{wav.stem}.wav").exists()
+
+
+def test_bf16_precision_trains_and_checkpoints_fp32_weights(synth_feats, tmp_path):
+    p = _params("train.precision=bf16", "train.max_steps=3", "train.validate_every=3", "train.checkpoint_every=3")
+    result = train(p, synth_feats / "feats", synth_feats / "stats.json", tmp_path / "run")
+    ck = load(result["checkpoint"])
+    assert ck["step"] == 3 and ck["params"]["train"]["precision"] == "bf16"
+    assert all(v.dtype == torch.float32 for v in ck["model"].values() if v.is_floating_point())
+    assert np.isfinite(result["valid/ls_mae"])
