@@ -7,7 +7,8 @@ when its CI excludes 0. The rule, stated in the report too:
                   least one) favour PriorGrad;
   refuted       - the mirror image;
   inconclusive  - anything else (no significant difference, too few, or both directions).
-No correction for multiple comparisons is applied; the counts are shown so a reader can judge.
+A comparison over fewer than `min_n` utterances is shown but not judged: a percentile bootstrap
+over a handful of values gives intervals that are too narrow to trust. No correction for multiple comparisons is applied; the counts are shown so a reader can judge.
 """
 from __future__ import annotations
 
@@ -48,9 +49,12 @@ class Claim:
     notes: list[str] = field(default_factory=list)
 
 
-def _verdict(wins: int, losses: int, total: int, min_fraction: float) -> tuple[str, str]:
+def _verdict(wins: int, losses: int, total: int, min_fraction: float, unjudged: int = 0,
+             min_n: int = 0) -> tuple[str, str]:
     counts = (f"{wins} of {total} comparisons favour PriorGrad with a 95% CI excluding 0, "
-              f"{losses} favour DiffWave, {total - wins - losses} show no significant difference")
+              f"{losses} favour DiffWave, {total - wins - losses - unjudged} show no significant difference")
+    if unjudged:
+        counts += f", {unjudged} not judged (fewer than {min_n} utterances)"
     if total == 0:
         return "inconclusive", "no comparisons in these runs cover this claim"
     need = max(1, math.ceil(min_fraction * total))
@@ -63,13 +67,14 @@ def _verdict(wins: int, losses: int, total: int, min_fraction: float) -> tuple[s
     return "inconclusive", counts + f" (the rule needs {need} of {total} in one direction and none against)"
 
 
-def _evidence(comps: pd.DataFrame, n_params: dict[str, int]) -> tuple[list[Evidence], int, int]:
-    rows, wins, losses = [], 0, 0
+def _evidence(comps: pd.DataFrame, n_params: dict[str, int], min_n: int) -> tuple[list[Evidence], int, int, int]:
+    rows, wins, losses, unjudged = [], 0, 0, 0
     for _, c in comps.iterrows():
         info = metric_info(str(c["metric"]), bool(c["higher_is_better"]))
-        s = significance(c)
+        s = significance(c) if int(c["n"]) >= min_n else "few"
         wins += s == "better"
         losses += s == "worse"
+        unjudged += s == "few"
         ok = not pd.isna(c["ci_low"])
         rows.append(Evidence(
             size=str(c["size"]), n_params=fmt_params(n_params.get(str(c["size"]), 0)),
@@ -77,8 +82,9 @@ def _evidence(comps: pd.DataFrame, n_params: dict[str, int]) -> tuple[list[Evide
             mean_diff=f"{c['mean_diff']:+.{info.decimals + 1}f}" if not pd.isna(c["mean_diff"]) else "n/a",
             ci=f"[{c['ci_low']:+.{info.decimals + 1}f}, {c['ci_high']:+.{info.decimals + 1}f}]" if ok else "n/a",
             p=f"{c['p_wilcoxon']:.3g}" if not pd.isna(c["p_wilcoxon"]) else "n/a",
-            outcome={"better": "PriorGrad better", "worse": "DiffWave better"}.get(s, "no significant difference")))
-    return rows, wins, losses
+            outcome={"better": "PriorGrad better", "worse": "DiffWave better",
+                     "few": f"not judged (n < {min_n})"}.get(s, "no significant difference")))
+    return rows, wins, losses, unjudged
 
 
 def _sort(comps: pd.DataFrame, n_params: dict[str, int], metrics: list[str]) -> pd.DataFrame:
@@ -89,10 +95,10 @@ def _sort(comps: pd.DataFrame, n_params: dict[str, int], metrics: list[str]) -> 
 
 
 def _make(key: str, title: str, scope: str, comps: pd.DataFrame, n_params: dict[str, int],
-          metrics: list[str], min_fraction: float) -> Claim:
+          metrics: list[str], min_fraction: float, min_n: int) -> Claim:
     comps = _sort(comps, n_params, metrics)
-    ev, wins, losses = _evidence(comps, n_params)
-    verdict, reason = _verdict(wins, losses, len(ev), min_fraction)
+    ev, wins, losses, unjudged = _evidence(comps, n_params, min_n)
+    verdict, reason = _verdict(wins, losses, len(ev), min_fraction, unjudged, min_n)
     return Claim(key, title, scope, verdict, reason, wins, losses, len(ev), ev)
 
 
@@ -121,7 +127,7 @@ def steps_to_reach(convergence: pd.DataFrame, metric: str, higher_is_better: boo
 
 def evaluate_claims(comparisons: pd.DataFrame, summary: pd.DataFrame, convergence: pd.DataFrame,
                     metrics: list[str], few_steps: list[int], min_fraction: float,
-                    convergence_metric: str | None) -> list[Claim]:
+                    convergence_metric: str | None, min_n: int = 0) -> list[Claim]:
     comps = comparisons[comparisons["metric"].isin(metrics)]
     n_params = {str(s): int(n) for s, n in summary.groupby("size")["n_params"].max().items()}
     claims: list[Claim] = []
@@ -131,7 +137,7 @@ def evaluate_claims(comparisons: pd.DataFrame, summary: pd.DataFrame, convergenc
     t_full = int(comps["t_infer"].max()) if not comps.empty else 0
     c1 = _make("convergence", "Faster convergence: at equal training steps PriorGrad scores better",
                f"all sizes and training budgets, at T_infer = {t_full} (the longest schedule run)",
-               comps[comps["t_infer"] == t_full], n_params, metrics, min_fraction)
+               comps[comps["t_infer"] == t_full], n_params, metrics, min_fraction, min_n)
     if convergence_metric is not None:
         hib = False
         if convergence_metric in set(summary["metric"]):
@@ -146,7 +152,7 @@ def evaluate_claims(comparisons: pd.DataFrame, summary: pd.DataFrame, convergenc
     c2 = _make("few_steps", "Better quality at few inference steps",
                f"T_infer in {few} (few-step schedules among {sorted(set(int(t) for t in few_steps))} that were run), "
                "all sizes and budgets" if few else f"no run used a few-step schedule {sorted(few_steps)}",
-               comps[comps["t_infer"].isin(few)], n_params, metrics, min_fraction)
+               comps[comps["t_infer"].isin(few)], n_params, metrics, min_fraction, min_n)
     claims.append(c2)
 
     # 3. Robust to a smaller network: PriorGrad still better at the smallest size.
@@ -155,7 +161,8 @@ def evaluate_claims(comparisons: pd.DataFrame, summary: pd.DataFrame, convergenc
         small = sizes[0]
         c3 = _make("small_size", "Robust at small network size: PriorGrad stays better with fewer parameters",
                    f"the smallest network run ({small}, {fmt_params(n_params[small])} parameters), "
-                   "all budgets and T_infer", comps[comps["size"] == small], n_params, metrics, min_fraction)
+                   "all budgets and T_infer", comps[comps["size"] == small], n_params, metrics, min_fraction,
+                   min_n)
     else:
         c3 = Claim("small_size", "Robust at small network size: PriorGrad stays better with fewer parameters",
                    "needs at least two network sizes", "inconclusive",

@@ -27,6 +27,7 @@ class ReportConfig:
     claim_metrics: list[str] = field(default_factory=list)   # empty = the table metrics
     few_steps: list[int] = field(default_factory=lambda: [6, 12])
     claim_min_fraction: float = 0.5
+    claim_min_n: int = 8
     n_listening: int = 3
     listening_metrics: list[str] = field(default_factory=lambda: ["pesq_wb", "mrstft", "ls_mae"])
     figure_format: str = "png"
@@ -74,6 +75,8 @@ def report_config_from_dict(section: dict[str, Any] | None, source: str = "param
         raise ReportConfigError(f"{source}: report.figure_format: expected png or svg, got {cfg.figure_format!r}")
     if not 0.0 < cfg.claim_min_fraction <= 1.0:
         raise ReportConfigError(f"{source}: report.claim_min_fraction: must be in (0, 1], got {cfg.claim_min_fraction}")
+    if cfg.claim_min_n < 1:
+        raise ReportConfigError(f"{source}: report.claim_min_n: must be >= 1, got {cfg.claim_min_n}")
     if cfg.n_listening < 0:
         raise ReportConfigError(f"{source}: report.n_listening: must be >= 0, got {cfg.n_listening}")
     if not 30 <= cfg.dpi <= 600:

@@ -92,7 +92,7 @@ def convergence_figure(conv: pd.DataFrame, metric: str, info: MetricInfo, sizes:
     budgets = sorted(df["budget"].unique())
     df["training budget"] = df["budget"].map(lambda b: f"{b} steps")
     panels = [s for s in sizes if s in set(df["size"])]
-    fig, axes = _grid(len(panels), max_cols=3, w=4.2, h=3.2)
+    fig, axes = _grid(len(panels), max_cols=3, w=4.2 if len(panels) > 1 else 6.0, h=3.2)
     n_params = df.groupby("size")["n_params"].max()
     for ax, size in zip(axes, panels):
         d = df[df["size"] == size].sort_values(["prior", "budget", "seed", "step"], kind="mergesort")
@@ -109,10 +109,17 @@ def convergence_figure(conv: pd.DataFrame, metric: str, info: MetricInfo, sizes:
         ax.set_ylabel(info.heading)
     if axes and axes[0].get_legend() is not None:
         sns.move_legend(axes[0], "best", fontsize=7)
-    fig.suptitle(f"Convergence: validation {info.label} vs training step (line: seed mean, band: min-max over seeds)",
-                 fontsize=9)
+    _suptitle(fig, f"Convergence: validation {info.label} vs training step (line: seed mean, band: min-max over seeds)")
     fig.tight_layout()
     return fig
+
+
+def _suptitle(fig: Figure, text: str) -> None:
+    """Figure title wrapped to the figure's width (a one-panel figure is narrow)."""
+    import textwrap
+
+    width = max(30, int(fig.get_figwidth() * 13))   # about 13 characters per inch at 9 pt
+    fig.suptitle(textwrap.fill(text, width), fontsize=9)
 
 
 def _errorbar(ax, x, y, lo, hi, **kw) -> None:
@@ -145,7 +152,7 @@ def quality_vs_tinfer(summary: pd.DataFrame, infos: list[MetricInfo], sizes: lis
         ax.set_xlabel("inference steps T_infer")
         ax.set_ylabel(info.heading)
     axes[0].legend(fontsize=6)
-    fig.suptitle(f"Quality vs inference steps (training budget {budget} steps; bars: 95% CI)", fontsize=9)
+    _suptitle(fig, f"Quality vs inference steps (training budget {budget} steps; bars: 95% CI)")
     fig.tight_layout()
     return fig
 
@@ -171,7 +178,7 @@ def quality_vs_size(summary: pd.DataFrame, infos: list[MetricInfo]) -> Figure:
         ax.set_xlabel("network parameters")
         ax.set_ylabel(info.heading)
     axes[0].legend(fontsize=6)
-    fig.suptitle(f"Quality vs network size (training budget {budget} steps; bars: 95% CI)", fontsize=9)
+    _suptitle(fig, f"Quality vs network size (training budget {budget} steps; bars: 95% CI)")
     fig.tight_layout()
     return fig
 
@@ -206,7 +213,7 @@ def quality_vs_rtf(summary: pd.DataFrame, rtf: pd.DataFrame, infos: list[MetricI
         ax.set_xlabel(f"real-time factor (log; {devices})")
         ax.set_ylabel(info.heading)
     axes[0].legend(fontsize=6)
-    fig.suptitle(f"Quality vs synthesis speed (training budget {budget} steps; lower RTF = faster)", fontsize=9)
+    _suptitle(fig, f"Quality vs synthesis speed (training budget {budget} steps; lower RTF = faster)")
     fig.tight_layout()
     return fig
 

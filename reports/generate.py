@@ -32,7 +32,8 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 CLAIM_RULE = ("Each claim is judged on paired comparisons PriorGrad - DiffWave (same utterances, equal size, "
               "training steps and T_infer). A comparison counts only when its 95% CI excludes 0. Supported: at "
               "least {pct:.0f}% of the comparisons (and at least one) favour PriorGrad and none favour DiffWave; "
-              "refuted: the mirror image; inconclusive: otherwise. No multiple-comparison correction.")
+              "refuted: the mirror image; inconclusive: otherwise. Comparisons over fewer than {min_n} utterances "
+              "are not judged (a bootstrap CI over so few is too narrow). No multiple-comparison correction.")
 PDF_ROWS_PER_PAGE = 26
 
 
@@ -73,12 +74,12 @@ def _table_pages(table: ResultsTable) -> list[plt.Figure]:
     return pages
 
 
-def _claims_page(claims: list) -> plt.Figure:
+def _claims_page(claims: list, rule: str) -> plt.Figure:
     import textwrap
     rows = [[textwrap.fill(c.title, 38), c.verdict, textwrap.fill(c.reason, 70), textwrap.fill(c.scope, 40)]
             for c in claims]
     fig = text_table_figure("The paper's claims in these runs", ["claim", "verdict", "evidence", "scope"], rows,
-                            col_widths=[0.25, 0.09, 0.42, 0.24], notes=[textwrap.fill(CLAIM_RULE.format(pct=50), 180)])
+                            col_widths=[0.25, 0.09, 0.42, 0.24], notes=[textwrap.fill(rule, 180)])
     for ax in fig.axes:
         for (i, _), cell in ax.tables[0].get_celld().items():
             if i > 0:
@@ -116,14 +117,15 @@ def _build(data: RunData, cfg: ReportConfig, out: Path) -> None:
     conv_metric = next((m for m in cfg.convergence_metrics
                         if m in set(data.convergence["metric"].str.removeprefix("valid/"))), None)
     claims = evaluate_claims(data.comparisons, data.summary, data.convergence, claim_metrics or cfg.metrics,
-                             cfg.few_steps, cfg.claim_min_fraction, conv_metric)
+                             cfg.few_steps, cfg.claim_min_fraction, conv_metric, cfg.claim_min_n)
 
     figures: list[FigureFile] = []
     with report_style(cfg.dpi):
         built = build_figures(data.convergence, data.summary, data.rtf, table.metrics, cfg.convergence_metrics)
         pdf_tmp = out / ".report.pdf.tmp"
         with PdfPages(pdf_tmp, metadata=SAVE_METADATA["pdf"]) as pdf:
-            for page in _table_pages(table) + [_claims_page(claims)]:
+            rule = CLAIM_RULE.format(pct=100 * cfg.claim_min_fraction, min_n=cfg.claim_min_n)
+            for page in _table_pages(table) + [_claims_page(claims, rule)]:
                 pdf.savefig(page)
                 plt.close(page)
             for key, title, caption, fig in built:
@@ -139,7 +141,7 @@ def _build(data: RunData, cfg: ReportConfig, out: Path) -> None:
     context = {
         "title": cfg.title,
         "eval_dir": data.eval_dir.as_posix(), "sweep_dir": data.sweep_dir.as_posix(),
-        "claims": claims, "claim_rule": CLAIM_RULE.format(pct=100 * cfg.claim_min_fraction),
+        "claims": claims, "claim_rule": CLAIM_RULE.format(pct=100 * cfg.claim_min_fraction, min_n=cfg.claim_min_n),
         "table": table, "mark_better": MARK_BETTER, "mark_worse": MARK_WORSE,
         "figures": figures, "listening": listening, "listening_notes": listening_notes,
         "provenance": build_provenance(data.provenance, data.input_files(), report_hash, data.trials),

@@ -201,6 +201,11 @@ def test_claims_scopes() -> None:
     assert (c2.verdict, c2.total, c2.wins) == ("supported", 1, 1)     # judged at T=6 only
     assert c3.verdict == "inconclusive" and "only one network size" in c3.reason
 
+    # the same comparisons over too few utterances are shown but not judged
+    c1, c2, _ = evaluate_claims(comps, summary, conv, ["pesq_wb"], [6, 12], 0.5, None, min_n=11)
+    assert (c1.verdict, c2.verdict) == ("inconclusive", "inconclusive")
+    assert c2.evidence[0].outcome == "not judged (n < 11)" and "1 not judged (fewer than 11 utterances)" in c2.reason
+
 
 # --- figure files are reproducible ---
 
