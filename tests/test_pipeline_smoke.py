@@ -1,0 +1,105 @@
+"""The smoke profile's real `dvc repro` (fixture smoke_repro): outputs, MLflow runs, DVC metrics and plots."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import run_in
+
+pytestmark = pytest.mark.slow
+
+
+def _mlflow_client(project: Path):
+    from mlflow.tracking import MlflowClient
+
+    db = project / "mlflow.db"
+    assert db.exists(), "the default tracking store mlflow.db was not created in the project root"
+    return MlflowClient(f"sqlite:///{db}")
+
+
+def test_smoke_repro_writes_the_documented_outputs(smoke_repro: Path) -> None:
+    p = smoke_repro
+    trials = json.loads((p / "runs/sweep/trials.json").read_text())
+    assert {t["prior"] for t in trials} == {"standard", "energy"}
+    for t in trials:
+        assert set(t) >= {"trial", "prior", "size", "n_params", "seed", "budget", "checkpoint", "mlflow_run_id"}
+        assert (p / t["checkpoint"]).exists() and t["budget"] == 30 and t["n_params"] > 0
+    with open(p / "runs/sweep/convergence.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["trial", "prior", "size", "n_params", "seed", "budget", "step", "metric", "value"]
+    for prior in ("standard", "energy"):
+        curve = sorted(int(r["step"]) for r in rows if r["prior"] == prior and r["metric"] == "ls_mae")
+        assert curve == [0, 10, 20, 30], (prior, curve)  # validation every 10 steps, from step 0
+        assert any(r["prior"] == prior and r["metric"] == "mrstft" for r in rows)  # eval's hook metric
+
+    with open(p / "runs/eval/scores.csv") as f:
+        scores = list(csv.DictReader(f))
+    assert list(scores[0]) == ["system", "prior", "size", "n_params", "seed", "budget", "t_infer", "utt",
+                               "metric", "value"]
+    assert {(r["system"], r["t_infer"]) for r in scores} == {(s, t) for s in ("priorgrad", "diffwave")
+                                                             for t in ("6", "12")}
+    assert len({r["utt"] for r in scores}) == 3
+    summary = json.loads((p / "runs/eval/summary.json").read_text())
+    assert {s["metric"] for s in summary} == {"ls_mae", "mrstft", "pesq_wb", "stoi"}
+    for s in summary:
+        assert s["n"] == 3 and s["ci_low"] <= s["mean"] <= s["ci_high"], s
+    comps = json.loads((p / "runs/eval/comparisons.json").read_text())
+    assert len(comps) == 2 * 4  # T_infer x metrics, one size and budget
+    for c in comps:
+        assert c["a"] == "priorgrad" and c["b"] == "diffwave" and c["n"] == 3
+        assert c["ci_low"] <= c["mean_diff"] <= c["ci_high"]
+    with open(p / "runs/eval/rtf.csv") as f:
+        rtf = list(csv.DictReader(f))
+    assert {(r["system"], r["t_infer"]) for r in rtf} == {(s, t) for s in ("priorgrad", "diffwave") for t in ("6", "12")}
+    assert all(float(r["rtf"]) > 0 and r["device"] == "cpu" for r in rtf)
+    audio = p / "runs/eval/audio"
+    assert len(list((audio / "reference").glob("*.wav"))) == 1
+    assert len(list((audio / "priorgrad-tiny-30-T6").glob("*.wav"))) == 1
+    prov = json.loads((p / "runs/eval/provenance.json").read_text())
+    assert set(prov) >= {"git_commit", "params_hash", "corpus", "machine", "metric_versions"}
+    assert prov["metric_versions"]["pesq_wb"]["version"] != "not-installed"
+
+
+def test_smoke_repro_mlflow_runs(smoke_repro: Path) -> None:
+    client = _mlflow_client(smoke_repro)
+    exps = [e for e in client.search_experiments() if e.name.startswith("priorgrad-bench-smoke-")]
+    assert len(exps) == 1, [e.name for e in client.search_experiments()]
+    runs = client.search_runs([exps[0].experiment_id])
+    trials = json.loads((smoke_repro / "runs/sweep/trials.json").read_text())
+    assert sorted(r.info.run_id for r in runs) == sorted(t["mlflow_run_id"] for t in trials)
+    for run in runs:
+        tags = run.data.tags
+        assert run.info.status == "FINISHED"
+        assert tags["prior"] in ("standard", "energy") and tags["size"] == "tiny" and tags["seed"] == "0"
+        for key in ("sweep_id", "git_commit", "params_hash", "checkpoint"):
+            assert tags.get(key), key
+        assert tags["git_commit"] != "unknown"
+        assert run.data.params["model.residual_channels"] == "16"
+        assert run.data.params["prior.type"] == tags["prior"]
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "valid/ls_mae")]
+        assert steps == [0, 10, 20, 30]
+        # the evaluate stage's test scores land in the trial's own run
+        assert "test/T6/pesq_wb" in run.data.metrics and "test/T12/ls_mae" in run.data.metrics
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"config.yaml", "checkpoint_path.txt", "samples", "eval"} <= artifacts
+        assert [a.path for a in client.list_artifacts(run.info.run_id, "samples")][0].endswith(".wav")
+
+
+def test_smoke_repro_dvc_metrics_plots_and_status(smoke_repro: Path) -> None:
+    shown = json.loads(run_in(smoke_repro, ["dvc", "metrics", "show", "--json"]).stdout)
+    assert len(shown) == 1, list(shown)  # the workspace only (DVC 3.67 names it "", older ones "workspace")
+    data = next(iter(shown.values()))["data"]
+    headline = data["runs/eval/metrics.json"]["data"]
+    assert set(headline) == {"tiny-b30-T6", "tiny-b30-T12"}
+    cell = headline["tiny-b30-T6"]["ls_mae"]
+    assert set(cell) == {"priorgrad", "diffwave", "diff", "ci_low", "ci_high"}
+    assert cell["diff"] == pytest.approx(cell["priorgrad"] - cell["diffwave"], abs=1e-9)
+    assert set(data["runs/sweep/final_valid.json"]["data"]) == {"priorgrad-tiny-s0-b30", "diffwave-tiny-s0-b30"}
+    plots = json.loads(run_in(smoke_repro, ["dvc", "plots", "show", "--json"]).stdout)
+    assert "runs/sweep/convergence.csv" in plots["data"]
+    # everything is up to date: a second repro runs nothing (no stage depends on time or randomness)
+    status = run_in(smoke_repro, ["dvc", "status"]).stdout
+    assert "up to date" in status, status

@@ -1,0 +1,70 @@
+"""The sequential backend end to end on a tiny corpus, with an unreachable MLflow server."""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_features(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from priorgrad.config import load_params
+    from priorgrad.corpus.synth import make_corpus
+    from priorgrad.preprocess import preprocess, prior_stats
+
+    d = tmp_path_factory.mktemp("tiny")
+    params = load_params(ROOT / "params.smoke.yaml")
+    make_corpus(d / "corpus", n_utterances=params.corpus.n_utterances, seed=0)
+    preprocess(d / "corpus", d / "features", params, progress=False)
+    prior_stats(d / "features", d / "stats.json", params.audio.preset)
+    return d / "features", d / "stats.json"
+
+
+@pytest.mark.slow
+def test_sequential_sweep_trains_without_mlflow_and_skips_finished_trials(
+        tiny_features: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from experiments.sweep import run_sweep
+
+    features, stats = tiny_features
+    params = yaml.safe_load((ROOT / "params.smoke.yaml").read_text())
+    params["sweep"].update(backend="sequential", budgets=[4], seeds=[0])
+    params["train"].update(validate_every=2, checkpoint_every=2, log_every=2)
+    params["tracking"].update(uri="http://127.0.0.1:9", timeout_s=2)  # nothing listens on port 9
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = tmp_path / "runs" / "sweep"
+    with caplog.at_level(logging.WARNING):
+        run_sweep(tmp_path / "params.yaml", features, stats, out)
+    assert any("127.0.0.1:9" in r.getMessage() and "without MLflow" in r.getMessage() for r in caplog.records)
+    trials = json.loads((out / "trials.json").read_text())
+    assert {t["prior"] for t in trials} == {"standard", "energy"}
+    assert all(t["mlflow_run_id"] is None for t in trials)  # tracking lost, training done
+    with open(out / "convergence.csv") as f:
+        steps = {(r["prior"], int(r["step"])) for r in csv.DictReader(f) if r["metric"] == "ls_mae"}
+    assert steps == {(p, s) for p in ("standard", "energy") for s in (0, 2, 4)}
+    ckpts = sorted((out / "trials").glob("*/checkpoints/last.pt"))
+    before = {p: p.stat().st_mtime_ns for p in ckpts}
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        run_sweep(tmp_path / "params.yaml", features, stats, out)  # a re-run trains nothing
+    assert {p: p.stat().st_mtime_ns for p in ckpts} == before
+    assert sum("already finished" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_sweep_refuses_missing_features(tmp_path: Path) -> None:
+    from experiments.sweep import run_sweep
+
+    with pytest.raises(FileNotFoundError, match="manifest.jsonl"):
+        run_sweep(ROOT / "params.smoke.yaml", tmp_path / "nope", tmp_path / "stats.json", tmp_path / "out")
+
+
+def test_evaluate_refuses_a_missing_trial_list(tmp_path: Path) -> None:
+    from experiments.evaluate import EvaluateError, run_evaluate
+
+    with pytest.raises(EvaluateError, match="trials.json"):
+        run_evaluate(ROOT / "params.smoke.yaml", tmp_path / "features", tmp_path / "sweep", tmp_path / "eval")

@@ -1,0 +1,170 @@
+"""Pipeline pieces without the full DVC run: params sections, trial expansion, tables, trackers, statistics."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import yaml
+
+from experiments.convergence import convergence_rows, write_tables
+from experiments.evaluate import aggregate, headline
+from experiments.spec import EvaluateConfig, evaluate_config, expand_trials, sweep_config, tracking_config
+from priorgrad.config import ConfigError, Params, load_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _params(**sections) -> Params:
+    d = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for name, values in sections.items():
+        d[name] = {**d.get(name, {}), **values}
+    return Params.from_dict(d)
+
+
+def _keys(d: dict, prefix: str = "") -> set[str]:
+    out = set()
+    for k, v in d.items():
+        if isinstance(v, dict) and prefix.count(".") < 1:
+            out |= _keys(v, f"{prefix}{k}.")
+        else:
+            out.add(f"{prefix}{k}")
+    return out
+
+
+@pytest.mark.parametrize("profile", ["params.yaml", "params.smoke.yaml", "params.gpu.yaml"])
+def test_profiles_load_and_share_the_default_keys(profile: str) -> None:
+    p = load_params(ROOT / profile)
+    sweep_config(p), tracking_config(p), evaluate_config(p)
+    assert expand_trials(p), profile
+    default = yaml.safe_load((ROOT / "params.yaml").read_text())
+    other = yaml.safe_load((ROOT / profile).read_text())
+    # A profile is a full copy with other values: a key missing from it would silently take a default.
+    assert _keys(other) == _keys(default), profile
+
+
+def test_default_profile_compares_both_priors() -> None:
+    trials = expand_trials(load_params(ROOT / "params.yaml"))
+    assert {t.prior for t in trials} == {"standard", "energy"}
+    assert {t.system for t in trials} == {"diffwave", "priorgrad"}
+
+
+@pytest.mark.parametrize("section, values, key", [
+    ("sweep", {"backnd": "ray"}, "backnd"),
+    ("sweep", {"priors": ["energy", "gaussian"]}, "sweep.priors"),
+    ("sweep", {"sizes": ["huge"]}, "sweep.sizes"),
+    ("sweep", {"backend": "slurm"}, "sweep.backend"),
+    ("sweep", {"budgets": [0]}, "sweep.budgets"),
+    ("sweep", {"seeds": [0, 0]}, "sweep.seeds"),
+    ("sweep", {"max_concurrent_trials": "2"}, "sweep.max_concurrent_trials"),
+    ("sweep", {"validation_metrics": ["pesq_xx"]}, "sweep.validation_metrics"),
+    ("tracking", {"timeout_s": 0}, "tracking.timeout_s"),
+    ("evaluate", {"t_infer": [6, 0]}, "evaluate.t_infer"),
+    ("evaluate", {"metrics": ["pesq"]}, "evaluate.metrics"),
+    ("sizes", {"tiny": {"residual_layers": 6, "residual_channels": 16}}, "sizes.tiny"),
+])
+def test_bad_pipeline_params_name_the_key(section: str, values: dict, key: str) -> None:
+    p = _params(**{section: values})
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        sweep_config(p), tracking_config(p), evaluate_config(p)
+        expand_trials(p)
+
+
+def test_trial_directory_changes_with_training_settings_only() -> None:
+    base = {t.name: t.dirname for t in expand_trials(_params())}
+    lr = {t.name: t.dirname for t in expand_trials(_params(train={"learning_rate": 1e-3}))}
+    threads = {t.name: t.dirname for t in expand_trials(_params(train={"threads": 2}))}
+    assert base.keys() == lr.keys()
+    assert all(base[n] != lr[n] for n in base)  # a stale checkpoint is never resumed under new settings
+    assert base == threads  # speed settings do not make a new trial
+
+
+def test_trials_expand_prior_size_seed_budget() -> None:
+    p = _params(sweep={"priors": ["standard", "energy"], "sizes": ["tiny", "cpu"], "seeds": [0, 1, 2],
+                       "budgets": [10, 20]})
+    trials = expand_trials(p)
+    assert len(trials) == 2 * 2 * 3 * 2
+    assert len({t.dirname for t in trials}) == len(trials)
+    t = next(t for t in trials if t.size == "cpu" and t.seed == 2 and t.budget == 20 and t.prior == "energy")
+    assert t.name == "priorgrad-cpu-s2-b20"
+    assert t.overrides["model.residual_channels"] == 32 and t.overrides["train.max_steps"] == 20
+
+
+def test_convergence_table_is_tidy(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    recs = [{"step": 0, "valid/loss": 1.0, "valid/ls_mae": 4.0},
+            {"step": 5, "train/loss": 0.9, "train/steps_per_s": 3.0},
+            {"step": 10, "valid/loss": 0.8, "valid/ls_mae": 3.5, "valid/mrstft": 9.0}]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    result = {"trial": "priorgrad-tiny-s0-b10", "prior": "energy", "size": "tiny", "n_params": 123, "seed": 0,
+              "budget": 10, "checkpoint": "x/last.pt", "mlflow_run_id": None}
+    rows = convergence_rows(result, run / "metrics.jsonl")
+    assert {(r["step"], r["metric"]) for r in rows} == {(0, "loss"), (0, "ls_mae"), (5, "train_loss"),
+                                                        (10, "loss"), (10, "ls_mae"), (10, "mrstft")}
+    trials_path, conv_path = write_tables([(result, run)], tmp_path)
+    header = conv_path.read_text().splitlines()[0]
+    assert header == "trial,prior,size,n_params,seed,budget,step,metric,value"
+    assert json.loads(trials_path.read_text())[0]["checkpoint"] == "x/last.pt"
+
+
+def test_comparison_pairs_by_utterance_after_averaging_seeds() -> None:
+    rows = []
+    # priorgrad is better (lower) by exactly 1.0 on every utterance once its two seeds are averaged
+    for u, base in (("u1", 3.0), ("u2", 5.0), ("u3", 4.0), ("u4", 6.0)):
+        for seed, noise in ((0, -0.5), (1, 0.5)):
+            rows.append({"system": "priorgrad", "prior": "energy", "size": "tiny", "n_params": 1, "seed": seed,
+                         "budget": 10, "t_infer": 6, "utt": u, "metric": "ls_mae", "value": base - 1.0 + noise})
+            rows.append({"system": "diffwave", "prior": "standard", "size": "tiny", "n_params": 1, "seed": seed,
+                         "budget": 10, "t_infer": 6, "utt": u, "metric": "ls_mae", "value": base})
+    rows.append({**rows[-1], "utt": "u5", "value": None})  # a failed utterance counts, never scores 0
+    summary, comparisons = aggregate(rows, {"ls_mae": False}, EvaluateConfig(n_boot=500))
+    assert len(comparisons) == 1
+    c = comparisons[0]
+    assert c["n"] == 4 and c["mean_diff"] == pytest.approx(-1.0)
+    assert c["ci_low"] == pytest.approx(-1.0) and c["ci_high"] == pytest.approx(-1.0)
+    dw = next(s for s in summary if s["system"] == "diffwave")
+    assert dw["n"] == 4 and dw["n_failed"] == 1 and dw["mean"] == pytest.approx(4.5)
+    assert headline(comparisons, summary)["tiny-b10-T6"]["ls_mae"]["diff"] == pytest.approx(-1.0)
+
+
+def test_mlflow_tracker_logs_and_resumes_its_run(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from experiments.trackers import MLflowTracker
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    t = MLflowTracker(uri, "exp", "trial-a", tags={"prior": "energy"}, artifact_root=tmp_path / "art")
+    assert t.active
+    t.log_params({"train.seed": 0, "model.residual_channels": 16})
+    t.log_metrics({"valid/ls_mae": 3.0, "valid/bad": float("nan")}, step=0)
+    t.log_metrics({"valid/ls_mae": 2.5}, step=10)
+    (tmp_path / "config.yaml").write_text("a: 1\n")
+    t.log_artifact(tmp_path / "config.yaml")
+    t.close("KILLED")
+    # a resumed trial continues the same run; params already there are not logged twice
+    t2 = MLflowTracker(uri, "exp", "trial-a", run_id=t.run_id)
+    t2.log_params({"train.seed": 0, "extra": "x"})
+    t2.log_metrics({"valid/ls_mae": 2.0}, step=20)
+    t2.close()
+    c = MlflowClient(uri)
+    run = c.get_run(t.run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["prior"] == "energy"
+    assert run.data.params == {"train.seed": "0", "model.residual_channels": "16", "extra": "x"}
+    assert [(m.step, m.value) for m in c.get_metric_history(t.run_id, "valid/ls_mae")] == [(0, 3.0), (10, 2.5),
+                                                                                          (20, 2.0)]
+    assert [a.path for a in c.list_artifacts(t.run_id)] == ["config.yaml"]
+    assert len(c.search_runs([run.info.experiment_id])) == 1
+
+
+def test_unreachable_mlflow_is_a_warning_not_a_failure(caplog: pytest.LogCaptureFixture) -> None:
+    from experiments.trackers import MLflowTracker
+
+    with caplog.at_level(logging.WARNING):
+        t = MLflowTracker("http://127.0.0.1:9", "exp", "trial", timeout_s=2)
+        t.log_params({"a": 1})
+        t.log_metrics({"valid/ls_mae": 1.0}, step=0)
+        t.close()
+    assert not t.active
+    assert any("MLflow tracking lost" in r.getMessage() and "127.0.0.1:9" in r.getMessage() for r in caplog.records)
