@@ -57,6 +57,9 @@ def _verdict(wins: int, losses: int, total: int, min_fraction: float, unjudged: 
         counts += f", {unjudged} not judged (fewer than {min_n} utterances)"
     if total == 0:
         return "inconclusive", "no comparisons in these runs cover this claim"
+    if unjudged == total:
+        return "inconclusive", (f"none of the {total} comparisons has {min_n} or more utterances, so none is judged "
+                                "(score more test utterances: evaluate.n_utterances)")
     need = max(1, math.ceil(min_fraction * total))
     if losses == 0 and wins >= need:
         return "supported", counts

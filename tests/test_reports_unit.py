@@ -204,7 +204,8 @@ def test_claims_scopes() -> None:
     # the same comparisons over too few utterances are shown but not judged
     c1, c2, _ = evaluate_claims(comps, summary, conv, ["pesq_wb"], [6, 12], 0.5, None, min_n=11)
     assert (c1.verdict, c2.verdict) == ("inconclusive", "inconclusive")
-    assert c2.evidence[0].outcome == "not judged (n < 11)" and "1 not judged (fewer than 11 utterances)" in c2.reason
+    assert c2.evidence[0].outcome == "not judged (n < 11)" and "none of the 1 comparisons has 11" in c2.reason
+    assert "2 not judged (fewer than 9 utterances)" in _verdict(1, 0, 3, 0.5, unjudged=2, min_n=9)[1]
 
 
 # --- figure files are reproducible ---
