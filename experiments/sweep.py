@@ -23,7 +23,7 @@ from experiments.convergence import final_metrics, write_tables
 from experiments.spec import (SweepConfig, Trial, expand_trials, project_root, sweep_config, sweep_id,
                               tracking_config)
 from experiments.trackers import TrackingUnavailable, default_tracking_uri, ensure_experiment
-from experiments.trial import TrialContext, git_commit, run_dir_of, run_trial
+from experiments.trial import TrialContext, finished_result, git_commit, run_dir_of, run_trial
 from priorgrad.config import Params, load_params
 
 log = logging.getLogger("experiments.sweep")
@@ -111,21 +111,44 @@ def run_ray(ctx: TrialContext, trials: list[Trial], s: SweepConfig, out: Path, r
             tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True,
                                        resume_errored=True)
         else:
-            space = {"ctx": dataclasses.asdict(ctx), "trial": tune.grid_search([t.to_dict() for t in trials])}
-            tuner = tune.Tuner(
-                trainable, param_space=space,
-                tune_config=tune.TuneConfig(max_concurrent_trials=s.max_concurrent_trials,
-                                            trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
-                run_config=tune.RunConfig(name=name, storage_path=str(storage), verbose=1,
-                                          failure_config=tune.FailureConfig(max_failures=s.max_failures)))
-        grid = tuner.fit()
-        errors = {}
-        for r in grid:
-            if r.error is not None:
-                errors[r.config["trial"]["name"]] = f"{type(r.error).__name__}: {r.error}"
+            tuner = _new_tuner(tune, trainable, ctx, trials, s, storage, name)
+        errors = _fit(tuner)
+        # Tune's saved state can call a trial done whose directory is gone (deleted by hand): run
+        # those again under a fresh experiment rather than report them missing forever.
+        lost = [t for t in trials if t.name not in errors and finished_result(run_dir_of(ctx, t), t) is None]
+        if lost:
+            log.warning("Ray Tune's saved state has %d trial(s) without results (%s); running them again",
+                        len(lost), ", ".join(t.name for t in lost))
+            errors.update(_fit(_new_tuner(tune, trainable, ctx, lost, s, storage,
+                                          f"{name}-rerun-{sweep_id_of(lost)}")))
         return errors
     finally:
         ray.shutdown()
+
+
+def _new_tuner(tune: Any, trainable: Any, ctx: TrialContext, trials: list[Trial], s: SweepConfig, storage: Path,
+               name: str) -> Any:
+    space = {"ctx": dataclasses.asdict(ctx), "trial": tune.grid_search([t.to_dict() for t in trials])}
+    return tune.Tuner(
+        trainable, param_space=space,
+        tune_config=tune.TuneConfig(max_concurrent_trials=s.max_concurrent_trials,
+                                    trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
+        run_config=tune.RunConfig(name=name, storage_path=str(storage), verbose=1,
+                                  failure_config=tune.FailureConfig(max_failures=s.max_failures)))
+
+
+def _fit(tuner: Any) -> dict[str, str]:
+    errors = {}
+    for r in tuner.fit():
+        if r.error is not None:
+            errors[r.config["trial"]["name"]] = f"{type(r.error).__name__}: {r.error}"
+    return errors
+
+
+def sweep_id_of(trials: list[Trial]) -> str:
+    from priorgrad.config import params_hash
+
+    return params_hash({"trials": sorted(t.dirname for t in trials)})[:8]
 
 
 def _trial_name(trial: Any) -> str:
@@ -133,8 +156,6 @@ def _trial_name(trial: Any) -> str:
 
 
 def collect(ctx: TrialContext, trials: list[Trial], root: Path) -> tuple[list[tuple[dict[str, Any], Path]], list[str]]:
-    from experiments.trial import finished_result
-
     results, missing = [], []
     for t in trials:
         run_dir = run_dir_of(ctx, t)
@@ -163,7 +184,14 @@ def run_sweep(params_path: Path, features: Path, stats: Path, out: Path, backend
     (out / "tune").mkdir(exist_ok=True)  # a DVC output under both backends
     ctx = make_context(params, trials, features, stats, out, root)
     log.info("sweep %s (%s): %d trials, backend %s", s.name, ctx.sweep_id, len(trials), backend)
-    errors = run_sequential(ctx, trials) if backend == "sequential" else run_ray(ctx, trials, s, out, root)
+    pending = [t for t in trials if finished_result(run_dir_of(ctx, t), t) is None]
+    if not pending:
+        log.info("all %d trials already finished; nothing to train", len(trials))
+        errors: dict[str, str] = {}
+    elif backend == "sequential":
+        errors = run_sequential(ctx, trials)
+    else:
+        errors = run_ray(ctx, pending, s, out, root)  # finished trials need no Ray worker at all
     results, missing = collect(ctx, trials, root)
     write_tables(results, out)
     final_metrics(results, out)
