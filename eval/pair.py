@@ -9,6 +9,7 @@ peak-normalises its output).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -26,16 +27,29 @@ def length_tolerance(sample_rate: int) -> int:
 
 
 def read_mono(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """Read a wav as float32 mono; errors name the file (via priorgrad.audio.read_wav)."""
-    from priorgrad.audio import AudioError, read_wav
+    """Read a wav as float32 mono in [-1, 1]; every error names the file.
 
+    soundfile directly (not priorgrad.audio.read_wav, which has the same checks) so that worker
+    processes scoring non-torch metrics do not pay torch's import.
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.is_file():
+        raise PairError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise PairError(f"{path}: file is empty (0 bytes)")
     try:
-        data, sr = read_wav(path)
-    except AudioError as e:
-        raise PairError(str(e)) from e
+        data, sr = sf.read(str(path), dtype="float32", always_2d=False)
+    except Exception as e:  # noqa: BLE001 - libsndfile's errors are terse; name the file
+        raise PairError(f"{path}: cannot decode audio ({e})") from e
+    if data.size == 0:
+        raise PairError(f"{path}: audio has no samples")
     if data.ndim != 1:
         raise PairError(f"{path}: has {data.shape[1]} channels, expected mono")
-    return data, sr
+    if not np.all(np.isfinite(data)):
+        raise PairError(f"{path}: audio contains NaN or infinite samples")
+    return data, int(sr)
 
 
 class Pair:

@@ -101,6 +101,7 @@ _DNSMOS_SETTINGS = {"models": "speechmos/dnsmos_models sig_bak_ovr.onnx + model_
                     "personalized": False, "input": "generated audio only, resampled to 16 kHz "
                     "(soxr HQ), resampling overshoot clipped to [-1, 1]",
                     "window_s": 9.01, "hop_s": 1.0, "short_clips": "repeated to 9.01 s (speechmos)"}
+_DNSMOS_PACKAGES = ("speechmos", "onnxruntime")
 
 
 def _m(**kw: Any) -> Metric:
@@ -134,7 +135,8 @@ _ALL: tuple[Metric, ...] = (
                  "center": True, "pad_mode": "reflect", "magnitude_floor": MRSTFT_MAG_FLOOR,
                  "per_resolution": "SC + mean|log|G|-log|R||", "combine": "mean over resolutions"}),
     _m(name="ls_mae", description="log-mel spectrogram mean absolute error (PriorGrad validation metric)",
-       needs_reference=True, sample_rate=22050, higher_is_better=False, unit="ln mel", package=("priorgrad-bench", "torch"),
+       needs_reference=True, sample_rate=22050, higher_is_better=False, unit="ln mel",
+       package=("priorgrad-bench", "torch"),
        implementation="mean|priorgrad.audio.log_mel(gen) - log_mel(ref)|, preset hifigan",
        compute="eval.metrics.spectral:ls_mae",
        settings={"preset": "hifigan", "normalisation": "none (audio compared as given)",
@@ -153,19 +155,19 @@ _ALL: tuple[Metric, ...] = (
        implementation="pyworld.dio + pyworld.stonemask; mean((f_ref>0) != (f_gen>0))",
        compute="eval.metrics.world:vuv_error", settings=dict(WORLD_SETTINGS)),
     _m(name="dnsmos_ovrl", description="DNSMOS P.835 overall quality (non-intrusive)", needs_reference=False,
-       sample_rate=16000, higher_is_better=True, unit="MOS", package=("speechmos", "onnxruntime"),
+       sample_rate=16000, higher_is_better=True, unit="MOS", package=_DNSMOS_PACKAGES,
        implementation="speechmos.dnsmos.DNSMOS, ovrl_mos", compute="eval.metrics.dnsmos:ovrl",
        settings=_DNSMOS_SETTINGS),
     _m(name="dnsmos_sig", description="DNSMOS P.835 speech signal quality (non-intrusive)",
-       needs_reference=False, sample_rate=16000, higher_is_better=True, unit="MOS", package=("speechmos", "onnxruntime"),
+       needs_reference=False, sample_rate=16000, higher_is_better=True, unit="MOS", package=_DNSMOS_PACKAGES,
        implementation="speechmos.dnsmos.DNSMOS, sig_mos", compute="eval.metrics.dnsmos:sig",
        settings=_DNSMOS_SETTINGS),
     _m(name="dnsmos_bak", description="DNSMOS P.835 background quality (non-intrusive)",
-       needs_reference=False, sample_rate=16000, higher_is_better=True, unit="MOS", package=("speechmos", "onnxruntime"),
+       needs_reference=False, sample_rate=16000, higher_is_better=True, unit="MOS", package=_DNSMOS_PACKAGES,
        implementation="speechmos.dnsmos.DNSMOS, bak_mos", compute="eval.metrics.dnsmos:bak",
        settings=_DNSMOS_SETTINGS),
     _m(name="dnsmos_p808", description="DNSMOS P.808 MOS (non-intrusive)", needs_reference=False,
-       sample_rate=16000, higher_is_better=True, unit="MOS", package=("speechmos", "onnxruntime"),
+       sample_rate=16000, higher_is_better=True, unit="MOS", package=_DNSMOS_PACKAGES,
        implementation="speechmos.dnsmos.DNSMOS, p808_mos", compute="eval.metrics.dnsmos:p808",
        settings=_DNSMOS_SETTINGS),
 )

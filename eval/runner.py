@@ -68,7 +68,8 @@ def score_pair(pair: Pair, metrics: Sequence[Metric]) -> tuple[dict[str, float],
 
 
 def score_arrays(ref: np.ndarray | None, gen: np.ndarray, sample_rate: int,
-                 metrics: str | Sequence[str] | Sequence[Metric], utt: str = "") -> tuple[dict[str, float], dict[str, str]]:
+                 metrics: str | Sequence[str] | Sequence[Metric],
+                 utt: str = "") -> tuple[dict[str, float], dict[str, str]]:
     """In-memory scoring of one utterance (e.g. training-time validation); same policy as files."""
     ms = _as_metrics(metrics)
     try:
@@ -94,15 +95,18 @@ def _score_job(job: Job) -> UttResult:
 
 def _init_worker() -> None:
     """One compute thread per worker process: N workers should use N cores, not N x cores."""
+    import sys
+
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = "1"  # for libraries loaded later in this process (torch reads it at import)
     try:
         from threadpoolctl import threadpool_limits
 
-        threadpool_limits(1)
+        threadpool_limits(1)  # for those already loaded (numpy's BLAS)
     except ImportError:  # pragma: no cover - threadpoolctl comes with librosa's scikit-learn
         pass
-    import torch
-
-    torch.set_num_threads(1)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
     from eval.metrics import dnsmos
 
     dnsmos.set_threads(1)

@@ -145,3 +145,19 @@ def test_registry_metadata_and_resolution():
     for m in METRICS.values():
         assert m.version and "not-installed" not in m.version, m.name
         assert m.function() is not None
+
+
+def test_validation_hook_averages_scored_utterances_and_drops_failures(speech, caplog):
+    from eval.hooks import make_validation_hook
+
+    x, sr = speech
+    x = x[: 2 * sr]
+    hook = make_validation_hook(["mrstft", "ls_mae"], sample_rate=sr)
+    a, b = _with_noise(x, 20, seed=2), _with_noise(x, 10, seed=3)
+    out = hook(100, {"a": a, "b": b, "short": x[:300]}, {"a": x, "b": x, "short": x[:300]})
+    expect, _ = score_arrays(x, a, sr, ["mrstft", "ls_mae"])
+    expect_b, _ = score_arrays(x, b, sr, ["mrstft", "ls_mae"])
+    assert out["mrstft"] == pytest.approx((expect["mrstft"] + expect_b["mrstft"]) / 2)
+    assert out["ls_mae"] == pytest.approx((expect["ls_mae"] + expect_b["ls_mae"]) / 2)
+    assert "short" in caplog.text and "mrstft failed" in caplog.text
+    assert hook(1, {"short": x[:300]}, {"short": x[:300]}) == {}  # all failed: nothing, not 0

@@ -1,0 +1,177 @@
+"""Batch scoring of directories: pairing, failures, cache, worker processes and the CLI."""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from eval.cli import main as cli_main
+from eval.runner import EvalInputError, score_dirs
+
+ROOT = Path(__file__).resolve().parents[1]
+LJ = ROOT.parent / "shared/data/ljspeech_mini"
+CLIPS = ("LJ001-0002", "LJ001-0008", "LJ001-0013", "LJ001-0011")
+CROP = 2 * 22050  # 2 s crops keep the tests inside their time budget
+
+
+@pytest.fixture(scope="module")
+def clips() -> dict[str, tuple[np.ndarray, int]]:
+    import soundfile as sf
+
+    if not (LJ / "wavs").is_dir():
+        pytest.skip(f"real-speech corpus not found at {LJ} (../shared/data/ljspeech_mini)")
+    out = {}
+    for utt in CLIPS:
+        x, sr = sf.read(str(LJ / "wavs" / f"{utt}.wav"), dtype="float32")
+        out[utt] = (x[:CROP], sr)
+    return out
+
+
+def _write(path: Path, x: np.ndarray, sr: int) -> None:
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), x, sr, subtype="PCM_16")
+
+
+def _noisy(x: np.ndarray, seed: int, level: float = 0.01) -> np.ndarray:
+    return np.clip(x + level * np.random.default_rng(seed).standard_normal(len(x)), -1, 1).astype(np.float32)
+
+
+@pytest.fixture
+def dirs(tmp_path, clips) -> tuple[Path, Path]:
+    """ref/ holds the 4 clips; gen/ noisy versions, hop-trimmed like a vocoder's output."""
+    ref, gen = tmp_path / "ref", tmp_path / "gen"
+    for i, (utt, (x, sr)) in enumerate(clips.items()):
+        _write(ref / f"{utt}.wav", x, sr)
+        y = _noisy(x, i)
+        _write(gen / f"{utt}.wav", y[: len(y) // 256 * 256], sr)  # within one hop of the reference
+    return ref, gen
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_bad_generated_files_are_recorded_failures_in_parallel_workers(dirs, tmp_path):
+    ref, gen = dirs
+    (gen / "LJ001-0008.wav").write_bytes(b"RIFF\x00\x00garbage, not a wav file at all")  # corrupt
+    (gen / "LJ001-0013.wav").write_bytes(b"")  # empty
+    (gen / "LJ001-0011.wav").unlink()  # missing
+    out = tmp_path / "out"
+    records, summary = score_dirs(ref, gen, "pesq_wb,stoi,mcd,dnsmos_ovrl", out, workers=2)
+
+    by_utt = {r["utt"]: r for r in records}
+    assert list(by_utt) == sorted(CLIPS)
+    good = by_utt["LJ001-0002"]
+    assert good["errors"] == {} and 1.0 < good["pesq_wb"] < 4.64 and 0.5 < good["stoi"] < 1.0
+    for utt, needle in (("LJ001-0008", "cannot decode"), ("LJ001-0013", "empty"), ("LJ001-0011", "not found")):
+        rec = by_utt[utt]
+        assert all(rec[m] is None for m in summary), rec  # null, never 0
+        assert set(rec["errors"]) == set(summary) and needle in rec["errors"]["stoi"]
+        assert f"{utt}.wav" in rec["errors"]["stoi"]  # the message names the file
+    for m, s in summary.items():
+        assert (s["n"], s["n_failed"]) == (1, 3), m
+        assert s["mean"] == pytest.approx(good[m]) and s["ci_low"] == s["ci_high"] == pytest.approx(good[m])
+        assert s["version"] and s["implementation"] and isinstance(s["settings"], dict)
+    assert _read_jsonl(out / "scores.jsonl") == records
+    assert json.loads((out / "summary.json").read_text()) == summary
+
+
+def test_cache_reuses_scores_and_rescores_only_changed_files(dirs, tmp_path, clips):
+    ref, gen = dirs
+    out = tmp_path / "out"
+    first, _ = score_dirs(ref, gen, "stoi,mrstft", out, workers=1)
+    # Plant a sentinel in the cache: if the second run reads the cache, the sentinel comes back.
+    with sqlite3.connect(out / "cache.sqlite") as db:
+        db.execute("UPDATE scores SET value = 123.0 WHERE metric = 'stoi'")
+    x, sr = clips["LJ001-0002"]
+    y = _noisy(x, 99, level=0.05)  # a changed generated file: new content hash
+    _write(gen / "LJ001-0002.wav", y[: len(y) // 256 * 256], sr)
+    second, _ = score_dirs(ref, gen, "stoi,mrstft", out, workers=1)
+    by_utt = {r["utt"]: r for r in second}
+    for utt in CLIPS:
+        if utt == "LJ001-0002":
+            assert by_utt[utt]["stoi"] not in (123.0, first[0]["stoi"])
+            assert by_utt[utt]["mrstft"] > first[0]["mrstft"]  # more noise
+        else:
+            assert by_utt[utt]["stoi"] == 123.0
+    # without the cache everything is scored afresh
+    third, _ = score_dirs(ref, gen, "stoi", tmp_path / "fresh", workers=1, use_cache=False)
+    assert all(r["stoi"] != 123.0 for r in third)
+    assert not (tmp_path / "fresh" / "cache.sqlite").exists()
+
+
+def test_length_beyond_one_hop_fails_that_utterance_only(dirs, tmp_path, clips):
+    ref, gen = dirs
+    x, sr = clips["LJ001-0013"]
+    _write(gen / "LJ001-0013.wav", x[: len(x) - 600], sr)
+    records, summary = score_dirs(ref, gen, ["ls_mae"], tmp_path / "out", workers=1, use_cache=False)
+    by_utt = {r["utt"]: r for r in records}
+    assert by_utt["LJ001-0013"]["ls_mae"] is None and "one hop" in by_utt["LJ001-0013"]["errors"]["ls_mae"]
+    assert all(by_utt[u]["ls_mae"] > 0 for u in CLIPS if u != "LJ001-0013")
+    assert summary["ls_mae"]["n_failed"] == 1 and summary["ls_mae"]["n"] == 3
+
+
+def test_input_errors(tmp_path, dirs):
+    ref, gen = dirs
+    with pytest.raises(EvalInputError, match="reference directory not found"):
+        score_dirs(tmp_path / "nope", gen, "stoi", tmp_path / "out")
+    with pytest.raises(EvalInputError, match="generated-audio directory not found"):
+        score_dirs(ref, tmp_path / "nope", "stoi", tmp_path / "out")
+    with pytest.raises(EvalInputError, match="unknown metric"):
+        score_dirs(ref, gen, "stoi,pesq_xx", tmp_path / "out")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EvalInputError, match="no .wav files"):
+        score_dirs(tmp_path / "empty", gen, "stoi", tmp_path / "out")
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "eval", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_cli_exits_0_with_a_warning_on_failures_and_2_on_missing_reference_dir(dirs, tmp_path):
+    ref, gen = dirs
+    (gen / "LJ001-0008.wav").write_bytes(b"")
+    out = tmp_path / "out"
+    res = _run_cli("score", "--ref", str(ref), "--gen", str(gen), "--metrics", "stoi", "--out", str(out),
+                   "--workers", "1")
+    assert res.returncode == 0, res.stderr
+    assert "WARNING" in res.stderr and "LJ001-0008" in res.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stoi"]["n"] == 3 and summary["stoi"]["n_failed"] == 1
+
+    res = _run_cli("score", "--ref", str(tmp_path / "missing"), "--gen", str(gen), "--metrics", "stoi",
+                   "--out", str(tmp_path / "out2"))
+    assert res.returncode != 0
+    assert "reference directory not found" in res.stderr and str(tmp_path / "missing") in res.stderr
+    assert not (tmp_path / "out2" / "scores.jsonl").exists()
+
+
+def test_cli_compare_pairs_by_utterance(dirs, tmp_path, clips):
+    ref, gen = dirs
+    worse = tmp_path / "worse"
+    for i, (utt, (x, sr)) in enumerate(clips.items()):
+        y = _noisy(x, 10 + i, level=0.05)
+        _write(worse / f"{utt}.wav", y[: len(y) // 256 * 256], sr)
+    assert cli_main(["score", "--ref", str(ref), "--gen", str(gen), "--metrics", "stoi,mrstft",
+                     "--out", str(tmp_path / "a"), "--workers", "1"]) == 0
+    assert cli_main(["score", "--ref", str(ref), "--gen", str(worse), "--metrics", "stoi,mrstft",
+                     "--out", str(tmp_path / "b"), "--workers", "1"]) == 0
+    assert cli_main(["compare", "--a", str(tmp_path / "a"), "--b", str(tmp_path / "b"),
+                     "--out", str(tmp_path / "cmp.json")]) == 0
+    cmp = json.loads((tmp_path / "cmp.json").read_text())
+    assert set(cmp) == {"stoi", "mrstft"}
+    assert cmp["stoi"]["n"] == 4 and cmp["stoi"]["mean_diff"] > 0 and cmp["stoi"]["better"] == "a"
+    assert cmp["mrstft"]["mean_diff"] < 0 and cmp["mrstft"]["better"] == "a"
+    assert 0.0 < cmp["stoi"]["p_wilcoxon"] <= 1.0
+    assert cli_main(["compare", "--a", str(tmp_path / "a"), "--b", str(tmp_path / "nope"),
+                     "--out", str(tmp_path / "x.json")]) == 2
