@@ -34,7 +34,8 @@ SR, HOP = 22050, 256
 def machine(device: torch.device) -> dict:
     info = {"platform": platform.platform(), "processor": platform.processor(), "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
-            "torch": torch.__version__, "numpy": np.__version__, "device": str(device)}
+            "torch": torch.__version__, "numpy": np.__version__, "device": str(device),
+            "load_average_1m": os.getloadavg()[0]}  # other work on the machine skews the medians
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
@@ -105,7 +106,8 @@ def bench_synth(size: str, device: torch.device, seconds: float, steps: int, rep
     for name, fn in (("ours", ours), ("reference", straightforward)):
         times = []
         with autocast(device, precision):
-            fn()  # warm-up
+            if repeats > 1:
+                fn()  # warm-up (skipped for the single timed run of the costliest CPU cases)
             for _ in range(repeats):
                 sync(device)
                 t0 = time.perf_counter()
@@ -145,11 +147,11 @@ def main() -> None:
                "train": [], "synthesis": []}
     for precision in args.precision:
         for size in args.sizes:
-            # base at T=50 on CPU costs ~1 min per second of audio: time it once
             results["train"].append(bench_train(size, device, batch, crop, train_steps, 1, precision))
             print(json.dumps(results["train"][-1]), flush=True)
             for steps in (6, 50):
-                rep = 1 if (not gpu and size == "base" and steps == 50) else repeats
+                # on CPU the 30-layer networks at T=50 cost 1-2 min per second of audio: time them once
+                rep = 1 if (not gpu and size != "tiny" and steps == 50) else repeats
                 results["synthesis"].append(bench_synth(size, device, synth_s, steps, rep, precision))
                 print(json.dumps(results["synthesis"][-1]), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
