@@ -52,6 +52,17 @@ def read_mono(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     return data, int(sr)
 
 
+def _check_waveform(wav: np.ndarray, name: str) -> np.ndarray:
+    wav = np.ascontiguousarray(wav, dtype=np.float32)
+    if wav.ndim != 1:
+        raise PairError(f"{name}: expected a 1-D waveform, got shape {wav.shape}")
+    if wav.size == 0:
+        raise PairError(f"{name}: waveform has no samples")
+    if not np.all(np.isfinite(wav)):
+        raise PairError(f"{name}: waveform contains NaN or infinite samples")
+    return wav
+
+
 class Pair:
     """Waveforms of one utterance plus a memo of shared analysis (resampled signals, WORLD tracks)."""
 
@@ -60,13 +71,9 @@ class Pair:
         self.utt = utt
         self.sample_rate = int(sample_rate)
         self.ref_name, self.gen_name = ref_name, gen_name
-        gen = np.ascontiguousarray(gen, dtype=np.float32)
-        if gen.ndim != 1:
-            raise PairError(f"{gen_name}: expected a 1-D waveform, got shape {gen.shape}")
+        gen = _check_waveform(gen, gen_name)
         if ref is not None:
-            ref = np.ascontiguousarray(ref, dtype=np.float32)
-            if ref.ndim != 1:
-                raise PairError(f"{ref_name}: expected a 1-D waveform, got shape {ref.shape}")
+            ref = _check_waveform(ref, ref_name)
             diff = abs(len(ref) - len(gen))
             tol = length_tolerance(self.sample_rate)
             if diff > tol:

@@ -120,6 +120,10 @@ def test_failures_are_errors_not_fallback_scores(speech):
     values, errors = score_arrays(short, short, sr, ["stoi", "mrstft"])
     assert values == {}
     assert "too short" in errors["stoi"] and "too short" in errors["mrstft"]
+    bad = x[:sr].copy()
+    bad[100] = np.nan
+    values, errors = score_arrays(x[:sr], bad, sr, ["stoi", "dnsmos_ovrl"])
+    assert values == {} and "NaN" in errors["stoi"] and "NaN" in errors["dnsmos_ovrl"]
     silent = np.zeros(sr, dtype=np.float32)
     values, errors = score_arrays(x[:sr], silent, sr, ["pesq_wb", "f0_rmse"])
     assert "pesq_wb" in errors and "f0_rmse" in errors and values == {}
