@@ -101,6 +101,12 @@ def run_ray(ctx: TrialContext, trials: list[Trial], s: SweepConfig, out: Path, r
         ray.init(num_cpus=num_cpus, num_gpus=None, _temp_dir=_ray_temp_dir(), include_dashboard=False,
                  log_to_driver=True)
     try:
+        have = ray.cluster_resources()
+        for kind, need in (("CPU", s.cpus_per_trial), ("GPU", s.gpus_per_trial)):
+            # Tune would otherwise keep such trials PENDING forever
+            if need > have.get(kind, 0):
+                raise SweepFailed(f"params: sweep.{kind.lower()}s_per_trial = {need}, but the Ray cluster has "
+                                  f"{have.get(kind, 0)} {kind}(s)")
         storage = (out / "tune").resolve()
         storage.mkdir(parents=True, exist_ok=True)
         name = f"{s.name}-{ctx.sweep_id}"

@@ -103,3 +103,17 @@ def test_smoke_repro_dvc_metrics_plots_and_status(smoke_repro: Path) -> None:
     # everything is up to date: a second repro runs nothing (no stage depends on time or randomness)
     status = run_in(smoke_repro, ["dvc", "status"]).stdout
     assert "up to date" in status, status
+
+
+def test_dvc_exp_run_of_a_sweep_key_is_listed_by_exp_show(smoke_repro: Path, tmp_path: Path) -> None:
+    from conftest import copy_project
+
+    project = copy_project(smoke_repro, tmp_path / "project", with_outputs=True)
+    run_in(project, ["dvc", "exp", "run", "-S", "sweep.max_concurrent_trials=1", "-n", "one-at-a-time"])
+    rows = list(csv.DictReader(run_in(project, ["dvc", "exp", "show", "--csv"]).stdout.splitlines()))
+    exp = next(r for r in rows if r["Experiment"] == "one-at-a-time")
+    assert exp["sweep.max_concurrent_trials"] == "1"
+    # finished trials were reused (nothing trained), so the metrics are those of the baseline
+    base = next(r for r in rows if r["rev"] == "workspace")
+    assert exp["tiny-b30-T6.ls_mae.diff"] not in ("", "!") and exp["tiny-b30-T6.ls_mae.diff"] == base[
+        "tiny-b30-T6.ls_mae.diff"]
