@@ -114,6 +114,6 @@ def test_dvc_exp_run_of_a_sweep_key_is_listed_by_exp_show(smoke_repro: Path, tmp
     exp = next(r for r in rows if r["Experiment"] == "one-at-a-time")
     assert exp["sweep.max_concurrent_trials"] == "1"
     # finished trials were reused (nothing trained), so the metrics are those of the baseline
-    base = next(r for r in rows if r["rev"] == "workspace")
+    base = next(r for r in rows if r["typ"] == "baseline" and r["rev"] != "workspace")  # the commit
     assert exp["tiny-b30-T6.ls_mae.diff"] not in ("", "!") and exp["tiny-b30-T6.ls_mae.diff"] == base[
         "tiny-b30-T6.ls_mae.diff"]
