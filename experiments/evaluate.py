@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from experiments.spec import SYSTEM_OF_PRIOR, EvaluateConfig, evaluate_config, project_root, tracking_config
-from experiments.trackers import TrackingUnavailable, check_reachable, default_tracking_uri
+from experiments.trackers import check_reachable, default_tracking_uri, quiet_http
 from priorgrad.config import Params, load_params, params_hash
 from priorgrad.fileio import write_json_atomic, write_text_atomic
 
@@ -111,8 +111,7 @@ def synthesize_trial(trial: dict[str, Any], t_infer: int, mel_dir: Path, inputs_
     if gen_dir.exists():
         shutil.rmtree(gen_dir)  # a killed earlier attempt: redo it whole, so the RTF covers every file
     timing = synthesize(ckpt, sorted(str(p) for p in mel_dir.glob("*.npy")), gen_dir, steps=t_infer,
-                        batch_size=params.infer.batch_size, seed=params.infer.seed, device=params.infer.device,
-                        progress=False)
+                        batch_size=params.infer.batch_size, seed=params.infer.seed, device=params.infer.device)
     write_json_atomic(done, timing)
     return gen_dir, timing
 
@@ -142,7 +141,7 @@ def score_all(gens: list[tuple[dict[str, Any], int, Path]], ref_dir: Path, utts:
                 os.symlink((gen_dir / f"{u}.wav").resolve(), combined / "gen" / name)
     records, _ = score_dirs(combined / "ref", combined / "gen", cfg.metrics, work / "scores",
                             workers=cfg.workers, cache_path=work / "score_cache.sqlite",
-                            seed=cfg.bootstrap_seed, n_boot=cfg.n_boot, progress=False)
+                            seed=cfg.bootstrap_seed, n_boot=cfg.n_boot)
     return records
 
 
@@ -259,7 +258,7 @@ def provenance(params: Params, root: Path, features: Path, metrics: list[str], d
             "machine": machine, "metric_versions": {m: METRICS[m].info() for m in metrics}}
 
 
-def log_to_mlflow(uri: str, timeout_s: float, trial: dict[str, Any], per_t: dict[int, tuple[list, dict]],
+def log_to_mlflow(uri: str, trial: dict[str, Any], per_t: dict[int, tuple[list, dict]],
                   comparisons_path: Path) -> None:
     """Each trial's test summary per T_infer into its own MLflow run (metrics test/T<t>/<metric>)."""
     run_id = trial.get("mlflow_run_id")
@@ -329,10 +328,11 @@ def run_evaluate(params_path: Path, features: Path, sweep_dir: Path, out: Path) 
     if tcfg.enabled:
         uri = default_tracking_uri(root, tcfg.uri)
         try:
+            quiet_http(tcfg.timeout_s)
             check_reachable(uri, tcfg.timeout_s)
             for trial in trials:
-                log_to_mlflow(uri, tcfg.timeout_s, trial, per_trial[trial["trial"]], out / "comparisons.json")
-        except (TrackingUnavailable, Exception) as e:  # tracking loss is reported, never fatal
+                log_to_mlflow(uri, trial, per_trial[trial["trial"]], out / "comparisons.json")
+        except Exception as e:  # tracking loss is reported, never fatal
             log.warning("MLflow logging of the test scores failed (%s: %s); the files under %s have them",
                         type(e).__name__, e, out)
     return {"n_rows": len(rows), "n_comparisons": len(comparisons)}

@@ -37,7 +37,7 @@ class TrackingUnavailable(RuntimeError):
     """The MLflow store could not be reached or used."""
 
 
-def _quiet_http(timeout_s: float) -> None:
+def quiet_http(timeout_s: float) -> None:
     # MLflow retries HTTP calls with exponential back-off by default (minutes against a dead server);
     # one short attempt is enough to decide that tracking is lost.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -71,7 +71,7 @@ def _retry(fn: Callable[[], Any], what: str, attempts: int = 5) -> Any:
 
 def ensure_experiment(uri: str, name: str, artifact_root: Path | None = None, timeout_s: float = 5.0) -> str:
     """Create (or find) the MLflow experiment; returns its id. Raises TrackingUnavailable."""
-    _quiet_http(timeout_s)
+    quiet_http(timeout_s)
     check_reachable(uri, timeout_s)
     from mlflow.tracking import MlflowClient
 

@@ -177,8 +177,9 @@ def _train_trial(ctx: TrialContext, trial: Trial, run_dir: Path, use_ray: bool) 
     write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(params.to_dict(), sort_keys=False))
     hook = validation_hook(ctx.validation_metrics, params.audio.sample_rate)
     try:
+        # a bar when run by hand in a terminal; Ray interleaves the logs of its workers, so none there
         result = train(params, ctx.features, ctx.stats, run_dir, tracker=tracker, validation_hook=hook,
-                       progress=False)
+                       progress=False if use_ray else None)
         tracker.set_tags({"checkpoint": result["checkpoint"]})
         tracker.log_artifact(run_dir / "config.yaml")
         samples = _audio_samples(result["checkpoint"], ctx, run_dir)
