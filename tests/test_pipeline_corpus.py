@@ -1,0 +1,46 @@
+"""The corpus stage with a user's LJSpeech-layout directory instead of the synthetic corpus."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from experiments.corpus import CorpusStageError, link_corpus, main
+
+LJ_MINI = Path(__file__).resolve().parents[1].parent / "shared/data/ljspeech_mini"
+
+
+def test_user_corpus_is_linked_not_copied_and_preprocesses(tmp_path: Path) -> None:
+    if not LJ_MINI.exists():
+        pytest.skip(f"{LJ_MINI} not found (the shared LJSpeech sample is needed)")
+    from priorgrad.config import load_params
+    from priorgrad.data import read_manifest
+    from priorgrad.preprocess import preprocess
+
+    out = tmp_path / "data" / "corpus"
+    link_corpus(LJ_MINI, out)
+    assert (out / "wavs").is_symlink() and (out / "wavs").resolve() == (LJ_MINI / "wavs").resolve()
+    assert (out / "metadata.csv").read_text() == (LJ_MINI / "metadata.csv").read_text()
+    params = load_params(Path(__file__).resolve().parents[1] / "params.smoke.yaml")
+    preprocess(out, tmp_path / "features", params, progress=False)
+    items = read_manifest(tmp_path / "features")
+    assert len(items) == len((LJ_MINI / "metadata.csv").read_text().strip().splitlines())
+    assert {it.split for it in items} == {"train", "valid", "test"}
+
+
+def test_a_path_that_is_not_a_corpus_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CorpusStageError, match="empty.*not an LJSpeech-layout directory"):
+        link_corpus(tmp_path / "empty", tmp_path / "out")
+
+
+def test_synthetic_corpus_never_writes_into_a_linked_corpus(tmp_path: Path) -> None:
+    user = tmp_path / "user"
+    (user / "wavs").mkdir(parents=True)
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "wavs").symlink_to(user / "wavs")
+    params = tmp_path / "params.yaml"
+    params.write_text("corpus:\n  source: synthetic\n  n_utterances: 3\n  n_valid: 1\n  n_test: 1\n")
+    assert main(["--params", str(params), "--out", str(tmp_path / "corpus")]) == 0
+    assert list((user / "wavs").iterdir()) == []  # the user's directory is untouched
+    assert len(list((tmp_path / "corpus" / "wavs").glob("*.wav"))) == 3
