@@ -78,16 +78,26 @@ class EnergyPrior:
         return energy_sigma(log_mel, self.e_min, self.e_max, self.std_min, self.max_energy, self.preset)
 
 
-def make_prior(prior_cfg: Any, stats: dict[str, Any] | None, preset: str = "hifigan") -> Prior:
-    """Build the prior named by the config (``prior.type``); the energy prior needs training statistics."""
-    if prior_cfg.type == "standard":
-        return StandardPrior()
-    if prior_cfg.type == "energy":
-        if not stats:
-            raise ValueError("prior.type is 'energy' but no prior statistics were given (run prior-stats first)")
-        return EnergyPrior(float(stats["e_min"]), float(stats["e_max"]), prior_cfg.std_min,
-                           prior_cfg.max_energy, preset)
-    raise ValueError(f"prior.type: unknown prior {prior_cfg.type!r}")
+def build_standard(prior_cfg: Any, stats: dict[str, Any] | None, preset: str) -> Prior:
+    return StandardPrior()
+
+
+def build_energy(prior_cfg: Any, stats: dict[str, Any] | None, preset: str) -> Prior:
+    if not stats:
+        raise ValueError("prior.type is 'energy' but no prior statistics were given (run prior-stats first)")
+    return EnergyPrior(float(stats["e_min"]), float(stats["e_max"]), prior_cfg.std_min, prior_cfg.max_energy,
+                       preset)
+
+
+def make_prior(prior_cfg: Any, stats: dict[str, Any] | None, preset: str) -> Prior:
+    """Build the prior named by the config (``prior.type``) through the registry's builder."""
+    from priorgrad import registry
+
+    try:
+        build = registry.builder(prior_cfg.type)
+    except registry.UnknownName as e:
+        raise ValueError(f"prior.type: {e}") from None
+    return build(prior_cfg, stats, preset)
 
 
 # ----------------------------------------------------------------------------- statistics
