@@ -11,6 +11,8 @@ import os
 import sqlite3
 from pathlib import Path
 
+from priorgrad.fileio import file_digest
+
 _SCHEMA = """CREATE TABLE IF NOT EXISTS scores (
     key TEXT PRIMARY KEY,
     utt TEXT NOT NULL,
@@ -20,11 +22,7 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS scores (
 
 
 def file_hash(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_digest(path, length=64)
 
 
 def score_key(ref_hash: str, gen_hash: str, metric: str, cache_version: str) -> str:

@@ -4,24 +4,17 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+from priorgrad.fileio import read_jsonl, write_jsonl_atomic, write_text_atomic
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     # allow_nan=False: undefined statistics are None, and a NaN sneaking in is a bug worth an error
-    _atomic_write_text(Path(path), json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
-def write_jsonl(path: str | os.PathLike, records: Iterable[Mapping[str, Any]]) -> None:
-    lines = [json.dumps(r, allow_nan=False) for r in records]
-    _atomic_write_text(Path(path), "".join(line + "\n" for line in lines))
+write_jsonl = write_jsonl_atomic
 
 
 def read_scores(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -31,15 +24,8 @@ def read_scores(path: str | os.PathLike) -> list[dict[str, Any]]:
         path = path / "scores.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: scores file not found (run `python -m eval score` first)")
-    records = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{i}: not valid JSON ({e})") from e
+    records = read_jsonl(path)
+    for i, rec in enumerate(records, 1):
         if not isinstance(rec, dict) or "utt" not in rec:
-            raise ValueError(f"{path}:{i}: expected an object with an 'utt' key")
-        records.append(rec)
+            raise ValueError(f"{path}: record {i}: expected an object with an 'utt' key")
     return records

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from priorgrad.config import load_params
+from priorgrad.logs import setup_logging
 
 log = logging.getLogger("experiments.corpus")
 
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params", type=Path, default=Path("params.yaml"))
     ap.add_argument("--out", type=Path, required=True, help="corpus directory the preprocess stage reads")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     params = load_params(args.params)
     c = params.corpus
     try:

@@ -1,10 +1,12 @@
-"""Atomic file writes: a killed process never leaves a half-written output that a re-run would trust."""
+"""File helpers used everywhere: atomic writes (a killed process never leaves a half-written output that a
+re-run would trust), JSON-lines reading and content digests."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -13,12 +15,16 @@ def _tmp_for(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
 
 
-def write_text_atomic(path: str | Path, text: str) -> None:
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_for(path)
-    tmp.write_text(text)
+    tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> None:
@@ -32,3 +38,31 @@ def save_npy_atomic(path: str | Path, array: np.ndarray) -> None:
     with open(tmp, "wb") as f:
         np.save(f, array)
     os.replace(tmp, path)
+
+
+def write_jsonl_atomic(path: str | Path, records: Iterable[Mapping[str, Any]]) -> None:
+    """One JSON object per line (NaN refused: a failed value is null, never a number)."""
+    write_text_atomic(path, "".join(json.dumps(dict(r), allow_nan=False) + "\n" for r in records))
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Every non-empty line of a JSON-lines file; a malformed line is an error naming file and line."""
+    path = Path(path)
+    out = []
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{i}: malformed JSON line ({e})") from e
+    return out
+
+
+def file_digest(path: str | Path, length: int = 16) -> str:
+    """sha256 of a file's bytes (hex, cut to ``length``), read in blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:length]

@@ -16,6 +16,7 @@ from tqdm import tqdm
 from priorgrad.audio import AudioError, get_preset, load_audio, log_mel
 from priorgrad.config import Params
 from priorgrad.data import MANIFEST, read_manifest
+from priorgrad.logs import show_progress
 from priorgrad.fileio import save_npy_atomic, write_json_atomic, write_text_atomic
 from priorgrad.prior import compute_energy_stats
 
@@ -43,7 +44,7 @@ def preprocess(corpus_dir: str | Path, out_dir: str | Path, params: Params, prog
     settings = {"preset": preset.name, "allow_resample": params.audio.allow_resample}
     previous = _previous_manifest(out_dir, settings)
     records, errors, n_done = [], [], 0
-    for u in tqdm(utts, desc="preprocess", unit="utt", disable=not (progress if progress is not None else _tty())):
+    for u in tqdm(utts, desc="preprocess", unit="utt", disable=not show_progress(progress)):
         wav_path = Path(u.wav_path)
         rec = {"utt": u.utt_id, "split": split_of[u.utt_id], "audio": f"audio/{u.utt_id}.npy",
                "mel": f"mel/{u.utt_id}.npy", "text": u.text}
@@ -100,9 +101,3 @@ def prior_stats(features_dir: str | Path, out_path: str | Path, preset: str = "h
     stats = compute_energy_stats(((it.utt, np.asarray(it.mel())) for it in items), preset)
     write_json_atomic(out_path, stats)
     return stats
-
-
-def _tty() -> bool:
-    import sys
-
-    return sys.stderr.isatty()

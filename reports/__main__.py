@@ -8,6 +8,7 @@ from pathlib import Path
 
 from reports.config import ReportConfigError, load_report_config
 from reports.inputs import ReportInputError
+from priorgrad.logs import setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,8 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, type=Path, help="output directory (replaced), e.g. reports/out")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(args.verbose)
     # matplotlib's font manager logs at INFO on first use; keep the stage log readable.
     for noisy in ("matplotlib", "fontTools", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -2,12 +2,13 @@
 inputs (content hashes, not timestamps, so the section is deterministic)."""
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from priorgrad.fileio import file_digest
 
 REPORT_PACKAGES = ("matplotlib", "seaborn", "jinja2", "pandas", "numpy")
 
@@ -16,14 +17,6 @@ def _flat(value: Any) -> str:
     if value is None or isinstance(value, (dict, list, bool)):
         return json.dumps(value, sort_keys=True, ensure_ascii=False)
     return str(value)
-
-
-def sha256_short(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
 
 
 def _version(pkg: str) -> str:
@@ -58,7 +51,7 @@ def build_provenance(prov: dict[str, Any], input_files: list[Path], report_param
             metric_rows.append((k, _flat(v), "", ""))
     if not isinstance(mv, dict):
         metric_rows.append(("all", _flat(mv), "", ""))
-    inputs = [(p.parent.name + "/" + p.name, sha256_short(p)) for p in input_files]
+    inputs = [(p.parent.name + "/" + p.name, file_digest(p, 16)) for p in input_files]
     tools = [("python", platform.python_version())] + [(p, _version(p)) for p in REPORT_PACKAGES]
     trial_rows = [[_flat(t.get(k)) for k in ("trial", "prior", "size", "seed", "budget", "mlflow_run_id")]
                   for t in sorted(trials or [], key=lambda t: str(t["trial"]))]

@@ -18,6 +18,8 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from priorgrad.fileio import write_bytes_atomic
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -129,18 +131,8 @@ def read_metadata(root: str | os.PathLike, require_wavs: bool = False) -> list[U
 
 
 # ----------------------------------------------------------------------------- writing
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write via a temp file in the same directory and rename, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+# The one atomic writer (priorgrad.fileio), under the name the corpus tools have always imported.
+atomic_write_bytes = write_bytes_atomic
 
 
 def encode_wav(wav: np.ndarray, sample_rate: int) -> bytes:
