@@ -11,6 +11,7 @@ import logging
 import sys
 from pathlib import Path
 from typing import Sequence
+from priorgrad.logs import setup_logging
 
 log = logging.getLogger("priorgrad")
 
@@ -82,11 +83,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_synthesize(args: argparse.Namespace) -> int:
     from priorgrad.infer import synthesize
 
-    steps: int | list[float] = args.steps
+    # The infer: section of --params sets steps, batch size, seed and device; a flag overrides one of them.
+    infer = _params(args).infer
+    steps: int | list[float] = args.steps if args.steps is not None else infer.steps
     if args.schedule:
         steps = [float(x) for x in args.schedule.split(",")]
-    result = synthesize(args.checkpoint, args.input, args.out, steps=steps, batch_size=args.batch_size,
-                        seed=args.seed, device=args.device)
+    result = synthesize(args.checkpoint, args.input, args.out, steps=steps,
+                        batch_size=args.batch_size if args.batch_size is not None else infer.batch_size,
+                        seed=args.seed if args.seed is not None else infer.seed,
+                        device=args.device if args.device is not None else infer.device)
     print(json.dumps(result, indent=2))
     return 0
 
@@ -136,19 +141,19 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--checkpoint", required=True)
     sy.add_argument("--input", required=True, nargs="+", help="mel .npy / .wav files or directories")
     sy.add_argument("--out", required=True, help="output directory")
-    sy.add_argument("--steps", type=int, default=6, help="inference steps: 6, 12, 50 or any S (default 6)")
+    sy.add_argument("--steps", type=int, default=None, help="inference steps: 6, 12, 50 or any S (default: infer.steps)")
     sy.add_argument("--schedule", default=None, help="explicit comma-separated inference betas")
-    sy.add_argument("--batch-size", type=int, default=8)
-    sy.add_argument("--seed", type=int, default=0)
-    sy.add_argument("--device", default="auto")
+    sy.add_argument("--batch-size", type=int, default=None, help="default: infer.batch_size")
+    sy.add_argument("--seed", type=int, default=None, help="default: infer.seed")
+    sy.add_argument("--device", default=None, help="default: infer.device")
+    _add_params(sy)
     sy.set_defaults(func=cmd_synthesize)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(args.verbose)
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError, RuntimeError, OSError) as e:

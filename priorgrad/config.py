@@ -1,8 +1,10 @@
 """params.yaml -> typed, validated configuration.
 
-params.yaml is the single source of configuration. The dataclass defaults below are the spec's
-(paper/official-code) values; params.yaml may override them for a CPU profile, and every override is
-visible there. Unknown keys are rejected so that a typo never silently falls back to a default.
+params.yaml (with the profile overlay it names, see priorgrad.schema) is the only place a value is
+set: the dataclasses below declare each key's type and meaning, never its value. A missing key, an
+unknown key and a value of the wrong type are errors naming the key, so a deleted or misspelt key can
+never fall back to a hidden default. Sections owned by other packages (sweep, evaluate, report, ...)
+are kept raw here and validated by their owners with the same ``build_section``.
 """
 from __future__ import annotations
 
@@ -17,80 +19,81 @@ from typing import Any
 
 import yaml
 
+from priorgrad import registry
 from priorgrad.audio import PRESETS
+from priorgrad.schema import PROFILE_KEY, ConfigError, build_section, read_params
 
-
-class ConfigError(ValueError):
-    """Invalid configuration; the message names the key (and file when known)."""
+__all__ = ["ConfigError", "Params", "load_params", "params_hash"]
 
 
 @dataclass
 class AudioConfig:
-    preset: str = "hifigan"          # mel front-end preset: hifigan | diffwave
-    sample_rate: int = 22050         # Hz; must equal the preset's rate
-    allow_resample: bool = False     # resample files at another rate (soxr HQ) instead of rejecting them
+    preset: str                      # mel front-end preset: hifigan | diffwave
+    sample_rate: int                 # Hz; must equal the preset's rate
+    allow_resample: bool             # resample files at another rate (soxr HQ) instead of rejecting them
 
 
 @dataclass
 class CorpusConfig:
-    source: str = "synthetic"        # "synthetic" (eSpeak NG, made locally) or a path to an LJSpeech-layout dir
-    n_utterances: int = 300          # synthetic corpus size
-    seed: int = 0                    # synthetic corpus seed
-    n_valid: int = 5                 # validation utterances (official LJSpeech split: 5)
-    n_test: int = 95                 # test utterances (official LJSpeech split: 95)
-    split_seed: int = 0              # seed of the deterministic train/valid/test split
-    official_split: str = "auto"     # auto | yes | no: official LJSpeech lists when the corpus is full LJSpeech
+    source: str                      # "synthetic" (eSpeak NG, made locally) or a path to an LJSpeech-layout dir
+    n_utterances: int                # synthetic corpus size
+    seed: int                        # synthetic corpus seed
+    n_valid: int                     # validation utterances (official LJSpeech split: 5)
+    n_test: int                      # test utterances (official LJSpeech split: 95)
+    split_seed: int                  # seed of the deterministic train/valid/test split
+    official_split: str              # auto | yes | no: official LJSpeech lists when the corpus is full LJSpeech
 
 
 @dataclass
 class PriorConfig:
-    type: str = "energy"             # energy (PriorGrad) | standard (DiffWave, N(0, I))
-    std_min: float = 0.1             # floor of sigma
-    max_energy: float | None = 4.0   # official override of E_max (frame energy clipped to it); null = dataset E_max
-    condition_on_sigma: bool = False  # ablation: feed sigma to the network as an extra conditioning channel
+    type: str                        # a prior of priorgrad.registry: energy (PriorGrad) | standard (DiffWave)
+    std_min: float                   # floor of sigma
+    max_energy: float | None         # official override of E_max (frame energy clipped to it); null = dataset E_max
+    condition_on_sigma: bool         # ablation: feed sigma to the network as an extra conditioning channel
 
 
 @dataclass
 class ModelConfig:
-    residual_layers: int = 30        # L
-    residual_channels: int = 64      # C
-    dilation_cycle: int = 10         # dilation 2^(i mod cycle)
-    upsample_factors: list[int] = field(default_factory=lambda: [16, 16])  # product must equal hop_length
+    residual_layers: int             # L
+    residual_channels: int           # C
+    dilation_cycle: int              # dilation 2^(i mod cycle)
+    upsample_factors: list[int]      # product must equal hop_length
 
 
 @dataclass
 class DiffusionConfig:
-    num_steps: int = 50              # training T
-    beta_start: float = 1e-4
-    beta_end: float = 0.05
-    loss: str = "l2"                 # l2 (PriorGrad's Sigma^-1-weighted MSE; plain MSE when sigma = 1) | l1
+    num_steps: int                   # training T
+    beta_start: float
+    beta_end: float
+    loss: str                        # l2 (PriorGrad's Sigma^-1-weighted MSE; plain MSE when sigma = 1) | l1
 
 
 @dataclass
 class TrainConfig:
-    batch_size: int = 16
-    learning_rate: float = 2e-4      # Adam, constant
-    crop_frames: int = 62            # random crop in mel frames (62 x 256 = 15,872 samples)
-    max_steps: int = 1_000_000
-    seed: int = 0
-    precision: str = "fp32"          # fp32 | bf16 | fp16 (fp16 uses a grad scaler)
-    device: str = "auto"             # auto (cuda if present) | cpu | cuda | cuda:N
-    threads: int = 0                 # torch intra-op threads on CPU; 0 = torch's default
-    validate_every: int = 5000       # steps between validations (also at step 0)
-    valid_utterances: int = 5        # size of the fixed validation subset
-    valid_max_frames: int = 0        # crop each validation utterance to this many frames; 0 = full length
-    valid_infer_steps: int = 6       # inference schedule of the validation synthesis (6, 12, 50 or any S)
-    checkpoint_every: int = 5000     # steps between checkpoints (also written at the end)
-    log_every: int = 100             # steps between training-loss logs
-    keep_checkpoints: int = 1        # step-numbered checkpoints kept besides last.pt
+    batch_size: int
+    learning_rate: float             # Adam, constant
+    crop_frames: int                 # random crop in mel frames
+    max_steps: int
+    seed: int
+    precision: str                   # fp32 | bf16 | fp16 (fp16 uses a grad scaler)
+    device: str                      # auto (cuda if present) | cpu | cuda | cuda:N
+    threads: int                     # torch intra-op threads on CPU; 0 = torch's default
+    validate_every: int              # steps between validations (also at step 0)
+    valid_utterances: int            # size of the fixed validation subset
+    valid_max_frames: int            # crop each validation utterance to this many frames; 0 = full length
+    valid_infer_steps: int           # inference schedule of the validation synthesis (6, 12, 50 or any S)
+    checkpoint_every: int            # steps between checkpoints (also written at the end)
+    log_every: int                   # steps between training-loss logs
+    keep_checkpoints: int            # step-numbered checkpoints kept besides last.pt
+    keep_steps: list[int]            # steps whose checkpoints are always kept (the sweep's budget ladder)
 
 
 @dataclass
 class InferConfig:
-    steps: int = 6                   # inference schedule: 6, 12 (fast schedules), 50 (training) or any S
-    batch_size: int = 8              # utterances per batch
-    seed: int = 0                    # per-utterance seeds derive from this and the utterance id
-    device: str = "auto"
+    steps: int                       # inference schedule: 6, 12 (fast schedules), 50 (training) or any S
+    batch_size: int                  # utterances per batch
+    seed: int                        # per-utterance seeds derive from this and the utterance id
+    device: str
 
 
 CORE_SECTIONS: dict[str, type] = {
@@ -108,14 +111,15 @@ EXTRA_SECTIONS = ("sweep", "tracking", "evaluate", "report", "sizes")
 
 @dataclass
 class Params:
-    audio: AudioConfig = field(default_factory=AudioConfig)
-    corpus: CorpusConfig = field(default_factory=CorpusConfig)
-    prior: PriorConfig = field(default_factory=PriorConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    infer: InferConfig = field(default_factory=InferConfig)
-    extra: dict[str, Any] = field(default_factory=dict)
+    profile: str                     # the profile overlay params.yaml names (recorded, not re-applied)
+    audio: AudioConfig
+    corpus: CorpusConfig
+    prior: PriorConfig
+    model: ModelConfig
+    diffusion: DiffusionConfig
+    train: TrainConfig
+    infer: InferConfig
+    extra: dict[str, Any] = field(default_factory=dict)  # raw sections of other packages (not a default value)
 
     @property
     def hop_length(self) -> int:
@@ -126,7 +130,8 @@ class Params:
         return PRESETS[self.audio.preset].n_mels
 
     def to_dict(self) -> dict[str, Any]:
-        d = {name: dataclasses.asdict(getattr(self, name)) for name in CORE_SECTIONS}
+        d: dict[str, Any] = {PROFILE_KEY: self.profile}
+        d.update({name: dataclasses.asdict(getattr(self, name)) for name in CORE_SECTIONS})
         d.update(copy.deepcopy(self.extra))
         return d
 
@@ -138,68 +143,21 @@ class Params:
         extra: dict[str, Any] = {}
         for key, value in d.items():
             if key in CORE_SECTIONS:
-                kwargs[key] = _build_section(CORE_SECTIONS[key], value, f"{source}: {key}")
+                kwargs[key] = build_section(CORE_SECTIONS[key], value, f"{source}: {key}")
             elif key in EXTRA_SECTIONS:
                 extra[key] = copy.deepcopy(value)
-            else:
+            elif key != PROFILE_KEY:
                 raise ConfigError(f"{source}: unknown section {key!r} "
-                                  f"(known: {sorted(list(CORE_SECTIONS) + list(EXTRA_SECTIONS))})")
-        params = cls(**kwargs, extra=extra)
+                                  f"(known: {sorted([PROFILE_KEY, *CORE_SECTIONS, *EXTRA_SECTIONS])})")
+        # Other packages' sections are required in params files (load_params), not in a checkpoint's copy.
+        missing = [k for k in (PROFILE_KEY, *CORE_SECTIONS) if k not in d]
+        if missing:
+            raise ConfigError(f"{source}: missing section(s) {missing}")
+        if not isinstance(d[PROFILE_KEY], str):
+            raise ConfigError(f"{source}: {PROFILE_KEY}: expected a profile name, got {d[PROFILE_KEY]!r}")
+        params = cls(profile=d[PROFILE_KEY], **kwargs, extra=extra)
         validate(params, source)
         return params
-
-
-def _build_section(cls: type, value: Any, where: str) -> Any:
-    if value is None:
-        value = {}
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: must be a mapping, got {type(value).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(value) - set(fields))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown} (known: {sorted(fields)})")
-    out = {}
-    defaults = cls()
-    for name, v in value.items():
-        out[name] = _coerce(v, getattr(defaults, name), f"{where}.{name}")
-    return cls(**out)
-
-
-def _coerce(value: Any, default: Any, where: str) -> Any:
-    """Type-check a value against its default's type (YAML gives int for 1 where float is meant)."""
-    if value is None:
-        if where.endswith(".max_energy"):
-            return None
-        raise ConfigError(f"{where}: must not be null")
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true/false, got {value!r}")
-        return value
-    if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if isinstance(default, float) or default is None:
-        if isinstance(value, str):
-            # PyYAML (YAML 1.1) reads "1e-3" as a string: accept numeric text for number keys
-            try:
-                value = float(value)
-            except ValueError:
-                raise ConfigError(f"{where}: expected a number, got {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        if not math.isfinite(float(value)):
-            raise ConfigError(f"{where}: must be finite, got {value!r}")
-        return float(value)
-    if isinstance(default, str):
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
-    if isinstance(default, list):
-        if not isinstance(value, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in value):
-            raise ConfigError(f"{where}: expected a list of integers, got {value!r}")
-        return list(value)
-    return value
 
 
 def _require(cond: bool, source: str, key: str, msg: str) -> None:
@@ -213,8 +171,9 @@ def validate(p: Params, source: str = "params") -> None:
     preset = PRESETS[p.audio.preset]
     _require(p.audio.sample_rate == preset.sample_rate, source, "audio.sample_rate",
              f"{p.audio.sample_rate} != the {preset.name} preset's {preset.sample_rate} Hz")
-    _require(p.prior.type in ("energy", "standard"), source, "prior.type",
-             f"{p.prior.type!r} must be 'energy' (PriorGrad) or 'standard' (DiffWave)")
+    vocoder_priors = registry.prior_names("vocoder")
+    _require(p.prior.type in vocoder_priors, source, "prior.type",
+             f"{p.prior.type!r} is not a registered vocoder prior ({vocoder_priors})")
     _require(0.0 < p.prior.std_min <= 1.0, source, "prior.std_min", f"{p.prior.std_min} must be in (0, 1]")
     _require(p.prior.max_energy is None or p.prior.max_energy > 0, source, "prior.max_energy",
              f"{p.prior.max_energy} must be positive or null")
@@ -242,6 +201,7 @@ def validate(p: Params, source: str = "params") -> None:
     _require(t.valid_max_frames >= 0, source, "train.valid_max_frames", "must be >= 0")
     _require(t.threads >= 0, source, "train.threads", "must be >= 0")
     _require(t.keep_checkpoints >= 0, source, "train.keep_checkpoints", "must be >= 0")
+    _require(all(k >= 0 for k in t.keep_steps), source, "train.keep_steps", f"{t.keep_steps}: steps must be >= 0")
     _require(_valid_device(t.device), source, "train.device", f"{t.device!r} not auto|cpu|cuda|cuda:N")
     _require(_valid_device(p.infer.device), source, "infer.device", f"{p.infer.device!r} not auto|cpu|cuda|cuda:N")
     _require(p.infer.steps >= 1, source, "infer.steps", "must be >= 1")
@@ -270,18 +230,16 @@ def _set_dotted(d: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def load_params(path: str | Path = "params.yaml", overrides: dict[str, Any] | list[str] | None = None) -> Params:
-    """Load and validate params.yaml; overrides are {"train.max_steps": 10} or ["train.max_steps=10"]."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: parameters file not found")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML ({e})") from e
+    """Load and validate params.yaml with its profile overlay; overrides are {"train.max_steps": 10} or
+    ["train.max_steps=10"] and apply last (command-line ``--set``)."""
+    raw = read_params(path)
     if overrides:
         items = overrides.items() if isinstance(overrides, dict) else (_parse_override(o) for o in overrides)
         for k, v in items:
             _set_dotted(raw, k, v)
+    missing = [k for k in EXTRA_SECTIONS if k not in raw]
+    if missing:
+        raise ConfigError(f"{path}: missing section(s) {missing}")
     return Params.from_dict(raw, source=str(path))
 
 

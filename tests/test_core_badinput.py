@@ -11,7 +11,7 @@ from priorgrad.config import load_params
 from priorgrad.model import DiffWave
 from priorgrad.preprocess import preprocess
 
-from core_fixtures import ROOT
+from support.core import ROOT
 
 
 def _speechlike(seconds: float = 1.0, sr: int = 22050) -> np.ndarray:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from priorgrad.checkpoint import load
 from priorgrad.config import load_params
 from priorgrad.train import TrainingDiverged, train
 
-from core_fixtures import ROOT, TINY, require_mini, run_cli, sets
+from support.core import ROOT, TINY, require_mini, run_cli, sets
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import copy_project, project_env, run_in
+from support.project import copy_project, project_env, run_in
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_in
+from support.project import run_in
 
 pytestmark = pytest.mark.slow
 
@@ -106,7 +106,7 @@ def test_smoke_repro_dvc_metrics_plots_and_status(smoke_repro: Path) -> None:
 
 
 def test_dvc_exp_run_of_a_sweep_key_is_listed_by_exp_show(smoke_repro: Path, tmp_path: Path) -> None:
-    from conftest import copy_project
+    from support.project import copy_project
 
     project = copy_project(smoke_repro, tmp_path / "project", with_outputs=True)
     run_in(project, ["dvc", "exp", "run", "-S", "sweep.max_concurrent_trials=1", "-n", "one-at-a-time"])

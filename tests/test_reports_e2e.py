@@ -61,7 +61,7 @@ def test_smoke_report_stage_is_byte_identical(project: Path, tmp_path: Path) -> 
     assert sorted(first) == sorted(second)
     assert [k for k in first if first[k] != second[k]] == []
     # and DVC agrees the stage is up to date (nothing downstream would re-run)
-    from conftest import run_in
+    from support.project import run_in
 
     status = run_in(project, ["dvc", "status", "report"], timeout=120)
     assert "report" not in status.stdout.replace("reports/", ""), status.stdout

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MINI = ROOT.parent / "shared" / "data" / "ljspeech_mini"
 
 TINY = ["model.residual_layers=2", "model.residual_channels=8", "model.dilation_cycle=1",
