@@ -6,17 +6,13 @@ Metric names lose the trainer's prefixes: ``valid/ls_mae`` -> ``ls_mae``, ``vali
 """
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 from pathlib import Path
 from typing import Any
 
-from priorgrad.fileio import write_json_atomic, write_text_atomic
-
-COLUMNS = ["trial", "prior", "size", "n_params", "seed", "budget", "step", "metric", "value"]
-TRIAL_KEYS = ["trial", "prior", "size", "n_params", "seed", "budget", "checkpoint", "mlflow_run_id"]
+from experiments.contract import (CONVERGENCE_COLUMNS, CONVERGENCE_CSV, FINAL_VALID_JSON, TRIAL_KEYS, TRIALS_JSON,
+                                  write_csv)
+from priorgrad.fileio import read_jsonl, write_json_atomic
 
 
 def metric_name(key: str) -> str | None:
@@ -30,15 +26,7 @@ def metric_name(key: str) -> str | None:
 def read_metrics(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         raise FileNotFoundError(f"{path}: trial metrics missing (did the trial run?)")
-    rows = []
-    for i, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{i}: malformed metrics line ({e})") from e
-    return rows
+    return read_jsonl(path)
 
 
 def convergence_rows(result: dict[str, Any], metrics_path: Path) -> list[dict[str, Any]]:
@@ -62,14 +50,9 @@ def write_tables(results: list[tuple[dict[str, Any], Path]], out_dir: Path) -> t
     for result, run_dir in results:
         trials.append({k: result.get(k) for k in TRIAL_KEYS})
         rows.extend(convergence_rows(result, run_dir / "metrics.jsonl"))
-    trials_path, conv_path = out_dir / "trials.json", out_dir / "convergence.csv"
+    trials_path, conv_path = out_dir / TRIALS_JSON, out_dir / CONVERGENCE_CSV
     write_json_atomic(trials_path, trials)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({**r, "value": repr(r["value"])})
-    write_text_atomic(conv_path, buf.getvalue())
+    write_csv(conv_path, [{**r, "value": repr(r["value"])} for r in rows], CONVERGENCE_COLUMNS)
     return trials_path, conv_path
 
 
@@ -79,6 +62,6 @@ def final_metrics(results: list[tuple[dict[str, Any], Path]], out_dir: Path) -> 
     for result, _ in results:
         out[result["trial"]] = {k[len("valid/"):]: v for k, v in result.items()
                                 if k.startswith("valid/") and isinstance(v, (int, float))}
-    path = out_dir / "final_valid.json"
+    path = out_dir / FINAL_VALID_JSON
     write_json_atomic(path, out)
     return path

@@ -8,106 +8,72 @@ from __future__ import annotations
 import copy
 import dataclasses
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from priorgrad.config import ConfigError, Params, params_hash
+from priorgrad import registry
+from priorgrad.config import Params, params_hash
+from priorgrad.schema import ConfigError, build_section
 
 # Core sections that decide what a trial trains: a change in any of them gives a new trial directory,
 # so a stale checkpoint is never resumed under new settings. Thread count and device are left out:
 # they change speed, not the result.
 TRAINING_SECTIONS = ("audio", "corpus", "prior", "model", "diffusion", "train")
-SYSTEM_OF_PRIOR = {"energy": "priorgrad", "standard": "diffwave"}
 SIZE_KEYS = ("residual_layers", "residual_channels", "dilation_cycle")
+# The keys each trial sets from sweep: and sizes: (params.yaml marks them "(per trial)").
+TRIAL_KEYS = ("prior.type", "train.seed", "train.max_steps", "train.keep_steps",
+              *(f"model.{k}" for k in SIZE_KEYS))
 
 
 @dataclass
 class SweepConfig:
-    name: str = "default"
-    backend: str = "ray"
-    priors: list[str] = field(default_factory=lambda: ["standard", "energy"])
-    sizes: list[str] = field(default_factory=lambda: ["tiny"])
-    seeds: list[int] = field(default_factory=lambda: [0])
-    budgets: list[int] = field(default_factory=lambda: [1000])
-    validation_metrics: list[str] = field(default_factory=lambda: ["mrstft"])
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    max_concurrent_trials: int = 2
-    max_failures: int = 1
-    num_cpus: int = 0
-    ray_address: str | None = None
+    name: str
+    backend: str
+    priors: list[str]
+    sizes: list[str]
+    seeds: list[int]
+    budgets: list[int]
+    validation_metrics: list[str]
+    cpus_per_trial: float
+    gpus_per_trial: float
+    max_concurrent_trials: int
+    max_failures: int
+    num_cpus: int
+    ray_address: str | None
 
 
 @dataclass
 class TrackingConfig:
-    enabled: bool = True
-    uri: str | None = None
-    experiment_prefix: str = "priorgrad-bench"
-    n_audio_samples: int = 2
-    timeout_s: float = 5.0
+    enabled: bool
+    uri: str | None
+    experiment_prefix: str
+    n_audio_samples: int
+    timeout_s: float
 
 
 @dataclass
 class EvaluateConfig:
-    t_infer: list[int] = field(default_factory=lambda: [6, 12, 50])
-    metrics: list[str] = field(default_factory=lambda: ["ls_mae", "mrstft", "pesq_wb", "stoi"])
-    n_utterances: int = 0
-    max_frames: int = 0
-    n_audio_examples: int = 3
-    workers: int = 2
-    bootstrap_seed: int = 0
-    n_boot: int = 2000
-
-
-def _typed(value: Any, default: Any, key: str) -> Any:
-    """Check one value against the type of its default; the error names the key."""
-    if default is None or key.endswith("ray_address") or key.endswith(".uri"):
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise ConfigError(f"params: {key}: expected a string or null, got {value!r}")
-        return value
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise ConfigError(f"params: {key}: expected true/false, got {value!r}")
-        return value
-    if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"params: {key}: expected an integer, got {value!r}")
-        return value
-    if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"params: {key}: expected a number, got {value!r}")
-        return float(value)
-    if isinstance(default, str):
-        if not isinstance(value, str) or not value:
-            raise ConfigError(f"params: {key}: expected a non-empty string, got {value!r}")
-        return value
-    if isinstance(default, list):
-        if not isinstance(value, list) or not value:
-            raise ConfigError(f"params: {key}: expected a non-empty list, got {value!r}")
-        kind = type(default[0]) if default else str
-        for x in value:
-            if isinstance(x, bool) or not isinstance(x, kind):
-                raise ConfigError(f"params: {key}: every entry must be {kind.__name__}, got {x!r}")
-        if len(set(value)) != len(value):
-            raise ConfigError(f"params: {key}: duplicate entries in {value!r}")
-        return list(value)
-    return value
+    t_infer: list[int]
+    metrics: list[str]
+    n_utterances: int
+    max_frames: int
+    n_audio_examples: int
+    workers: int
+    bootstrap_seed: int
+    n_boot: int
 
 
 def _section(cls: type, raw: Any, name: str) -> Any:
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"params: {name}: must be a mapping, got {type(raw).__name__}")
-    fields = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - fields)
-    if unknown:
-        raise ConfigError(f"params: {name}: unknown key(s) {unknown} (known: {sorted(fields)})")
-    defaults = cls()
-    return cls(**{k: _typed(v, getattr(defaults, k), f"{name}.{k}") for k, v in raw.items()})
+    cfg = build_section(cls, raw, f"params: {name}")
+    for f in dataclasses.fields(cls):
+        value = getattr(cfg, f.name)
+        if isinstance(value, list):
+            if not value:
+                raise ConfigError(f"params: {name}.{f.name}: expected a non-empty list")
+            if len(set(value)) != len(value):
+                raise ConfigError(f"params: {name}.{f.name}: duplicate entries in {value!r}")
+    return cfg
 
 
 def sizes_of(params: Params) -> dict[str, dict[str, int]]:
@@ -134,9 +100,10 @@ def sweep_config(params: Params) -> SweepConfig:
     s = _section(SweepConfig, params.extra.get("sweep"), "sweep")
     if s.backend not in ("ray", "sequential"):
         raise ConfigError(f"params: sweep.backend: {s.backend!r} must be 'ray' or 'sequential'")
-    bad = [p for p in s.priors if p not in SYSTEM_OF_PRIOR]
+    known_priors = registry.prior_names("vocoder")
+    bad = [p for p in s.priors if p not in known_priors]
     if bad:
-        raise ConfigError(f"params: sweep.priors: {bad} not in {sorted(SYSTEM_OF_PRIOR)}")
+        raise ConfigError(f"params: sweep.priors: {bad} not registered vocoder priors ({known_priors})")
     known = sizes_of(params)
     bad = [z for z in s.sizes if z not in known]
     if bad:
@@ -195,23 +162,31 @@ def _check_metric_names(names: list[str], key: str) -> None:
 
 @dataclass
 class Trial:
-    """One point of the sweep: a prior, a named size, a seed and a training-step budget."""
+    """One training run of the sweep: a prior, a named size and a seed, trained to the largest budget.
+
+    The budgets of sweep.budgets are checkpoints of this one run (train.keep_steps), not separate runs:
+    a shorter budget's model is a prefix of the longer run, so retraining it would only cost time.
+    """
 
     name: str
     prior: str
     size: str
     seed: int
-    budget: int
+    budgets: list[int]
     overrides: dict[str, Any]
     params_hash: str
 
     @property
+    def budget(self) -> int:
+        return max(self.budgets)
+
+    @property
     def system(self) -> str:
-        return SYSTEM_OF_PRIOR[self.prior]
+        return registry.system_of(self.prior)
 
     @property
     def dirname(self) -> str:
-        # The hash keeps trials of different settings apart, so a resumed run never mixes them.
+        # The hash keeps trials of different settings (and code) apart, so a resumed run never mixes them.
         return f"{self.name}-{self.params_hash}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -232,22 +207,30 @@ def trial_params(params: Params, overrides: dict[str, Any]) -> Params:
 
 
 def training_hash(params: Params) -> str:
+    """Identity of a trial's result: its training settings and the code that trains it."""
+    from priorgrad.fingerprint import training_fingerprint
+
     d = params.to_dict()
     d["train"] = {k: v for k, v in d["train"].items() if k not in ("threads", "device")}
-    return params_hash(d, sections=TRAINING_SECTIONS)
+    d = {k: d.get(k) for k in TRAINING_SECTIONS}
+    d["code"] = training_fingerprint()
+    return params_hash(d)
 
 
 def expand_trials(params: Params) -> list[Trial]:
-    """prior x size x seed x budget, in a stable order (sizes and budgets outermost, priors innermost)."""
+    """prior x size x seed, in a stable order (sizes outermost, priors innermost); each to the top budget."""
     s = sweep_config(params)
     sizes = sizes_of(params)
+    budgets = sorted(s.budgets)
     trials = []
-    for size, budget, seed, prior in itertools.product(s.sizes, s.budgets, s.seeds, s.priors):
-        overrides: dict[str, Any] = {"prior.type": prior, "train.seed": seed, "train.max_steps": budget}
+    for size, seed, prior in itertools.product(s.sizes, s.seeds, s.priors):
+        overrides: dict[str, Any] = {"prior.type": prior, "train.seed": seed, "train.max_steps": budgets[-1],
+                                     "train.keep_steps": budgets}
         overrides.update({f"model.{k}": v for k, v in sizes[size].items()})
+        assert set(overrides) == set(TRIAL_KEYS), "TRIAL_KEYS must list every per-trial key"
         tp = trial_params(params, overrides)
-        name = f"{SYSTEM_OF_PRIOR[prior]}-{size}-s{seed}-b{budget}"
-        trials.append(Trial(name, prior, size, seed, budget, overrides, training_hash(tp)))
+        name = f"{registry.system_of(prior)}-{size}-s{seed}"
+        trials.append(Trial(name, prior, size, seed, budgets, overrides, training_hash(tp)))
     return trials
 
 

@@ -25,6 +25,7 @@ from experiments.spec import (SweepConfig, Trial, expand_trials, project_root, s
 from experiments.trackers import TrackingUnavailable, default_tracking_uri, ensure_experiment
 from experiments.trial import TrialContext, finished_result, git_commit, run_dir_of, run_trial
 from priorgrad.config import Params, load_params
+from priorgrad.logs import setup_logging
 
 log = logging.getLogger("experiments.sweep")
 
@@ -78,7 +79,7 @@ def _ray_temp_dir() -> str:
 
 def _trainable(config: dict[str, Any]) -> None:
     """The Tune function trainable: one trial, reporting to Tune through RayTuneTracker."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     ctx = TrialContext(**config["ctx"])
     run_trial(ctx, Trial.from_dict(config["trial"]), use_ray=True)
 
@@ -169,11 +170,15 @@ def collect(ctx: TrialContext, trials: list[Trial], root: Path) -> tuple[list[tu
         if res is None:
             missing.append(t.name)
         else:
-            ckpt = Path(res["checkpoint"]).resolve()
-            if ckpt.is_relative_to(root):  # relative paths keep trials.json valid in any clone
-                res = {**res, "checkpoint": str(ckpt.relative_to(root))}
+            res = {**res, "checkpoints": {b: _relative(c, root) for b, c in res["checkpoints"].items()}}
             results.append((res, run_dir))
     return results, missing
+
+
+def _relative(path: str, root: Path) -> str:
+    """A path under the project root relative to it: trials.json then stays valid in any clone."""
+    p = Path(path).resolve()
+    return str(p.relative_to(root)) if p.is_relative_to(root) else str(p)
 
 
 def run_sweep(params_path: Path, features: Path, stats: Path, out: Path, backend: str | None = None) -> Path:
@@ -216,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="sweep output dir, e.g. runs/sweep")
     ap.add_argument("--backend", choices=["ray", "sequential"], help="override sweep.backend")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     try:
         run_sweep(args.params, args.features, args.stats, args.out, args.backend)
     except (SweepFailed, FileNotFoundError, ValueError) as e:

@@ -170,7 +170,7 @@ def _train_trial(ctx: TrialContext, trial: Trial, run_dir: Path, use_ray: bool) 
         # every concurrent trial and they would fight over them.
         params.train.threads = max(1, int(ctx.cpus_per_trial))
     tags = {"prior": trial.prior, "system": trial.system, "size": trial.size, "seed": str(trial.seed),
-            "budget": str(trial.budget), "trial": trial.name, "sweep_id": ctx.sweep_id, "sweep": ctx.sweep_name,
+            "budget": str(trial.budget), "budgets": ",".join(map(str, trial.budgets)), "trial": trial.name, "sweep_id": ctx.sweep_id, "sweep": ctx.sweep_name,
             "git_commit": ctx.git_commit, "params_hash": params_hash(params),
             "trial_hash": trial.params_hash, "backend": "ray" if use_ray else "sequential"}
     tracker, mlflow_tracker = _make_trackers(ctx, trial, run_dir, use_ray, tags)
@@ -191,9 +191,16 @@ def _train_trial(ctx: TrialContext, trial: Trial, run_dir: Path, use_ray: bool) 
     except BaseException:
         tracker.close("FAILED")
         raise
-    out = {**result, "trial": trial.name, "prior": trial.prior, "size": trial.size, "seed": trial.seed,
-           "budget": trial.budget, "params_hash_training": trial.params_hash,
-           "mlflow_run_id": mlflow_tracker.run_id if mlflow_tracker is not None and mlflow_tracker.active else None}
+    missing = [b for b in trial.budgets if str(b) not in result["kept_checkpoints"]]
+    if missing:  # the trainer keeps one per train.keep_steps; without them the ladder cannot be evaluated
+        raise RuntimeError(f"{run_dir}: no kept checkpoint for budget(s) {missing}")
+    active = mlflow_tracker is not None and mlflow_tracker.active
+    out = {**result, "trial": trial.name, "prior": trial.prior, "system": trial.system, "size": trial.size,
+           "seed": trial.seed, "budget": trial.budget, "budgets": trial.budgets,
+           "checkpoints": {str(b): result["kept_checkpoints"][str(b)] for b in trial.budgets},
+           "params_hash_training": trial.params_hash,
+           "mlflow_run_id": mlflow_tracker.run_id if active else None,
+           "mlflow_experiment": ctx.experiment if active else None}
     write_json_atomic(run_dir / RESULT, out)
     tracker.close("FINISHED")
     if use_ray:

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from priorgrad.audio import get_preset, load_audio, log_mel, write_wav
 from priorgrad.diffusion import Diffusion
+from priorgrad.logs import show_progress
 from priorgrad.prior import Prior, make_prior
 
 log = logging.getLogger(__name__)
@@ -36,15 +37,11 @@ def utterance_seed(base_seed: int, utt: str) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
-@torch.no_grad()
-def generate(model: torch.nn.Module, diffusion: Diffusion, prior: Prior, mels: Sequence[np.ndarray],
-             seeds: Sequence[int], steps: int | list[float], hop_length: int,
-             device: torch.device | str = "cpu") -> list[np.ndarray]:
-    """Waveforms for a batch of log-mels (each (n_mels, frames)); utterance i's noise comes from seeds[i].
+def _batch(prior: Prior, mels: Sequence[np.ndarray], hop_length: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Padded log-mels (B, n_mels, frames), per-sample sigma (B, samples) and each utterance's frame count.
 
-    Shorter mels are padded with silence (the log floor) and their outputs cut back to length.
+    Shorter mels are padded with silence (the log floor); sigma of the padding is the utterance's smallest.
     """
-    device = torch.device(device)
     lengths = [m.shape[1] for m in mels]
     frames = max(lengths)
     floor = float(np.log(1e-5))
@@ -55,19 +52,38 @@ def generate(model: torch.nn.Module, diffusion: Diffusion, prior: Prior, mels: S
         s = prior.sigma_frames(np.asarray(m))
         sig[i, :len(s) * hop_length] = np.repeat(s, hop_length)
         sig[i, len(s) * hop_length:] = s.min() if len(s) else 1.0
-    mel_t = torch.from_numpy(mel).to(device)
-    sigma = torch.from_numpy(sig).to(device)
+    return mel, sig, lengths
+
+
+def _noise(seeds: Sequence[int], lengths: list[int], hop_length: int, shape: tuple[int, ...],
+           device: torch.device) -> Any:
+    """draw(k) -> the k-th standard-normal draw of every utterance, each from its own seeded generator.
+
+    Each utterance draws at its own length, so its noise does not depend on which other utterances share
+    the batch (up to the padded tail's receptive field).
+    """
     gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
 
-    def noise(_k: int) -> torch.Tensor:
-        # Each utterance draws from its own generator at its own length: the result does not depend
-        # on which other utterances share the batch (up to the padded tail's receptive field).
-        z = torch.zeros(sigma.shape)
+    def draw(_k: int) -> torch.Tensor:
+        z = torch.zeros(shape)
         for i, g in enumerate(gens):
             n = lengths[i] * hop_length
             z[i, :n] = torch.randn(n, generator=g)
         return z.to(device)
 
+    return draw
+
+
+@torch.no_grad()
+def generate(model: torch.nn.Module, diffusion: Diffusion, prior: Prior, mels: Sequence[np.ndarray],
+             seeds: Sequence[int], steps: int | list[float], hop_length: int,
+             device: torch.device | str = "cpu") -> list[np.ndarray]:
+    """Waveforms for a batch of log-mels (each (n_mels, frames)); utterance i's noise comes from seeds[i]."""
+    device = torch.device(device)
+    mel, sig, lengths = _batch(prior, mels, hop_length)
+    mel_t = torch.from_numpy(mel).to(device)
+    sigma = torch.from_numpy(sig).to(device)
+    noise = _noise(seeds, lengths, hop_length, tuple(sigma.shape), device)
     cond = model.condition(mel_t, sigma)  # once per utterance, not once per step
 
     def denoise(x: torch.Tensor, _c: Any, t: torch.Tensor) -> torch.Tensor:
@@ -75,6 +91,19 @@ def generate(model: torch.nn.Module, diffusion: Diffusion, prior: Prior, mels: S
 
     out = diffusion.sample(denoise, None, sigma, steps, noise=noise)
     out = out.float().cpu().numpy()
+    return [out[i, :lengths[i] * hop_length].copy() for i in range(len(mels))]
+
+
+def prior_noise(prior: Prior, mels: Sequence[np.ndarray], seeds: Sequence[int], hop_length: int) -> list[np.ndarray]:
+    """The prior's own sample x_T = sigma * n, without denoising: the floor a trained system must beat.
+
+    It is exactly the sampler's starting point for the same seeds, clipped to [-1, 1] as the sampler
+    clips its output (so it is scored on the same footing as a generated waveform).
+    """
+    _, sig, lengths = _batch(prior, mels, hop_length)
+    sigma = torch.from_numpy(sig)
+    x = sigma * _noise(seeds, lengths, hop_length, tuple(sigma.shape), torch.device("cpu"))(0)
+    out = torch.clamp(x, -1.0, 1.0).numpy()
     return [out[i, :lengths[i] * hop_length].copy() for i in range(len(mels))]
 
 
@@ -128,7 +157,7 @@ def synthesize(checkpoint: str | Path, inputs: Sequence[str | Path], out_dir: st
     mels = {p: _load_input(p, preset.name) for p in paths}
     order = sorted(paths, key=lambda p: mels[p].shape[1])
     wall, audio_s = 0.0, 0.0
-    show = progress if progress is not None else _tty()
+    show = show_progress(progress)
     for i in tqdm(range(0, len(order), batch_size), desc="synthesize", unit="batch", disable=not show):
         batch = order[i:i + batch_size]
         t0 = time.perf_counter()
@@ -143,9 +172,3 @@ def synthesize(checkpoint: str | Path, inputs: Sequence[str | Path], out_dir: st
     return {"n": len(order), "steps": steps, "batch_size": batch_size, "seed": seed, "device": str(dev),
             "wall_seconds": wall, "audio_seconds": audio_s, "rtf": (wall / audio_s) if audio_s else None,
             "checkpoint_step": int(ckpt["step"])}
-
-
-def _tty() -> bool:
-    import sys
-
-    return sys.stderr.isatty()

@@ -23,6 +23,7 @@ from priorgrad.audio import log_mel_torch
 from priorgrad.config import Params, params_hash
 from priorgrad.data import CropSampler, read_manifest, validation_subset
 from priorgrad.diffusion import Diffusion
+from priorgrad.logs import show_progress
 from priorgrad.fileio import write_json_atomic, write_text_atomic
 from priorgrad.infer import generate, resolve_device, utterance_seed
 from priorgrad.model import build_model, count_parameters
@@ -35,7 +36,12 @@ ValidationHook = Callable[[int, dict[str, np.ndarray], dict[str, np.ndarray]], d
 
 # Keys that may change between a run and its resumption (a longer budget, other logging cadence).
 RESUMABLE_CHANGES = {"train.max_steps", "train.validate_every", "train.checkpoint_every", "train.log_every",
-                     "train.keep_checkpoints", "train.device", "train.threads", "infer"}
+                     "train.keep_checkpoints", "train.keep_steps", "train.device", "train.threads", "infer"}
+
+
+def kept_checkpoint(ckpt_dir: str | Path, step: int) -> Path:
+    """The checkpoint kept at a step of train.keep_steps (a rung of the sweep's budget ladder)."""
+    return Path(ckpt_dir) / f"kept-{step:08d}.pt"
 
 
 class TrainingDiverged(FloatingPointError):
@@ -97,6 +103,9 @@ class Trainer:
                 "prior_stats": self.stats, "n_params": count_parameters(self.model)}
 
     def save(self) -> Path:
+        if self.step in self.params.train.keep_steps:
+            # Written before last.pt: a run killed in between redoes this step's save on resume.
+            ckpt_io.save(kept_checkpoint(self.ckpt_dir, self.step), self._state())
         path = ckpt_io.save(self.ckpt_dir / ckpt_io.LAST, self._state())
         if self.params.train.keep_checkpoints > 0:
             ckpt_io.save(self.ckpt_dir / f"step-{self.step:08d}.pt", self._state())
@@ -199,7 +208,7 @@ class Trainer:
                                      **_flatten(self.params.to_dict())})
         if self.step == 0 and t.max_steps >= 0:
             self.tracker.log_metrics(self.validate(), step=0)
-        show = self.progress if self.progress is not None else _tty()
+        show = show_progress(self.progress)
         bar = tqdm(total=t.max_steps, initial=self.step, desc=f"train {self.run_dir.name}", unit="step",
                    disable=not show)
         t0, s0, loss_acc, n_acc = time.perf_counter(), self.step, 0.0, 0
@@ -214,11 +223,12 @@ class Trainer:
                     self.tracker.log_metrics({"train/loss": loss_acc / n_acc, "train/steps_per_s": rate}, self.step)
                     bar.set_postfix(loss=f"{loss_acc / n_acc:.4f}")
                     loss_acc, n_acc = 0.0, 0
-                if self.step % t.validate_every == 0 or self.step == t.max_steps:
+                kept = self.step in t.keep_steps  # a budget rung: validated and checkpointed there
+                if self.step % t.validate_every == 0 or self.step == t.max_steps or kept:
                     metrics = self.validate()
                     self.tracker.log_metrics(metrics, self.step)
                     bar.set_postfix(ls_mae=f"{metrics['valid/ls_mae']:.3f}")
-                if self.step % t.checkpoint_every == 0 or self.step == t.max_steps:
+                if self.step % t.checkpoint_every == 0 or self.step == t.max_steps or kept:
                     self.save()
         finally:
             bar.close()
@@ -227,8 +237,10 @@ class Trainer:
         last_valid = {}
         for rec in self.jsonl.records():
             last_valid.update({k: v for k, v in rec.items() if k.startswith("valid/")})
+        kept_ckpts = {str(k): str(kept_checkpoint(self.ckpt_dir, k)) for k in sorted(t.keep_steps)
+                      if 0 < k <= self.step and kept_checkpoint(self.ckpt_dir, k).exists()}
         result = {"step": self.step, "checkpoint": str(self.ckpt_dir / ckpt_io.LAST), "n_params": n_params,
-                  "params_hash": params_hash(self.params), **last_valid}
+                  "params_hash": params_hash(self.params), "kept_checkpoints": kept_ckpts, **last_valid}
         write_json_atomic(self.run_dir / "result.json", result)
         return result
 
@@ -248,9 +260,3 @@ def train(params: Params, features_dir: str | Path, stats_path: str | Path | Non
           progress: bool | None = None) -> dict[str, Any]:
     """Train (or resume) to params.train.max_steps; returns the final step, checkpoint and validation metrics."""
     return Trainer(params, features_dir, stats_path, run_dir, tracker, validation_hook, progress).fit()
-
-
-def _tty() -> bool:
-    import sys
-
-    return sys.stderr.isatty()

@@ -7,9 +7,9 @@ import logging
 from pathlib import Path
 
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from priorgrad.schema import read_params
+from support.project import profile_params, write_params
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def tiny_features(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
     from priorgrad.preprocess import preprocess, prior_stats
 
     d = tmp_path_factory.mktemp("tiny")
-    params = load_params(ROOT / "params.smoke.yaml")
+    params = load_params(profile_params(d / "params", "smoke"))
     make_corpus(d / "corpus", n_utterances=params.corpus.n_utterances, seed=0)
     preprocess(d / "corpus", d / "features", params, progress=False)
     prior_stats(d / "features", d / "stats.json", params.audio.preset)
@@ -32,11 +32,11 @@ def test_sequential_sweep_trains_without_mlflow_and_skips_finished_trials(
     from experiments.sweep import run_sweep
 
     features, stats = tiny_features
-    params = yaml.safe_load((ROOT / "params.smoke.yaml").read_text())
-    params["sweep"].update(backend="sequential", budgets=[4], seeds=[0])
+    params = read_params(profile_params(tmp_path / "p", "smoke"))
+    params["sweep"].update(backend="sequential", budgets=[2, 4], seeds=[0])
     params["train"].update(validate_every=2, checkpoint_every=2, log_every=2)
     params["tracking"].update(uri="http://127.0.0.1:9", timeout_s=2)  # nothing listens on port 9
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    write_params(tmp_path, params)
     out = tmp_path / "runs" / "sweep"
     with caplog.at_level(logging.WARNING):
         run_sweep(tmp_path / "params.yaml", features, stats, out)
@@ -47,6 +47,8 @@ def test_sequential_sweep_trains_without_mlflow_and_skips_finished_trials(
     with open(out / "convergence.csv") as f:
         steps = {(r["prior"], int(r["step"])) for r in csv.DictReader(f) if r["metric"] == "ls_mae"}
     assert steps == {(p, s) for p in ("standard", "energy") for s in (0, 2, 4)}
+    # one run per prior trained to the top budget, with a checkpoint kept at every rung of the ladder
+    assert len(trials) == 2 and all(sorted(t["checkpoints"], key=int) == ["2", "4"] for t in trials)
     ckpts = sorted((out / "trials").glob("*/checkpoints/last.pt"))
     before = {p: p.stat().st_mtime_ns for p in ckpts}
     caplog.clear()
@@ -60,11 +62,11 @@ def test_sweep_refuses_missing_features(tmp_path: Path) -> None:
     from experiments.sweep import run_sweep
 
     with pytest.raises(FileNotFoundError, match="manifest.jsonl"):
-        run_sweep(ROOT / "params.smoke.yaml", tmp_path / "nope", tmp_path / "stats.json", tmp_path / "out")
+        run_sweep(profile_params(tmp_path, "smoke"), tmp_path / "nope", tmp_path / "stats.json", tmp_path / "out")
 
 
 def test_evaluate_refuses_a_missing_trial_list(tmp_path: Path) -> None:
     from experiments.evaluate import EvaluateError, run_evaluate
 
     with pytest.raises(EvaluateError, match="trials.json"):
-        run_evaluate(ROOT / "params.smoke.yaml", tmp_path / "features", tmp_path / "sweep", tmp_path / "eval")
+        run_evaluate(profile_params(tmp_path, "smoke"), tmp_path / "features", tmp_path / "sweep", tmp_path / "eval")

@@ -9,15 +9,17 @@ import pytest
 import yaml
 
 from experiments.convergence import convergence_rows, write_tables
-from experiments.evaluate import aggregate, headline
-from experiments.spec import EvaluateConfig, evaluate_config, expand_trials, sweep_config, tracking_config
+from experiments.summaries import aggregate, headline
+from support.project import profile_params
+from experiments.spec import evaluate_config, expand_trials, sweep_config, tracking_config
 from priorgrad.config import ConfigError, Params, load_params
+from priorgrad.schema import read_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _params(**sections) -> Params:
-    d = yaml.safe_load((ROOT / "params.yaml").read_text())
+    d = read_params(ROOT / "params.yaml")
     for name, values in sections.items():
         d[name] = {**d.get(name, {}), **values}
     return Params.from_dict(d)
@@ -33,15 +35,37 @@ def _keys(d: dict, prefix: str = "") -> set[str]:
     return out
 
 
-@pytest.mark.parametrize("profile", ["params.yaml", "params.smoke.yaml", "params.gpu.yaml"])
-def test_profiles_load_and_share_the_default_keys(profile: str) -> None:
-    p = load_params(ROOT / profile)
+@pytest.mark.parametrize("profile", ["default", "smoke", "gpu"])
+def test_profiles_are_overlays_that_load(profile: str, tmp_path: Path) -> None:
+    p = load_params(profile_params(tmp_path, profile))
     sweep_config(p), tracking_config(p), evaluate_config(p)
     assert expand_trials(p), profile
+    assert p.profile == profile
+    over = yaml.safe_load((ROOT / "profiles" / f"{profile}.yaml").read_text()) or {}
     default = yaml.safe_load((ROOT / "params.yaml").read_text())
-    other = yaml.safe_load((ROOT / profile).read_text())
-    # A profile is a full copy with other values: a key missing from it would silently take a default.
-    assert _keys(other) == _keys(default), profile
+    # An overlay holds only keys params.yaml has, and only the ones it changes.
+    assert _keys(over) <= _keys(default), profile
+    for key in _keys(over):
+        section, *rest = key.split(".")
+        a, b = default[section], over[section]
+        for k in rest:
+            a, b = a[k], b[k]
+        assert a != b, f"profiles/{profile}.yaml: {key} repeats params.yaml's value"
+
+
+@pytest.mark.parametrize("profile", ["smoke", "gpu"])
+def test_every_profile_key_says_why(profile: str) -> None:
+    """Each leaf line of an overlay carries a comment with its reason."""
+    for line in (ROOT / "profiles" / f"{profile}.yaml").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#") and not line.rstrip().endswith(":"):
+            assert "#" in line, f"profiles/{profile}.yaml: {line.strip()!r} has no reason"
+
+
+def test_a_profile_cannot_add_a_key(tmp_path: Path) -> None:
+    params = profile_params(tmp_path, "smoke")
+    (tmp_path / "profiles" / "smoke.yaml").write_text("train:\n  max_stepz: 3  # typo\n")
+    with pytest.raises(ConfigError, match="train.max_stepz"):
+        load_params(params)
 
 
 def test_default_profile_compares_both_priors() -> None:
@@ -80,15 +104,41 @@ def test_trial_directory_changes_with_training_settings_only() -> None:
     assert base == threads  # speed settings do not make a new trial
 
 
-def test_trials_expand_prior_size_seed_budget() -> None:
+def test_trials_expand_prior_size_seed_with_a_budget_ladder() -> None:
     p = _params(sweep={"priors": ["standard", "energy"], "sizes": ["tiny", "cpu"], "seeds": [0, 1, 2],
-                       "budgets": [10, 20]})
+                       "budgets": [20, 10]})
     trials = expand_trials(p)
-    assert len(trials) == 2 * 2 * 3 * 2
+    # budgets are checkpoints of one run, not separate runs: no shorter run is trained again
+    assert len(trials) == 2 * 2 * 3
     assert len({t.dirname for t in trials}) == len(trials)
-    t = next(t for t in trials if t.size == "cpu" and t.seed == 2 and t.budget == 20 and t.prior == "energy")
-    assert t.name == "priorgrad-cpu-s2-b20"
+    t = next(t for t in trials if t.size == "cpu" and t.seed == 2 and t.prior == "energy")
+    assert t.name == "priorgrad-cpu-s2" and t.budgets == [10, 20] and t.budget == 20
     assert t.overrides["model.residual_channels"] == 32 and t.overrides["train.max_steps"] == 20
+    assert t.overrides["train.keep_steps"] == [10, 20]
+
+
+def test_params_yaml_marks_every_per_trial_key() -> None:
+    """Editing a key the sweep overrides changes nothing in a sweep: params.yaml must say so."""
+    from experiments.spec import TRIAL_KEYS
+
+    lines = (ROOT / "params.yaml").read_text().splitlines()
+    for dotted in TRIAL_KEYS:
+        section, key = dotted.split(".")
+        start = lines.index(f"{section}:")
+        line = next(x for x in lines[start + 1:] if x.startswith(f"  {key}:"))
+        assert "(per trial" in line, f"params.yaml: {dotted} is set per trial but not marked so: {line!r}"
+
+
+def test_trial_identity_covers_the_training_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    import priorgrad.fingerprint as fp
+
+    base = {t.name: t.dirname for t in expand_trials(_params())}
+    monkeypatch.setattr(fp, "training_fingerprint", lambda: "changed-trainer")
+    changed = {t.name: t.dirname for t in expand_trials(_params())}
+    assert base.keys() == changed.keys() and all(base[n] != changed[n] for n in base)
+    monkeypatch.undo()
+    monkeypatch.setattr(fp, "synthesis_fingerprint", lambda: "changed-sampler-only")
+    assert {t.name: t.dirname for t in expand_trials(_params())} == base
 
 
 def test_convergence_table_is_tidy(tmp_path: Path) -> None:
@@ -98,15 +148,16 @@ def test_convergence_table_is_tidy(tmp_path: Path) -> None:
             {"step": 5, "train/loss": 0.9, "train/steps_per_s": 3.0},
             {"step": 10, "valid/loss": 0.8, "valid/ls_mae": 3.5, "valid/mrstft": 9.0}]
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
-    result = {"trial": "priorgrad-tiny-s0-b10", "prior": "energy", "size": "tiny", "n_params": 123, "seed": 0,
-              "budget": 10, "checkpoint": "x/last.pt", "mlflow_run_id": None}
+    result = {"trial": "priorgrad-tiny-s0", "prior": "energy", "system": "priorgrad", "size": "tiny",
+              "n_params": 123, "seed": 0, "budget": 10, "checkpoints": {"5": "x/kept-5.pt", "10": "x/kept-10.pt"},
+              "mlflow_run_id": None, "mlflow_experiment": None}
     rows = convergence_rows(result, run / "metrics.jsonl")
     assert {(r["step"], r["metric"]) for r in rows} == {(0, "loss"), (0, "ls_mae"), (5, "train_loss"),
                                                         (10, "loss"), (10, "ls_mae"), (10, "mrstft")}
     trials_path, conv_path = write_tables([(result, run)], tmp_path)
     header = conv_path.read_text().splitlines()[0]
     assert header == "trial,prior,size,n_params,seed,budget,step,metric,value"
-    assert json.loads(trials_path.read_text())[0]["checkpoint"] == "x/last.pt"
+    assert json.loads(trials_path.read_text())[0]["checkpoints"] == {"5": "x/kept-5.pt", "10": "x/kept-10.pt"}
 
 
 def test_comparison_pairs_by_utterance_after_averaging_seeds() -> None:
@@ -119,7 +170,7 @@ def test_comparison_pairs_by_utterance_after_averaging_seeds() -> None:
             rows.append({"system": "diffwave", "prior": "standard", "size": "tiny", "n_params": 1, "seed": seed,
                          "budget": 10, "t_infer": 6, "utt": u, "metric": "ls_mae", "value": base})
     rows.append({**rows[-1], "utt": "u5", "value": None})  # a failed utterance counts, never scores 0
-    summary, comparisons = aggregate(rows, {"ls_mae": False}, EvaluateConfig(n_boot=500))
+    summary, comparisons = aggregate(rows, {"ls_mae": False}, evaluate_config(_params(evaluate={"n_boot": 500})))
     assert len(comparisons) == 1
     c = comparisons[0]
     assert c["n"] == 4 and c["mean_diff"] == pytest.approx(-1.0)

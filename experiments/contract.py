@@ -1,0 +1,72 @@
+"""The files the pipeline's stages hand to each other: names, columns, audio folders (torch-free).
+
+The sweep writes the trial list and the convergence table; the evaluate stage writes scores, summaries,
+comparisons, real-time factors, kept audio with its index, provenance; the report reads them all. Both
+sides import this module, so the contract is written once.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from priorgrad.fileio import write_text_atomic
+
+# ----------------------------------------------------------------------------- sweep outputs
+TRIALS_JSON = "trials.json"            # one record per training run (TRIAL_KEYS)
+CONVERGENCE_CSV = "convergence.csv"    # validation curves (CONVERGENCE_COLUMNS)
+FINAL_VALID_JSON = "final_valid.json"  # DVC metrics: the last validation score of every run
+TRIALS_DIR = "trials"
+TUNE_DIR = "tune"
+
+# checkpoints: {budget (str): checkpoint path} for every rung of the budget ladder
+TRIAL_KEYS = ["trial", "prior", "system", "size", "n_params", "seed", "budget", "checkpoints", "mlflow_run_id",
+              "mlflow_experiment"]
+CONVERGENCE_COLUMNS = ["trial", "prior", "size", "n_params", "seed", "budget", "step", "metric", "value"]
+
+# ----------------------------------------------------------------------------- evaluate outputs
+SCORES_CSV = "scores.csv"              # one row per scored (system, seed, budget, T, utterance, metric)
+SUMMARY_JSON = "summary.json"
+COMPARISONS_JSON = "comparisons.json"
+RTF_CSV = "rtf.csv"
+PROVENANCE_JSON = "provenance.json"
+METRICS_JSON = "metrics.json"          # DVC metrics: the headline comparisons
+AUDIO_DIR = "audio"                    # kept examples: audio/<setting>/<utt>.wav
+AUDIO_INDEX = "index.json"             # audio/index.json: what each folder of audio/ holds
+REFERENCE_AUDIO = "reference"          # audio/reference/<utt>.wav: the recordings
+
+SCORE_COLUMNS = ["system", "prior", "size", "n_params", "seed", "budget", "t_infer", "utt", "metric", "value",
+                 "kind"]
+RTF_COLUMNS = ["system", "size", "n_params", "t_infer", "rtf", "device"]
+
+# kind of a scores.csv row: a trained system's output, or its prior's own sample without denoising (the
+# floor: x_T = sigma * n for the energy prior, n for the standard prior). Floor rows have size "",
+# n_params 0, budget 0, t_infer 0, and seed = the index of the noise draw.
+KIND_MODEL = "model"
+KIND_PRIOR_NOISE = "prior_noise"
+KINDS = (KIND_MODEL, KIND_PRIOR_NOISE)
+
+
+def audio_setting_dir(system: str, size: str, budget: int, t_infer: int) -> str:
+    """Folder name of a trained system's kept examples under audio/."""
+    return f"{system}-{size}-{budget}-T{t_infer}"
+
+
+def prior_noise_dir(system: str) -> str:
+    """Folder name of a system's prior-noise (floor) examples under audio/."""
+    return f"{system}-prior-noise"
+
+
+def format_csv(rows: Iterable[Mapping[str, Any]], columns: list[str]) -> str:
+    """A tidy CSV with a header; None becomes an empty cell (a failed score, never 0)."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if r.get(k) is None else r[k]) for k in columns})
+    return buf.getvalue()
+
+
+def write_csv(path: str | Path, rows: Iterable[Mapping[str, Any]], columns: list[str]) -> None:
+    write_text_atomic(path, format_csv(rows, columns))

@@ -1,0 +1,132 @@
+"""Code fingerprints: a hash of the project sources that determine a result.
+
+A cached result (a finished trial, a synthesised test set, a score) is reused only when its inputs,
+its settings AND the code that made it are unchanged. The code is found statically: the project
+modules an entry module reaches through its imports (``ast``, so nothing is imported), plus modules
+named in ``"package.module:function"`` strings (the lazily imported builders of the prior and metric
+registries). The same walk backs the test that dvc.yaml lists every module a stage runs.
+
+Modules that cannot change a result (logging, progress bars, experiment tracking, command-line
+parsing) are listed in ``NO_EFFECT``: editing them must not throw away hours of training.
+"""
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("priorgrad", "eval", "experiments", "reports")
+_LAZY = re.compile(r"^((?:%s)(?:\.\w+)+):\w+$" % "|".join(PACKAGES))
+
+# Modules whose code cannot change a trained model, a synthesised waveform or a score. Each is here for
+# a reason: tracking/logging only record, the CLI only parses arguments, progress only draws bars.
+NO_EFFECT = frozenset({
+    "priorgrad.tracking",      # the Tracker interface: records metrics, never feeds them back
+    "priorgrad.progress",      # progress bars
+    "priorgrad.logs",          # logging set-up
+    "priorgrad.cli",           # argument parsing
+    "experiments.trackers",    # MLflow / Ray Tune trackers
+})
+
+
+def module_file(name: str, root: Path = ROOT) -> Path | None:
+    """The source file of a project module (package -> its __init__.py), or None when not a project module."""
+    if name.split(".")[0] not in PACKAGES:
+        return None
+    base = root.joinpath(*name.split("."))
+    for cand in (base.with_suffix(".py"), base / "__init__.py"):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _resolve_from(module: str, node: ast.ImportFrom, is_package: bool) -> str:
+    if node.level == 0:
+        return node.module or ""
+    parts = module.split(".")
+    keep = len(parts) - node.level + (1 if is_package else 0)
+    base = ".".join(parts[:keep])
+    return f"{base}.{node.module}" if node.module else base
+
+
+@functools.lru_cache(maxsize=None)
+def direct_imports(name: str, root: Path = ROOT) -> frozenset[str]:
+    """Project modules ``name`` imports anywhere in its body (function-level imports included)."""
+    path = module_file(name, root)
+    if path is None:
+        return frozenset()
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    is_package = path.name == "__init__.py"
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = _resolve_from(name, node, is_package)
+            found.add(base)
+            found.update(f"{base}.{a.name}" for a in node.names)  # `from pkg import module`
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            m = _LAZY.match(node.value)
+            if m:
+                found.add(m.group(1))
+    out = set()
+    for mod in found:
+        # importing a.b.c runs a/__init__ and a/b/__init__ too
+        parts = mod.split(".")
+        for i in range(1, len(parts) + 1):
+            sub = ".".join(parts[:i])
+            if module_file(sub, root) is not None:
+                out.add(sub)
+    out.discard(name)
+    return frozenset(out)
+
+
+def reachable(entries: tuple[str, ...] | list[str], root: Path = ROOT, skip: frozenset[str] = NO_EFFECT
+              ) -> set[str]:
+    """Every project module the entries reach (entries included), not following modules in ``skip``."""
+    seen: set[str] = set()
+    todo = [e for e in entries]
+    while todo:
+        mod = todo.pop()
+        if mod in seen or mod in skip:
+            continue
+        if module_file(mod, root) is None:
+            raise ValueError(f"{mod}: not a module of this project (under {root})")
+        seen.add(mod)
+        todo.extend(direct_imports(mod, root) - seen)
+    return seen
+
+
+def files_of(modules: set[str], root: Path = ROOT) -> list[Path]:
+    return sorted({p for m in modules if (p := module_file(m, root)) is not None})
+
+
+def code_fingerprint(entries: tuple[str, ...] | list[str], root: Path = ROOT,
+                     skip: frozenset[str] = NO_EFFECT) -> str:
+    """sha256 (16 hex) of the sources reachable from the entries: their paths and bytes."""
+    h = hashlib.sha256()
+    for path in files_of(reachable(tuple(entries), root, skip), root):
+        h.update(str(path.relative_to(root)).encode() + b"\0")
+        h.update(path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+# What each cached result depends on. Tests patch these functions to simulate a code change.
+# A trial: the trainer (model, diffusion, prior, data, validation sampler) and the sweep's trial code
+# with its validation hook (eval metrics). The eval package's aggregation, cache and file helpers do not
+# enter a validation score, so editing them keeps the trials.
+TRAINING_ENTRIES = ("priorgrad.train", "experiments.trial")
+TRAINING_SKIP = NO_EFFECT | {"eval.stats", "eval.cache", "eval.files"}
+# A synthesised test set: the sampler, the model and the prior, rebuilt from the checkpoint.
+SYNTHESIS_ENTRIES = ("priorgrad.infer",)
+
+
+def training_fingerprint() -> str:
+    return code_fingerprint(TRAINING_ENTRIES, skip=TRAINING_SKIP)
+
+
+def synthesis_fingerprint() -> str:
+    return code_fingerprint(SYNTHESIS_ENTRIES)

@@ -1,0 +1,77 @@
+"""dvc.yaml lists, for every stage, each project module the stage's code reaches (so a code change
+re-runs the stage), and the code fingerprints follow the same import walk."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from priorgrad.fingerprint import NO_EFFECT, code_fingerprint, files_of, module_file, reachable
+from support.project import ROOT
+
+# The module each stage's command runs (a `priorgrad` subcommand: the module implementing it).
+STAGE_ENTRIES = {
+    "corpus": ["experiments.corpus"],
+    "preprocess": ["priorgrad.preprocess"],
+    "prior_stats": ["priorgrad.preprocess", "priorgrad.prior"],
+    "sweep": ["experiments.sweep"],
+    "evaluate": ["experiments.evaluate"],
+    "report": ["reports.__main__"],
+}
+
+
+def missing_deps(stages: dict, root: Path = ROOT) -> dict[str, list[str]]:
+    """stage -> project source files its code reaches that no dep (file or enclosing folder) covers."""
+    out = {}
+    for stage, entries in STAGE_ENTRIES.items():
+        deps = [Path(d) for d in stages[stage].get("deps", [])]
+        need = [p.relative_to(root) for p in files_of(reachable(entries, root), root)]
+        lacking = [str(f) for f in need if not any(f == d or d in f.parents for d in deps)]
+        if lacking:
+            out[stage] = lacking
+    return out
+
+
+def _stages() -> dict:
+    return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+
+def test_every_stage_lists_the_code_it_runs() -> None:
+    assert set(STAGE_ENTRIES) == set(_stages()), "a new stage needs its entry module here"
+    assert missing_deps(_stages()) == {}
+
+
+@pytest.mark.parametrize("stage, dep", [("evaluate", "priorgrad/diffusion.py"), ("sweep", "eval/registry.py"),
+                                        ("evaluate", "experiments/synthesis.py"), ("report", "reports/claims.py")])
+def test_removing_a_dep_is_caught(stage: str, dep: str) -> None:
+    stages = copy.deepcopy(_stages())
+    assert dep in stages[stage]["deps"]
+    stages[stage]["deps"].remove(dep)
+    assert dep in missing_deps(stages).get(stage, [])
+
+
+def test_no_effect_modules_exist_and_are_not_followed() -> None:
+    for mod in NO_EFFECT - {"priorgrad.progress"}:
+        assert module_file(mod) is not None, f"NO_EFFECT names {mod}, which does not exist"
+    assert "priorgrad.tracking" not in reachable(["priorgrad.train"])
+    # function-level imports and lazy "module:function" registry entries are followed
+    assert "priorgrad.infer" in reachable(["experiments.synthesis"])
+    assert "eval.metrics.perceptual" in reachable(["eval.runner"])
+    assert "priorgrad.prior" in reachable(["priorgrad.registry"])
+
+
+def test_fingerprint_changes_with_a_reached_source_only(tmp_path: Path) -> None:
+    """A copy of the project: editing the sampler changes the synthesis fingerprint; editing tracking does not."""
+    import shutil
+
+    for pkg in ("priorgrad", "eval", "experiments"):
+        shutil.copytree(ROOT / pkg, tmp_path / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    before = code_fingerprint(("priorgrad.infer",), tmp_path)
+    with open(tmp_path / "priorgrad" / "tracking.py", "a") as f:
+        f.write("\n# a comment in a module that cannot change outputs\n")
+    assert code_fingerprint(("priorgrad.infer",), tmp_path) == before
+    with open(tmp_path / "priorgrad" / "diffusion.py", "a") as f:
+        f.write("\n# the sampler changed\n")
+    assert code_fingerprint(("priorgrad.infer",), tmp_path) != before
