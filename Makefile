@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup repro test bench
+.PHONY: setup repro test lint bench
 
 setup:
 	bash scripts/setup.sh
@@ -13,6 +13,9 @@ repro: setup          ## install, then run the main job (dvc repro) on the embed
 
 test: setup           ## install, then run the whole test suite
 	python -m pytest
+
+lint: setup           ## ruff (pyflakes + pycodestyle) over the whole tree
+	ruff check .
 
 bench: setup          ## performance benchmarks -> benchmarks/results/*.json
 	python benchmarks/bench_core.py --out benchmarks/results/core_cpu.json
