@@ -48,7 +48,13 @@ class Metric:
     def cache_version(self) -> str:
         """Everything that determines a score besides the two files: package, code revision, settings."""
         settings = json.dumps(dict(self.settings), sort_keys=True, default=str)
-        return f"{self.package}=={self.version};rev={self.revision};{settings}"
+        return f"{self.package}=={self.version};rev={self.revision};code={self.code};{settings}"
+
+    @property
+    def code(self) -> str:
+        """Fingerprint of this project's code that computes the score (the metric's module and the pair
+        loader, with what they import), so editing it never serves a stale cached score."""
+        return _code_fingerprint(self.compute.partition(":")[0])
 
     def function(self) -> Callable[..., float]:
         module, _, attr = self.compute.partition(":")
@@ -60,6 +66,13 @@ class Metric:
                 "settings": dict(self.settings), "higher_is_better": self.higher_is_better,
                 "unit": self.unit, "needs_reference": self.needs_reference,
                 "sample_rate": self.sample_rate}
+
+
+@functools.lru_cache(maxsize=None)
+def _code_fingerprint(module: str) -> str:
+    from priorgrad.fingerprint import code_fingerprint
+
+    return code_fingerprint((module, "eval.pair"))
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,0 +1,1 @@
+"""PriorGrad Bench core: the vocoder library (see docs/architecture.md for where each concept lives)."""

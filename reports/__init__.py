@@ -1,0 +1,1 @@
+"""The paper-style report generator (python -m reports)."""
