@@ -86,7 +86,8 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
     if args.schedule:
         steps = [float(x) for x in args.schedule.split(",")]
     result = synthesize(args.checkpoint, args.input, args.out, steps=steps, batch_size=args.batch_size,
-                        seed=args.seed, device=args.device)
+                        seed=args.seed, device=args.device, precision=args.precision,
+                        cuda_graphs=args.cuda_graphs)
     print(json.dumps(result, indent=2))
     return 0
 
@@ -141,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--batch-size", type=int, default=8)
     sy.add_argument("--seed", type=int, default=0)
     sy.add_argument("--device", default="auto")
+    sy.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="network precision (bf16: within priorgrad.fast_infer.BF16_LS_MAE_TOLERANCE of fp32)")
+    sy.add_argument("--cuda-graphs", action="store_true",
+                    help="replay the whole sampler as one CUDA graph per batch shape (CUDA only)")
     sy.set_defaults(func=cmd_synthesize)
     return parser
 

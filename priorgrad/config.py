@@ -56,6 +56,7 @@ class ModelConfig:
     residual_channels: int = 64      # C
     dilation_cycle: int = 10         # dilation 2^(i mod cycle)
     upsample_factors: list[int] = field(default_factory=lambda: [16, 16])  # product must equal hop_length
+    fused_gate: bool = False         # sigmoid*tanh gate as one compiled kernel (same maths; speed only)
 
 
 @dataclass
@@ -83,6 +84,9 @@ class TrainConfig:
     checkpoint_every: int = 5000     # steps between checkpoints (also written at the end)
     log_every: int = 100             # steps between training-loss logs
     keep_checkpoints: int = 1        # step-numbered checkpoints kept besides last.pt
+    features_on_device: bool = False  # all training audio/mel/sigma resident on train.device; crops gathered there
+    compile: bool = False            # torch.compile the model for the training step
+    cuda_graphs: bool = False        # capture the whole training step in one CUDA graph (CUDA only)
 
 
 @dataclass
@@ -242,6 +246,9 @@ def validate(p: Params, source: str = "params") -> None:
     _require(t.valid_max_frames >= 0, source, "train.valid_max_frames", "must be >= 0")
     _require(t.threads >= 0, source, "train.threads", "must be >= 0")
     _require(t.keep_checkpoints >= 0, source, "train.keep_checkpoints", "must be >= 0")
+    _require(not (t.cuda_graphs and t.precision == "fp16"), source, "train.cuda_graphs",
+             "cannot be combined with train.precision fp16 (the fp16 grad scaler synchronises with the host "
+             "every step); use bf16 or fp32")
     _require(_valid_device(t.device), source, "train.device", f"{t.device!r} not auto|cpu|cuda|cuda:N")
     _require(_valid_device(p.infer.device), source, "infer.device", f"{p.infer.device!r} not auto|cpu|cuda|cuda:N")
     _require(p.infer.steps >= 1, source, "infer.steps", "must be >= 1")
