@@ -225,6 +225,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True)
     run.add_argument("--device", default="cuda")
     run.add_argument("--dry-run", action="store_true", help="print the plan and commands; run nothing")
+    run.add_argument("--pack-only", action="store_true", help="train nothing; pack what the trials reached")
     imp = sub.add_parser("import", help="brought-back files -> a sweep directory for experiments.evaluate")
     imp.add_argument("--from", dest="src", type=Path, required=True)
     imp.add_argument("--out", type=Path, default=ROOT / "runs" / "gpu_comparison" / "sweep")
@@ -253,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
             if not torch.cuda.is_available():
                 raise RuntimeError(f"--device {args.device}: CUDA is not available on this machine")
         t0 = time.time()
-        status = run_trials(p, args.out, args.deadline_s)
+        status = {} if args.pack_only else run_trials(p, args.out, args.deadline_s)
         packed = pack(p, args.out, args.bring_back or args.out / "bring_back", status)
         print(json.dumps({"wall_s": time.time() - t0, **packed}, indent=2, default=str))
         return 0 if packed["trials"] else 1

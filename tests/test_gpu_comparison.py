@@ -70,3 +70,25 @@ def test_run_pack_import_round_trip_on_cpu(tmp_path: Path) -> None:
     assert set(final) == {"priorgrad-tiny-s0-gpu", "diffwave-tiny-s0-gpu"}
     assert all("ls_mae" in v for v in final.values())
     assert (sweep / "convergence.csv").read_text().count("\n") > 1
+
+
+def test_shell_wrapper_dry_run_and_argument_errors(tmp_path: Path) -> None:
+    script = ROOT / "scripts" / "gpu_comparison.sh"
+
+    def sh(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", str(script), *args], capture_output=True, text=True, timeout=60,
+                              env={"PATH": "/usr/bin:/bin", "OUT": str(tmp_path / "bring")})
+
+    proc = sh("--dry-run", "--features", "F", "--stats", "S.json", "--steps", "500")
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("+ ")]
+    assert len(lines) == 3 and "bench_gpu.py --device cuda --size base" in lines[0]
+    assert f"--bring-back {tmp_path / 'bring'} --steps 500" in lines[2] and not (tmp_path / "bring").exists()
+    proc = sh("--dry-run", "--features", "F", "--stats", "S.json", "--phase", "pack")
+    assert proc.stdout.count("+ ") == 1 and "--pack-only" in proc.stdout
+    proc = sh("--dry-run", "--wheels", "W", "--phase", "train", "--out", str(tmp_path / "work"))
+    assert "pip install --no-index --find-links W" in proc.stdout and "priorgrad prior-stats" in proc.stdout
+    for bad, msg in ((["--dry-run"], "give --features"), (["--features", "F"], "needs --stats"),
+                     (["--phase", "x"], "--phase must be"), (["--bogus"], "unknown option")):
+        proc = sh(*bad)
+        assert proc.returncode == 2 and msg in proc.stderr
