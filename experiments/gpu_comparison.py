@@ -222,7 +222,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--checkpoint-every", type=int, default=1000, help="steps between kept checkpoints")
     run.add_argument("--validate-every", type=int, default=1000, help="steps between validations")
     run.add_argument("--precision", choices=["fp32", "bf16"], default="bf16")
-    run.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True)
+    # off by default: four processes compiling at once cost minutes of the lease, and a compile failure
+    # would lose every trial; turn it on once bench_gpu.py has shown it works and pays on this GPU
+    run.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False)
     run.add_argument("--device", default="cuda")
     run.add_argument("--dry-run", action="store_true", help="print the plan and commands; run nothing")
     run.add_argument("--pack-only", action="store_true", help="train nothing; pack what the trials reached")
