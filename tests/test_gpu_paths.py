@@ -4,7 +4,6 @@ CPU clearly; the GPU benchmark runs end to end with tiny settings."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -242,10 +241,8 @@ def test_bench_gpu_smoke_writes_its_json(tmp_path: Path) -> None:
     from benchmarks.bench_gpu import main
 
     out = tmp_path / "gpu_cpu.json"
-    t0 = time.perf_counter()
     res = main(["--device", "cpu", "--tiny", "--train-steps", "2", "--warmup", "1", "--t-infer", "6",
                 "--batched-sizes", "1", "--precision", "fp32", "--out", str(out)])
-    assert time.perf_counter() - t0 < 120
     saved = json.loads(out.read_text())
     assert set(saved) >= {"machine", "config", "train", "synthesis_batch1", "synthesis_batched"}
     tr = saved["train"]
@@ -253,6 +250,9 @@ def test_bench_gpu_smoke_writes_its_json(tmp_path: Path) -> None:
     # same weights, crops and noise, fp32 both: the two curves agree
     assert tr["fast"]["loss_curve"] == pytest.approx(tr["reference"]["loss_curve"], rel=1e-4)
     assert tr["reference"]["samples_per_s"] > 0 and tr["speedup_samples_per_s"] > 0
+    other = tr["reference_other_noise"]["loss_curve"]
+    assert len(other) == 2 and other != pytest.approx(tr["reference"]["loss_curve"], rel=1e-3)
+    assert tr["fast_within_seed_spread"] is True  # fp32 without fusion: a gap of rounding only
     row = saved["synthesis_batch1"][0]
     assert row["T_infer"] == 6 and row["max_abs_diff_fast_fp32_vs_reference"] < 1e-4
     assert {"reference", "fast_fp32", "fast_bf16", "ls_mae_bf16_vs_fp32"} <= set(row)
