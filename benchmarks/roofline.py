@@ -23,8 +23,6 @@ count against FlopCounterMode on a tiny network. Bytes are a model, stated here,
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path

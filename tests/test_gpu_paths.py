@@ -20,7 +20,7 @@ from priorgrad.fast_infer import BF16_LS_MAE_TOLERANCE, FastSampler, generate_fa
 from priorgrad.fast_train import ResidentCrops, TrainStep, check_cuda_graphs, make_optimizer
 from priorgrad.infer import generate
 from priorgrad.model import DiffWave, fused_gated_tanh, gated_tanh
-from priorgrad.prior import EnergyPrior, StandardPrior
+from priorgrad.prior import EnergyPrior
 
 ROOT = Path(__file__).resolve().parents[1]
 HOP = 256
