@@ -127,7 +127,6 @@ def checkpoint_steps(run_dir: Path) -> dict[int, Path]:
 
 def pack(p: dict[str, Any], out: Path, bring_back: Path, status: dict[str, Any]) -> dict[str, Any]:
     """Slim checkpoints at each size's common step, and the logs, into bring_back (within the limits)."""
-
     from priorgrad import checkpoint as ckpt_io
 
     bring_back.mkdir(parents=True, exist_ok=True)
