@@ -20,6 +20,10 @@ from priorgrad.config import ConfigError, Params, params_hash
 TRAINING_SECTIONS = ("audio", "corpus", "prior", "model", "diffusion", "train")
 SYSTEM_OF_PRIOR = {"energy": "priorgrad", "standard": "diffwave"}
 SIZE_KEYS = ("residual_layers", "residual_channels", "dilation_cycle")
+# Speed-only options (priorgrad.fast_train, model.fused_gate): same maths up to rounding, so, like the
+# thread count and device, they do not make a new trial (and a trial may resume with them switched).
+SPEED_ONLY_TRAIN = ("features_on_device", "compile", "cuda_graphs")
+SPEED_ONLY_MODEL = ("fused_gate",)
 
 
 @dataclass
@@ -233,7 +237,8 @@ def trial_params(params: Params, overrides: dict[str, Any]) -> Params:
 
 def training_hash(params: Params) -> str:
     d = params.to_dict()
-    d["train"] = {k: v for k, v in d["train"].items() if k not in ("threads", "device")}
+    d["train"] = {k: v for k, v in d["train"].items() if k not in ("threads", "device") + SPEED_ONLY_TRAIN}
+    d["model"] = {k: v for k, v in d["model"].items() if k not in SPEED_ONLY_MODEL}
     return params_hash(d, sections=TRAINING_SECTIONS)
 
 

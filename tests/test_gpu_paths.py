@@ -267,3 +267,12 @@ def test_bench_gpu_refuses_graphs_without_cuda() -> None:
         parse_args(["--device", "cpu", "--tiny", "--cuda-graphs"])
     args = parse_args(["--device", "cpu", "--tiny"])
     assert (args.compile, args.cuda_graphs, args.size) == (False, False, "tiny") and 50 not in args.t_infer
+
+
+def test_speed_only_options_keep_the_trial_hash() -> None:
+    from experiments.spec import training_hash
+
+    base = smoke_params()
+    fast = smoke_params(**{"train.features_on_device": True, "train.compile": True, "model.fused_gate": True})
+    assert training_hash(fast) == training_hash(base)
+    assert training_hash(smoke_params(**{"train.precision": "bf16"})) != training_hash(base)
