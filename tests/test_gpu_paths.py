@@ -276,3 +276,44 @@ def test_speed_only_options_keep_the_trial_hash() -> None:
     fast = smoke_params(**{"train.features_on_device": True, "train.compile": True, "model.fused_gate": True})
     assert training_hash(fast) == training_hash(base)
     assert training_hash(smoke_params(**{"train.precision": "bf16"})) != training_hash(base)
+
+
+def test_synthesize_bf16_route_and_cuda_graphs_refused(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    from priorgrad import checkpoint as ckpt_io
+    from priorgrad.infer import synthesize
+    from priorgrad.model import build_model
+
+    params = smoke_params()
+    torch.manual_seed(0)
+    model = build_model(params)
+    torch.nn.init.normal_(model.output_projection.weight, std=0.3)
+    ckpt = ckpt_io.save(tmp_path / "m.pt", {"model": model.state_dict(), "params": params.to_dict(), "step": 0,
+                                            "prior_stats": {"e_min": 0.03, "e_max": 4.0}})
+    mel = tmp_path / "in" / "u.npy"
+    mel.parent.mkdir()
+    np.save(mel, (np.random.default_rng(0).standard_normal((80, 6)) - 3).astype(np.float32))
+    wavs = {}
+    for precision in ("fp32", "bf16"):
+        res = synthesize(ckpt, [mel], tmp_path / precision, steps=6, device="cpu", precision=precision)
+        assert res["precision"] == precision and res["cuda_graphs"] is False
+        wavs[precision] = sf.read(tmp_path / precision / "u.wav", dtype="float32")[0]
+    assert wavs["fp32"].shape == wavs["bf16"].shape == (6 * HOP,)
+    assert not np.array_equal(wavs["fp32"], wavs["bf16"])
+    ls_mae = (log_mel_torch(torch.from_numpy(wavs["fp32"])) - log_mel_torch(torch.from_numpy(wavs["bf16"]))).abs().mean()
+    assert float(ls_mae) <= BF16_LS_MAE_TOLERANCE
+    with pytest.raises(ValueError, match="CUDA device"):
+        synthesize(ckpt, [mel], tmp_path / "g", steps=6, device="cpu", cuda_graphs=True)
+
+
+def test_cli_synthesize_takes_the_fast_options() -> None:
+    from priorgrad.cli import build_parser
+
+    args = build_parser().parse_args(["synthesize", "--checkpoint", "c.pt", "--input", "m", "--out", "o",
+                                      "--precision", "bf16", "--cuda-graphs"])
+    assert (args.precision, args.cuda_graphs) == ("bf16", True)
+    args = build_parser().parse_args(["synthesize", "--checkpoint", "c.pt", "--input", "m", "--out", "o"])
+    assert (args.precision, args.cuda_graphs) == ("fp32", False)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["synthesize", "--checkpoint", "c", "--input", "m", "--out", "o", "--precision", "fp8"])
