@@ -24,6 +24,10 @@ SIZE_KEYS = ("residual_layers", "residual_channels", "dilation_cycle")
 # The keys each trial sets from sweep: and sizes: (params.yaml marks them "(per trial)").
 TRIAL_KEYS = ("prior.type", "train.seed", "train.max_steps", "train.keep_steps",
               *(f"model.{k}" for k in SIZE_KEYS))
+# Speed-only options (priorgrad.fast_train, model.fused_gate): same maths up to rounding, so, like the
+# thread count and device, they do not make a new trial (and a trial may resume with them switched).
+SPEED_ONLY_TRAIN = ("features_on_device", "compile", "cuda_graphs")
+SPEED_ONLY_MODEL = ("fused_gate",)
 
 
 @dataclass
@@ -211,7 +215,8 @@ def training_hash(params: Params) -> str:
     from priorgrad.fingerprint import training_fingerprint
 
     d = params.to_dict()
-    d["train"] = {k: v for k, v in d["train"].items() if k not in ("threads", "device")}
+    d["train"] = {k: v for k, v in d["train"].items() if k not in ("threads", "device") + SPEED_ONLY_TRAIN}
+    d["model"] = {k: v for k, v in d["model"].items() if k not in SPEED_ONLY_MODEL}
     d = {k: d.get(k) for k in TRAINING_SECTIONS}
     d["code"] = training_fingerprint()
     return params_hash(d)

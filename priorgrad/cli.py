@@ -91,7 +91,8 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
     result = synthesize(args.checkpoint, args.input, args.out, steps=steps,
                         batch_size=args.batch_size if args.batch_size is not None else infer.batch_size,
                         seed=args.seed if args.seed is not None else infer.seed,
-                        device=args.device if args.device is not None else infer.device)
+                        device=args.device if args.device is not None else infer.device,
+                        precision=args.precision, cuda_graphs=args.cuda_graphs)
     print(json.dumps(result, indent=2))
     return 0
 
@@ -146,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--batch-size", type=int, default=None, help="default: infer.batch_size")
     sy.add_argument("--seed", type=int, default=None, help="default: infer.seed")
     sy.add_argument("--device", default=None, help="default: infer.device")
+    sy.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="network precision (bf16: within priorgrad.fast_infer.BF16_LS_MAE_TOLERANCE of fp32)")
+    sy.add_argument("--cuda-graphs", action="store_true",
+                    help="replay the whole sampler as one CUDA graph per batch shape (CUDA only)")
     _add_params(sy)
     sy.set_defaults(func=cmd_synthesize)
     return parser

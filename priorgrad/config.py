@@ -58,6 +58,7 @@ class ModelConfig:
     residual_channels: int           # C
     dilation_cycle: int              # dilation 2^(i mod cycle)
     upsample_factors: list[int]      # product must equal hop_length
+    fused_gate: bool                 # sigmoid*tanh gate as one compiled kernel (same maths; speed only)
 
 
 @dataclass
@@ -86,6 +87,9 @@ class TrainConfig:
     log_every: int                   # steps between training-loss logs
     keep_checkpoints: int            # step-numbered checkpoints kept besides last.pt
     keep_steps: list[int]            # steps whose checkpoints are always kept (the sweep's budget ladder)
+    features_on_device: bool         # all training audio/mel/sigma resident on train.device; crops gathered there
+    compile: bool                    # torch.compile the model for the training step
+    cuda_graphs: bool                # capture the whole training step in one CUDA graph (CUDA only)
 
 
 @dataclass
@@ -202,6 +206,9 @@ def validate(p: Params, source: str = "params") -> None:
     _require(t.threads >= 0, source, "train.threads", "must be >= 0")
     _require(t.keep_checkpoints >= 0, source, "train.keep_checkpoints", "must be >= 0")
     _require(all(k >= 0 for k in t.keep_steps), source, "train.keep_steps", f"{t.keep_steps}: steps must be >= 0")
+    _require(not (t.cuda_graphs and t.precision == "fp16"), source, "train.cuda_graphs",
+             "cannot be combined with train.precision fp16 (the fp16 grad scaler synchronises with the host "
+             "every step); use bf16 or fp32")
     _require(_valid_device(t.device), source, "train.device", f"{t.device!r} not auto|cpu|cuda|cuda:N")
     _require(_valid_device(p.infer.device), source, "infer.device", f"{p.infer.device!r} not auto|cpu|cuda|cuda:N")
     _require(p.infer.steps >= 1, source, "infer.steps", "must be >= 1")

@@ -94,14 +94,21 @@ class CropSampler:
         self.items = usable
         self.skipped = skipped
 
-    def batch(self, step: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    def picks(self, step: int, batch_size: int) -> list[tuple[int, int]]:
+        """(index into self.items, first frame) of each crop of step ``step``."""
         rng = np.random.default_rng([self.seed, step])
+        out = []
+        for _ in range(batch_size):
+            i = int(rng.integers(len(self.items)))
+            out.append((i, int(rng.integers(0, self.items[i].frames - self.crop_frames + 1))))
+        return out
+
+    def batch(self, step: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         audio = np.empty((batch_size, self.crop_frames * self.hop), dtype=np.float32)
         mel = None
-        for b in range(batch_size):
-            item = self.items[int(rng.integers(len(self.items)))]
+        for b, (i, start) in enumerate(self.picks(step, batch_size)):
+            item = self.items[i]
             a, m = item.audio(), item.mel()
-            start = int(rng.integers(0, item.frames - self.crop_frames + 1))
             if mel is None:
                 mel = np.empty((batch_size, m.shape[0], self.crop_frames), dtype=np.float32)
             mel[b] = m[:, start:start + self.crop_frames]

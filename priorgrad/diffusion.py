@@ -90,6 +90,7 @@ class Diffusion:
         self.loss_kind = loss
         self._sqrt_abar = torch.tensor(np.sqrt(self.alpha_bar), dtype=torch.float32)
         self._sqrt_1m_abar = torch.tensor(np.sqrt(1.0 - self.alpha_bar), dtype=torch.float32)
+        self._device_coefficients: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @classmethod
     def from_config(cls, cfg) -> "Diffusion":
@@ -104,9 +105,17 @@ class Diffusion:
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, with eps = sigma * n already scaled."""
         shape = (-1,) + (1,) * (x0.dim() - 1)
-        a = self._sqrt_abar.to(x0.device)[t].view(shape)
-        b = self._sqrt_1m_abar.to(x0.device)[t].view(shape)
+        sqrt_abar, sqrt_1m_abar = self._coefficients(x0.device)
+        a = sqrt_abar[t].view(shape)
+        b = sqrt_1m_abar[t].view(shape)
         return a * x0 + b * noise
+
+    def _coefficients(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        # Cached per device: no host-to-device copy per step (which a CUDA graph capture forbids).
+        key = str(device)
+        if key not in self._device_coefficients:
+            self._device_coefficients[key] = (self._sqrt_abar.to(device), self._sqrt_1m_abar.to(device))
+        return self._device_coefficients[key]
 
     def loss(self, eps_hat: torch.Tensor, eps: torch.Tensor, sigma: torch.Tensor | float = 1.0) -> torch.Tensor:
         """PriorGrad: mean(((eps_hat - eps) / sigma)^2), the Sigma^-1 weighted MSE; sigma = 1 is DiffWave's MSE.
@@ -118,11 +127,26 @@ class Diffusion:
             return diff.abs().mean()
         return diff.pow(2).mean()
 
+    def draw_training_noise(self, x0: torch.Tensor, generator: torch.Generator | None = None
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(t, n): the diffusion steps and standard normal draws of one training step, drawn on the CPU.
+
+        Drawn from ``generator`` on the CPU and moved to x0's device, so the same (seed, step) gives
+        the same noise on any device and with any of the fast training paths.
+        """
+        t = self.sample_steps(x0.shape[0], generator, x0.device)
+        n = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
+        return t, n
+
     def training_loss(self, model: Callable, x0: torch.Tensor, cond: torch.Tensor, sigma: torch.Tensor,
                       generator: torch.Generator | None = None) -> torch.Tensor:
         """One training objective evaluation: noise, predict, weight by the prior (x0 and sigma: (B, N))."""
-        t = self.sample_steps(x0.shape[0], generator, x0.device)
-        n = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
+        t, n = self.draw_training_noise(x0, generator)
+        return self.training_loss_given(model, x0, cond, sigma, t, n)
+
+    def training_loss_given(self, model: Callable, x0: torch.Tensor, cond: torch.Tensor, sigma: torch.Tensor,
+                            t: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        """The training objective for given steps t (B,) and standard normal draws n (shaped like x0)."""
         eps = sigma * n
         x_t = self.q_sample(x0, t, eps)
         eps_hat = model(x_t, cond, t.to(torch.float32))

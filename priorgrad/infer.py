@@ -9,7 +9,7 @@ import hashlib
 import logging
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -37,10 +37,11 @@ def utterance_seed(base_seed: int, utt: str) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
-def _batch(prior: Prior, mels: Sequence[np.ndarray], hop_length: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """Padded log-mels (B, n_mels, frames), per-sample sigma (B, samples) and each utterance's frame count.
+def batch_inputs(prior: Prior, mels: Sequence[np.ndarray], hop_length: int
+                 ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """(mel (B, n_mels, F), sigma (B, F * hop), lengths in frames): the batch padded to its longest mel.
 
-    Shorter mels are padded with silence (the log floor); sigma of the padding is the utterance's smallest.
+    Shorter mels are padded with silence (the log floor); their sigma past the end is their own minimum.
     """
     lengths = [m.shape[1] for m in mels]
     frames = max(lengths)
@@ -55,41 +56,46 @@ def _batch(prior: Prior, mels: Sequence[np.ndarray], hop_length: int) -> tuple[n
     return mel, sig, lengths
 
 
-def _noise(seeds: Sequence[int], lengths: list[int], hop_length: int, shape: tuple[int, ...],
-           device: torch.device) -> Any:
-    """draw(k) -> the k-th standard-normal draw of every utterance, each from its own seeded generator.
+def utterance_noise(seeds: Sequence[int], lengths: Sequence[int], hop_length: int,
+                    shape: tuple[int, int]) -> Callable[[int], torch.Tensor]:
+    """noise(k): the k-th standard normal draw of the batch (CPU), one generator per utterance.
 
-    Each utterance draws at its own length, so its noise does not depend on which other utterances share
-    the batch (up to the padded tail's receptive field).
+    Each utterance draws from its own generator at its own length: the result does not depend on
+    which other utterances share the batch (up to the padded tail's receptive field). Draws must be
+    taken in order k = 0, 1, ... (the sampler does).
     """
     gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
 
-    def draw(_k: int) -> torch.Tensor:
+    def noise(_k: int) -> torch.Tensor:
         z = torch.zeros(shape)
         for i, g in enumerate(gens):
             n = lengths[i] * hop_length
             z[i, :n] = torch.randn(n, generator=g)
-        return z.to(device)
+        return z
 
-    return draw
+    return noise
 
 
 @torch.no_grad()
 def generate(model: torch.nn.Module, diffusion: Diffusion, prior: Prior, mels: Sequence[np.ndarray],
              seeds: Sequence[int], steps: int | list[float], hop_length: int,
              device: torch.device | str = "cpu") -> list[np.ndarray]:
-    """Waveforms for a batch of log-mels (each (n_mels, frames)); utterance i's noise comes from seeds[i]."""
+    """Waveforms for a batch of log-mels (each (n_mels, frames)); utterance i's noise comes from seeds[i].
+
+    Shorter mels are padded with silence (the log floor) and their outputs cut back to length.
+    """
     device = torch.device(device)
-    mel, sig, lengths = _batch(prior, mels, hop_length)
+    mel, sig, lengths = batch_inputs(prior, mels, hop_length)
     mel_t = torch.from_numpy(mel).to(device)
     sigma = torch.from_numpy(sig).to(device)
-    noise = _noise(seeds, lengths, hop_length, tuple(sigma.shape), device)
+    draw = utterance_noise(seeds, lengths, hop_length, tuple(sigma.shape))
+
     cond = model.condition(mel_t, sigma)  # once per utterance, not once per step
 
     def denoise(x: torch.Tensor, _c: Any, t: torch.Tensor) -> torch.Tensor:
         return model.denoise(x, cond, t)
 
-    out = diffusion.sample(denoise, None, sigma, steps, noise=noise)
+    out = diffusion.sample(denoise, None, sigma, steps, noise=lambda k: draw(k).to(device))
     out = out.float().cpu().numpy()
     return [out[i, :lengths[i] * hop_length].copy() for i in range(len(mels))]
 
@@ -100,9 +106,9 @@ def prior_noise(prior: Prior, mels: Sequence[np.ndarray], seeds: Sequence[int], 
     It is exactly the sampler's starting point for the same seeds, clipped to [-1, 1] as the sampler
     clips its output (so it is scored on the same footing as a generated waveform).
     """
-    _, sig, lengths = _batch(prior, mels, hop_length)
+    _, sig, lengths = batch_inputs(prior, mels, hop_length)
     sigma = torch.from_numpy(sig)
-    x = sigma * _noise(seeds, lengths, hop_length, tuple(sigma.shape), torch.device("cpu"))(0)
+    x = sigma * utterance_noise(seeds, lengths, hop_length, tuple(sigma.shape))(0)
     out = torch.clamp(x, -1.0, 1.0).numpy()
     return [out[i, :lengths[i] * hop_length].copy() for i in range(len(mels))]
 
@@ -137,8 +143,13 @@ def collect_inputs(inputs: Sequence[str | Path]) -> list[Path]:
 
 def synthesize(checkpoint: str | Path, inputs: Sequence[str | Path], out_dir: str | Path,
                steps: int | list[float] = 6, batch_size: int = 8, seed: int = 0, device: str = "auto",
-               progress: bool | None = None, skip_existing: bool = False) -> dict[str, Any]:
-    """Checkpoint + mels (.npy) or wavs -> out_dir/<stem>.wav; returns timing (RTF) and settings."""
+               progress: bool | None = None, skip_existing: bool = False, precision: str = "fp32",
+               cuda_graphs: bool = False) -> dict[str, Any]:
+    """Checkpoint + mels (.npy) or wavs -> out_dir/<stem>.wav; returns timing (RTF) and settings.
+
+    precision "bf16" (network in bfloat16) and cuda_graphs (one CUDA graph per batch shape, CUDA only)
+    take the fast sampler of priorgrad.fast_infer; the defaults take ``generate``.
+    """
     from priorgrad.checkpoint import load_model
     from priorgrad.config import Params
 
@@ -149,6 +160,11 @@ def synthesize(checkpoint: str | Path, inputs: Sequence[str | Path], out_dir: st
     diffusion = Diffusion.from_config(params.diffusion)
     diffusion.schedule(steps)  # reject an unalignable schedule before any work
     prior = make_prior(params.prior, ckpt.get("prior_stats"), preset.name)
+    fast = None
+    if precision != "fp32" or cuda_graphs:
+        from priorgrad.fast_infer import FastSampler
+
+        fast = FastSampler(model, diffusion, steps, dev, precision, cuda_graphs)
     out_dir = Path(out_dir)
     paths = collect_inputs(inputs)
     if skip_existing:
@@ -161,8 +177,13 @@ def synthesize(checkpoint: str | Path, inputs: Sequence[str | Path], out_dir: st
     for i in tqdm(range(0, len(order), batch_size), desc="synthesize", unit="batch", disable=not show):
         batch = order[i:i + batch_size]
         t0 = time.perf_counter()
-        wavs = generate(model, diffusion, prior, [mels[p] for p in batch],
-                        [utterance_seed(seed, p.stem) for p in batch], steps, preset.hop_length, dev)
+        batch_mels, seeds = [mels[p] for p in batch], [utterance_seed(seed, p.stem) for p in batch]
+        if fast is None:
+            wavs = generate(model, diffusion, prior, batch_mels, seeds, steps, preset.hop_length, dev)
+        else:
+            from priorgrad.fast_infer import generate_fast
+
+            wavs = generate_fast(fast, prior, batch_mels, seeds, preset.hop_length)
         if dev.type == "cuda":
             torch.cuda.synchronize()
         wall += time.perf_counter() - t0
@@ -171,4 +192,4 @@ def synthesize(checkpoint: str | Path, inputs: Sequence[str | Path], out_dir: st
             write_wav(out_dir / f"{p.stem}.wav", w, preset.sample_rate)
     return {"n": len(order), "steps": steps, "batch_size": batch_size, "seed": seed, "device": str(dev),
             "wall_seconds": wall, "audio_seconds": audio_s, "rtf": (wall / audio_s) if audio_s else None,
-            "checkpoint_step": int(ckpt["step"])}
+            "checkpoint_step": int(ckpt["step"]), "precision": precision, "cuda_graphs": cuda_graphs}

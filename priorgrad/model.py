@@ -77,9 +77,33 @@ class SpectrogramUpsampler(nn.Module):
         return x.squeeze(1)
 
 
+def gated_tanh(y: torch.Tensor) -> torch.Tensor:
+    """sigmoid(gate) * tanh(filter) of y = [gate; filter] along the channels."""
+    gate, filt = torch.chunk(y, 2, dim=1)
+    return torch.sigmoid(gate) * torch.tanh(filt)
+
+
+_fused_gated_tanh = None
+
+
+def fused_gated_tanh(y: torch.Tensor) -> torch.Tensor:
+    """gated_tanh as one generated kernel (torch.compile), forward and backward.
+
+    Eager gated_tanh reads and writes the 2C-channel activation several times (chunk, sigmoid, tanh,
+    product, and as many kernels again in backward); on a GPU, where this network is memory-bound, one
+    fused kernel moves a third of the bytes. Compiled lazily at the first call (seconds; a C++ compiler
+    on CPU, Triton on CUDA). Same maths: tests compare it with gated_tanh.
+    """
+    global _fused_gated_tanh
+    if _fused_gated_tanh is None:
+        _fused_gated_tanh = torch.compile(gated_tanh, fullgraph=True, dynamic=True)
+    return _fused_gated_tanh(y)
+
+
 class ResidualBlock(nn.Module):
-    def __init__(self, n_cond: int, channels: int, dilation: int):
+    def __init__(self, n_cond: int, channels: int, dilation: int, fused_gate: bool = False):
         super().__init__()
+        self.gate = fused_gated_tanh if fused_gate else gated_tanh
         self.dilated_conv = _conv1d(channels, 2 * channels, 3, padding=dilation, dilation=dilation)
         self.diffusion_projection = nn.Linear(512, channels)
         self.conditioner_projection = _conv1d(n_cond, 2 * channels, 1)
@@ -87,8 +111,7 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, step: torch.Tensor, cond_proj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         y = self.dilated_conv(x + self.diffusion_projection(step).unsqueeze(-1)) + cond_proj
-        gate, filt = torch.chunk(y, 2, dim=1)
-        y = self.output_projection(torch.sigmoid(gate) * torch.tanh(filt))
+        y = self.output_projection(self.gate(y))
         residual, skip = torch.chunk(y, 2, dim=1)
         return (x + residual) / math.sqrt(2.0), skip
 
@@ -96,7 +119,7 @@ class ResidualBlock(nn.Module):
 class DiffWave(nn.Module):
     def __init__(self, n_mels: int = 80, residual_layers: int = 30, residual_channels: int = 64,
                  dilation_cycle: int = 10, hop_length: int = 256, upsample_factors: list[int] | None = None,
-                 max_steps: int = 50, condition_on_sigma: bool = False):
+                 max_steps: int = 50, condition_on_sigma: bool = False, fused_gate: bool = False):
         super().__init__()
         factors = list(upsample_factors) if upsample_factors else hop_factors(hop_length)
         if math.prod(factors) != hop_length:
@@ -109,7 +132,8 @@ class DiffWave(nn.Module):
         self.diffusion_embedding = DiffusionEmbedding(max_steps)
         self.spectrogram_upsampler = SpectrogramUpsampler(factors)
         self.residual_layers = nn.ModuleList(
-            ResidualBlock(n_cond, residual_channels, 2 ** (i % dilation_cycle)) for i in range(residual_layers))
+            ResidualBlock(n_cond, residual_channels, 2 ** (i % dilation_cycle), fused_gate)
+            for i in range(residual_layers))
         self.skip_projection = _conv1d(residual_channels, residual_channels, 1)
         self.output_projection = _conv1d(residual_channels, 1, 1)
         nn.init.zeros_(self.output_projection.weight)
@@ -157,4 +181,4 @@ def build_model(params) -> DiffWave:
     return DiffWave(n_mels=params.n_mels, residual_layers=m.residual_layers, residual_channels=m.residual_channels,
                     dilation_cycle=m.dilation_cycle, hop_length=params.hop_length,
                     upsample_factors=m.upsample_factors, max_steps=params.diffusion.num_steps,
-                    condition_on_sigma=params.prior.condition_on_sigma)
+                    condition_on_sigma=params.prior.condition_on_sigma, fused_gate=m.fused_gate)

@@ -24,6 +24,7 @@ from priorgrad.config import Params, params_hash
 from priorgrad.data import CropSampler, read_manifest, validation_subset
 from priorgrad.diffusion import Diffusion
 from priorgrad.logs import show_progress
+from priorgrad.fast_train import ResidentCrops, TrainStep, make_capturable, make_optimizer
 from priorgrad.fileio import write_json_atomic, write_text_atomic
 from priorgrad.infer import generate, resolve_device, utterance_seed
 from priorgrad.model import build_model, count_parameters
@@ -36,7 +37,9 @@ ValidationHook = Callable[[int, dict[str, np.ndarray], dict[str, np.ndarray]], d
 
 # Keys that may change between a run and its resumption (a longer budget, other logging cadence).
 RESUMABLE_CHANGES = {"train.max_steps", "train.validate_every", "train.checkpoint_every", "train.log_every",
-                     "train.keep_checkpoints", "train.keep_steps", "train.device", "train.threads", "infer"}
+                     "train.keep_checkpoints", "train.keep_steps", "train.device", "train.threads", "infer",
+                     # speed-only paths: same maths, so a run may resume with them switched
+                     "train.features_on_device", "train.compile", "train.cuda_graphs", "model.fused_gate"}
 
 
 def kept_checkpoint(ckpt_dir: str | Path, step: int) -> Path:
@@ -92,8 +95,11 @@ class Trainer:
                                        t.valid_max_frames, self.hop)
         torch.manual_seed(t.seed)  # model initialisation
         self.model = build_model(params).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.learning_rate)
+        self.optimizer = make_optimizer(self.model, t.learning_rate, t.cuda_graphs)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.precision == "fp16")
+        self.step_fn = TrainStep(self.model, self.optimizer, self.scaler, self.diffusion, self.device, t.precision,
+                                 compile=t.compile, cuda_graphs=t.cuda_graphs)
+        self.resident = ResidentCrops(self.sampler, self.prior, self.hop, self.device) if t.features_on_device else None
         self.step = 0
 
     # ------------------------------------------------------------------ state
@@ -126,6 +132,8 @@ class Trainer:
                              f"(differs in {', '.join(changed)}); use a new --run-dir or the same params")
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.params.train.cuda_graphs:
+            make_capturable(self.optimizer, self.device)
         self.scaler.load_state_dict(ckpt["scaler"])
         self.step = int(ckpt["step"])
         self.jsonl.truncate_after(self.step)
@@ -146,22 +154,20 @@ class Trainer:
 
     def train_step(self) -> float:
         t = self.params.train
-        audio, mel = self.sampler.batch(self.step, t.batch_size)
-        sigma = torch.from_numpy(self._sigma(mel)).to(self.device)
-        audio_t, mel_t = torch.from_numpy(audio).to(self.device), torch.from_numpy(mel).to(self.device)
-        gen = _step_generator(t.seed, self.step)
-        self.model.train()
-        self.optimizer.zero_grad(set_to_none=True)
-        with self._autocast():
-            loss = self.diffusion.training_loss(lambda x, c, s: self.model(x, c, s, sigma), audio_t, mel_t,
-                                                sigma, gen)
-        value = float(loss.detach())
-        if not np.isfinite(value):
-            raise TrainingDiverged(f"training loss is {value} at step {self.step + 1} "
-                                   f"(run {self.run_dir}); lower train.learning_rate or check the features")
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        if self.resident is not None:
+            audio_t, mel_t, sigma = self.resident.batch(self.step, t.batch_size)
+        else:
+            audio, mel = self.sampler.batch(self.step, t.batch_size)
+            sigma = torch.from_numpy(self._sigma(mel)).to(self.device)
+            audio_t, mel_t = torch.from_numpy(audio).to(self.device), torch.from_numpy(mel).to(self.device)
+        steps, noise = self.diffusion.draw_training_noise(audio_t, _step_generator(t.seed, self.step))
+
+        def check(value: float) -> None:
+            if not np.isfinite(value):
+                raise TrainingDiverged(f"training loss is {value} at step {self.step + 1} "
+                                       f"(run {self.run_dir}); lower train.learning_rate or check the features")
+
+        value = self.step_fn(audio_t, mel_t, sigma, steps, noise, check)
         self.step += 1
         return value
 
