@@ -19,7 +19,7 @@ evaluate and report it like any sweep.
         --out runs/gpu_comparison --bring-back "$OUT" --steps 20000 --deadline-s 1500
     # here
     python -m experiments.gpu_comparison import --from <fetched files> --out runs/gpu_comparison/sweep
-    python -m experiments.evaluate --params params.gpu.yaml --features data/features \
+    python -m experiments.evaluate --params params.yaml --features data/features \   # with `profile: gpu` set
         --sweep runs/gpu_comparison/sweep --out runs/gpu_comparison/eval
 """
 from __future__ import annotations
@@ -37,10 +37,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from priorgrad import registry
+
 log = logging.getLogger("experiments.gpu_comparison")
 
 ROOT = Path(__file__).resolve().parents[1]
-SYSTEM = {"energy": "priorgrad", "standard": "diffwave"}  # as experiments.spec.SYSTEM_OF_PRIOR
+SYSTEM = {e.name: e.system for e in registry.PRIORS.values() if e.family == "vocoder"}
 MAX_FILE_BYTES = 16 * 2 ** 20  # what one file brought back from the GPU machine may weigh
 MAX_FILES = 8
 
@@ -51,12 +53,12 @@ def trial_name(prior: str, size: str, seed: int) -> str:
 
 def plan(args: argparse.Namespace) -> dict[str, Any]:
     """The trials and the exact ``priorgrad train`` command of each (no side effects)."""
-    import yaml
+    from priorgrad.schema import read_params
 
     params_path = Path(args.params)
     if not params_path.exists():
         raise FileNotFoundError(f"{params_path}: parameters file not found")
-    raw = yaml.safe_load(params_path.read_text()) or {}
+    raw = read_params(params_path, profile=args.profile)
     sizes = raw.get("sizes") or {}
     unknown = [s for s in args.sizes if s not in sizes]
     if unknown:
@@ -78,6 +80,7 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
                               "train.keep_checkpoints": args.steps // args.checkpoint_every + 1,
                               "train.validate_every": args.validate_every, **fast})
             cmd = [sys.executable, "-m", "priorgrad", "train", "--params", str(params_path),
+                   "--set", f"profile={args.profile}",
                    "--features", str(args.features), "--stats", str(args.stats),
                    "--run-dir", str(Path(args.out) / "trials" / name)]
             for k, v in overrides.items():
@@ -196,8 +199,9 @@ def import_results(src: Path, dest: Path) -> Path:
         for line in kept:
             last_valid.update({k: v for k, v in json.loads(line).items() if k.startswith("valid/")})
         results.append(({"trial": name, "prior": t["prior"], "size": t["size"], "n_params": t["n_params"],
-                         "seed": t["seed"], "budget": t["step"], "step": t["step"], "checkpoint": str(target),
-                         **last_valid}, run_dir))
+                         "system": SYSTEM[t["prior"]], "seed": t["seed"], "budget": t["step"], "step": t["step"],
+                         "checkpoints": {str(t["step"]): str(target)}, "mlflow_run_id": None,
+                         "mlflow_experiment": None, **last_valid}, run_dir))
     write_tables(results, dest)
     final_metrics(results, dest)
     return dest
@@ -207,7 +211,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m experiments.gpu_comparison", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="train every trial at once on this GPU and pack what evaluation needs")
-    run.add_argument("--params", default=str(ROOT / "params.gpu.yaml"))
+    run.add_argument("--params", default=str(ROOT / "params.yaml"))
+    run.add_argument("--profile", default="gpu", help="profile overlay applied to --params (default: gpu)")
     run.add_argument("--features", type=Path, required=True, help="features dir (priorgrad preprocess --out)")
     run.add_argument("--stats", type=Path, required=True, help="prior statistics JSON (priorgrad prior-stats)")
     run.add_argument("--out", type=Path, default=ROOT / "runs" / "gpu_comparison", help="work dir on this machine")
@@ -238,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "import":
             dest = import_results(args.src, args.out)
-            print(f"imported into {dest}; next: python -m experiments.evaluate --params params.gpu.yaml "
+            print(f"imported into {dest}; next (with `profile: gpu` in params.yaml): python -m experiments.evaluate --params params.yaml "
                   f"--features data/features --sweep {dest} --out {dest.parent / 'eval'}")
             return 0
         p = plan(args)

@@ -239,10 +239,12 @@ def _set_dotted(d: dict[str, Any], dotted: str, value: Any) -> None:
 def load_params(path: str | Path = "params.yaml", overrides: dict[str, Any] | list[str] | None = None) -> Params:
     """Load and validate params.yaml with its profile overlay; overrides are {"train.max_steps": 10} or
     ["train.max_steps=10"] and apply last (command-line ``--set``)."""
-    raw = read_params(path)
-    if overrides:
-        items = overrides.items() if isinstance(overrides, dict) else (_parse_override(o) for o in overrides)
-        for k, v in items:
+    items = list(overrides.items() if isinstance(overrides, dict) else map(_parse_override, overrides or []))
+    # a profile override picks the overlay (applied first); every other override applies last
+    profile = [v for k, v in items if k == PROFILE_KEY]
+    raw = read_params(path, profile=str(profile[-1]) if profile else None)
+    for k, v in items:
+        if k != PROFILE_KEY:
             _set_dotted(raw, k, v)
     missing = [k for k in EXTRA_SECTIONS if k not in raw]
     if missing:

@@ -134,13 +134,16 @@ def profile_path(params_path: str | Path, name: str) -> Path:
     return Path(params_path).resolve().parent / PROFILE_DIR / f"{name}.yaml"
 
 
-def read_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+def read_params(path: str | Path = "params.yaml", profile: str | None = None) -> dict[str, Any]:
     """params.yaml as a dict with its profile applied (``profile: NAME`` -> profiles/NAME.yaml over it).
 
-    The ``profile`` key itself stays in the result, so every record of the params names the profile.
+    ``profile`` replaces the file's own choice (``--set profile=gpu`` on a command line). The ``profile``
+    key stays in the result, so every record of the params names the profile.
     """
     path = Path(path)
     raw = _load_yaml(path, "parameters file")
+    if profile is not None:
+        raw[PROFILE_KEY] = profile
     name = raw.get(PROFILE_KEY)
     if name is None:
         raise ConfigError(f"{path}: missing key {PROFILE_KEY!r} (the profile overlay to apply: default, smoke, gpu, ...)")

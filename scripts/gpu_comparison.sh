@@ -9,7 +9,7 @@
 #   --features DIR --stats FILE  precomputed features (priorgrad preprocess / prior-stats), e.g. carried
 #   --wheels DIR                 wheels of espeakng-loader and soundfile (+ their deps): the synthetic
 #                                corpus is then made and preprocessed on this machine (under --out)
-#   --corpus-n N                 utterances of that corpus (default: corpus.n_utterances of params.gpu.yaml)
+#   --corpus-n N                 utterances of that corpus (default: corpus.n_utterances of params.yaml --set profile=gpu)
 #   --phase all|bench|train|pack all (default), or one phase: a machine that limits a command to minutes
 #                                runs them as separate calls; re-running `train` resumes every trial
 #   --steps N --deadline-s S     training budget of each trial, and the wall-clock stop of one train call
@@ -18,7 +18,7 @@
 #   --dry-run                    print what would run; run nothing
 # Then, on the machine with the evaluation stack:
 #   python -m experiments.gpu_comparison import --from BRING_BACK --out runs/gpu_comparison/sweep
-#   python -m experiments.evaluate --params params.gpu.yaml --features data/features \
+#   python -m experiments.evaluate --params params.yaml --set profile=gpu --features data/features \
 #       --sweep runs/gpu_comparison/sweep --out runs/gpu_comparison/eval
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,9 +59,9 @@ if [ -z "$FEATURES" ]; then
   if [ ! -f "$FEATURES/manifest.jsonl" ]; then
     run "$PY" -m pip install --no-index --find-links "$WHEELS" --target .gpu_deps espeakng-loader soundfile
     export PYTHONPATH="$PYTHONPATH:$PWD/.gpu_deps"
-    run "$PY" -m priorgrad corpus make --params params.gpu.yaml --out "$OUT_DIR/corpus" ${CORPUS_N:+--n "$CORPUS_N"}
-    run "$PY" -m priorgrad preprocess --params params.gpu.yaml --corpus "$OUT_DIR/corpus" --out "$FEATURES"
-    run "$PY" -m priorgrad prior-stats --params params.gpu.yaml --features "$FEATURES" --out "$STATS"
+    run "$PY" -m priorgrad corpus make --params params.yaml --set profile=gpu --out "$OUT_DIR/corpus" ${CORPUS_N:+--n "$CORPUS_N"}
+    run "$PY" -m priorgrad preprocess --params params.yaml --set profile=gpu --corpus "$OUT_DIR/corpus" --out "$FEATURES"
+    run "$PY" -m priorgrad prior-stats --params params.yaml --set profile=gpu --features "$FEATURES" --out "$STATS"
   fi
 elif [ -z "$STATS" ]; then
   echo "gpu_comparison.sh: --features needs --stats (priorgrad prior-stats --features DIR --out FILE)" >&2; exit 2

@@ -24,7 +24,7 @@ def test_plan_has_one_fast_trial_per_size_and_prior(tmp_path: Path, capsys) -> N
     cmd = " ".join(p["trials"][1]["cmd"])
     for s in ("model.residual_channels=64", "prior.type=energy", "train.max_steps=3000", "train.precision=bf16",
               "train.compile=false", "train.features_on_device=true", "train.keep_checkpoints=4",
-              "params.gpu.yaml"):
+              "profile=gpu"):
         assert s in cmd
     assert "model.residual_channels=32" in " ".join(p["trials"][2]["cmd"])
     # --dry-run prints the plan and touches nothing (the features dir does not even exist)
@@ -48,7 +48,7 @@ def test_run_pack_import_round_trip_on_cpu(tmp_path: Path) -> None:
     feats = write_features(tmp_path / "f")
     bring = tmp_path / "bring"
     proc = subprocess.run(
-        [sys.executable, "-m", "experiments.gpu_comparison", "run", "--params", str(ROOT / "params.smoke.yaml"),
+        [sys.executable, "-m", "experiments.gpu_comparison", "run", "--params", str(ROOT / "params.yaml"), "--profile", "smoke",
          "--features", str(feats), "--stats", str(feats / "stats.json"), "--out", str(tmp_path / "out"),
          "--bring-back", str(bring), "--sizes", "tiny", "--steps", "2", "--checkpoint-every", "1",
          "--validate-every", "2", "--precision", "fp32", "--no-compile", "--device", "cpu"],

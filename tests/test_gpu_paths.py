@@ -157,7 +157,7 @@ def smoke_params(**overrides):
     base = {"model.residual_layers": 2, "model.residual_channels": 8, "model.dilation_cycle": 1,
             "train.batch_size": 2, "train.crop_frames": 8, "train.valid_utterances": 1, "train.valid_max_frames": 8,
             "train.threads": 1, "train.device": "cpu"}
-    return load_params(ROOT / "params.smoke.yaml", {**base, **overrides})
+    return load_params(ROOT / "params.yaml", {"profile": "smoke", **base, **overrides})
 
 
 def test_trainer_with_resident_features_gives_the_same_losses(tmp_path: Path) -> None:

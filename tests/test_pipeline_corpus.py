@@ -21,7 +21,7 @@ def test_user_corpus_is_linked_not_copied_and_preprocesses(tmp_path: Path) -> No
     link_corpus(LJ_MINI, out)
     assert (out / "wavs").is_symlink() and (out / "wavs").resolve() == (LJ_MINI / "wavs").resolve()
     assert (out / "metadata.csv").read_text() == (LJ_MINI / "metadata.csv").read_text()
-    params = load_params(Path(__file__).resolve().parents[1] / "params.smoke.yaml")
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml", {"profile": "smoke"})
     preprocess(out, tmp_path / "features", params, progress=False)
     items = read_manifest(tmp_path / "features")
     assert len(items) == len((LJ_MINI / "metadata.csv").read_text().strip().splitlines())
