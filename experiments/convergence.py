@@ -1,6 +1,7 @@
 """Tables of a finished sweep: runs/sweep/trials.json and the tidy convergence table.
 
-convergence.csv columns: trial, prior, size, n_params, seed, budget, step, metric, value.
+convergence.csv columns: trial, prior, size, n_params, seed, budget, step, metric, value; the same
+curves also as convergence/<metric>.csv (one file per metric, for `dvc plots show`).
 Metric names lose the trainer's prefixes: ``valid/ls_mae`` -> ``ls_mae``, ``valid/loss`` -> ``loss``,
 ``train/loss`` -> ``train_loss`` (the smoothed training loss over the last log_every steps).
 """
@@ -70,7 +71,39 @@ def write_tables(results: list[tuple[dict[str, Any], Path]], out_dir: Path) -> t
     for r in rows:
         writer.writerow({**r, "value": repr(r["value"])})
     write_text_atomic(conv_path, buf.getvalue())
+    write_metric_curves(rows, out_dir / CURVES_DIR)
     return trials_path, conv_path
+
+
+CURVES_DIR = "convergence"  # runs/sweep/convergence/<metric>.csv: one DVC plot per metric
+CURVE_KEYS = ["trial", "prior", "size", "seed", "budget", "step"]
+
+
+def write_metric_curves(rows: list[dict[str, Any]], out: Path) -> list[Path]:
+    """One CSV per metric (``<metric>.csv``: trial, prior, size, seed, budget, step, <metric>).
+
+    The metric's values are the LAST column, named after the metric, so ``dvc plots show`` draws
+    one plot per file with the metric on the y axis (DVC takes y from the last column when a plot
+    declares none). Files of metrics no longer recorded are removed.
+    """
+    by_metric: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_metric.setdefault(r["metric"], []).append(r)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for metric, mrows in sorted(by_metric.items()):
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow([*CURVE_KEYS, metric])
+        for r in mrows:
+            writer.writerow([*(r[k] for k in CURVE_KEYS), repr(r["value"])])
+        path = out / f"{metric}.csv"
+        write_text_atomic(path, buf.getvalue())
+        written.append(path)
+    for stale in out.glob("*.csv"):
+        if stale not in written:
+            stale.unlink()
+    return written
 
 
 def final_metrics(results: list[tuple[dict[str, Any], Path]], out_dir: Path) -> Path:
@@ -82,3 +115,34 @@ def final_metrics(results: list[tuple[dict[str, Any], Path]], out_dir: Path) -> 
     path = out_dir / "final_valid.json"
     write_json_atomic(path, out)
     return path
+
+
+def convergence_figure(records: list[dict[str, Any]], title: str = ""):
+    """One panel per curve of a trial's metrics.jsonl records (validation metrics, training loss),
+    metric against training step: the figure logged with the trial's MLflow run."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on a training node
+    from matplotlib.figure import Figure
+
+    curves: dict[str, dict[int, float]] = {}
+    for rec in records:
+        for key, value in rec.items():
+            name = metric_name(key)
+            if name is None or value is None or not math.isfinite(float(value)):
+                continue
+            curves.setdefault(name, {})[int(rec["step"])] = float(value)
+    names = sorted(curves, key=lambda n: (n == "train_loss", n))  # validation metrics first
+    cols = min(3, max(1, len(names)))
+    rows = max(1, -(-len(names) // cols))
+    fig = Figure(figsize=(3.6 * cols, 2.6 * rows), layout="constrained")
+    for i, name in enumerate(names):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        steps = sorted(curves[name])
+        ax.plot(steps, [curves[name][s] for s in steps], marker="o" if len(steps) < 30 else None, markersize=3)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("training step", fontsize=8)
+        ax.tick_params(labelsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig

@@ -264,15 +264,12 @@ def log_to_mlflow(uri: str, trial: dict[str, Any], per_t: dict[int, tuple[list, 
     run_id = trial.get("mlflow_run_id")
     if not run_id:
         return
-    import mlflow
+    from eval.mlflow_log import log_test_scores
+    from experiments.trackers import MLflowTracker
 
-    from eval.mlflow_log import log_summary
-
-    mlflow.set_tracking_uri(uri)
-    with mlflow.start_run(run_id=run_id):
-        for t, (records, summ) in sorted(per_t.items()):
-            log_summary(summ, records, prefix=f"test/T{t}/")
-        mlflow.log_artifact(str(comparisons_path), artifact_path="eval")
+    tracker = MLflowTracker.for_run(uri, run_id)
+    log_test_scores(tracker, per_t, comparisons_path, title=f"{trial['trial']}: test scores vs T_infer")
+    tracker.close()
 
 
 def run_evaluate(params_path: Path, features: Path, sweep_dir: Path, out: Path) -> dict[str, Any]:

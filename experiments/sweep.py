@@ -43,7 +43,9 @@ def make_context(params: Params, trials: list[Trial], features: Path, stats: Pat
         uri = default_tracking_uri(root, t.uri)
         try:
             # Created here, once, so concurrent trials never race to create the store or the experiment.
-            ensure_experiment(uri, experiment, root / "mlartifacts", t.timeout_s)
+            ensure_experiment(uri, experiment, root / "mlartifacts", t.timeout_s, description=(
+                f"PriorGrad vs DiffWave sweep {s.name} ({sid}): {len(trials)} trials (prior x size x seed x "
+                f"budget), one run each; curves valid/* and train/loss, test scores test/T<T>/<metric>."))
             log.info("MLflow: experiment %r at %s", experiment, uri)
         except TrackingUnavailable as e:
             log.warning("%s; the sweep runs without MLflow tracking (metrics stay in each trial's "
