@@ -1,7 +1,8 @@
 """Tables of a finished sweep: runs/sweep/trials.json and the tidy convergence table.
 
 convergence.csv columns: trial, prior, size, n_params, seed, budget, step, metric, value; the same
-curves also as convergence/<metric>.csv (one file per metric, for `dvc plots show`).
+curves also as convergence/valid_<metric>.csv and train_loss.csv (one file per metric, for
+`dvc plots show`).
 Metric names lose the trainer's prefixes: ``valid/ls_mae`` -> ``ls_mae``, ``valid/loss`` -> ``loss``,
 ``train/loss`` -> ``train_loss`` (the smoothed training loss over the last log_every steps).
 """
@@ -80,7 +81,8 @@ CURVE_KEYS = ["trial", "prior", "size", "seed", "budget", "step"]
 
 
 def write_metric_curves(rows: list[dict[str, Any]], out: Path) -> list[Path]:
-    """One CSV per metric (``<metric>.csv``: trial, prior, size, seed, budget, step, <metric>).
+    """One CSV per metric (``valid_<metric>.csv`` or ``train_loss.csv``: trial, prior, size, seed,
+    budget, step, then the metric's values in a column of the file's name).
 
     The metric's values are the LAST column, named after the metric, so ``dvc plots show`` draws
     one plot per file with the metric on the y axis (DVC takes y from the last column when a plot
@@ -92,12 +94,14 @@ def write_metric_curves(rows: list[dict[str, Any]], out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for metric, mrows in sorted(by_metric.items()):
+        # the file and column name is the plot's title and y label: say which split it was measured on
+        label = metric if metric == "train_loss" else f"valid_{metric}"
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow([*CURVE_KEYS, metric])
+        writer.writerow([*CURVE_KEYS, label])
         for r in mrows:
             writer.writerow([*(r[k] for k in CURVE_KEYS), repr(r["value"])])
-        path = out / f"{metric}.csv"
+        path = out / f"{label}.csv"
         write_text_atomic(path, buf.getvalue())
         written.append(path)
     for stale in out.glob("*.csv"):
