@@ -175,7 +175,7 @@ def _train_trial(ctx: TrialContext, trial: Trial, run_dir: Path, use_ray: bool) 
             "trial_hash": trial.params_hash, "backend": "ray" if use_ray else "sequential",
             "mlflow.note.content": run_description(ctx, trial, params)}
     tracker, mlflow_tracker = _make_trackers(ctx, trial, run_dir, use_ray, tags)
-    if mlflow_tracker is not None:
+    if mlflow_tracker is not None and mlflow_tracker.active:
         log_features_input(tracker, ctx, params)
     write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(params.to_dict(), sort_keys=False))
     hook = validation_hook(ctx.validation_metrics, params.audio.sample_rate)
@@ -184,7 +184,7 @@ def _train_trial(ctx: TrialContext, trial: Trial, run_dir: Path, use_ray: bool) 
         result = train(params, ctx.features, ctx.stats, run_dir, tracker=tracker, validation_hook=hook,
                        progress=False if use_ray else None)
         tracker.set_tags({"checkpoint": result["checkpoint"]})
-        if mlflow_tracker is not None:
+        if mlflow_tracker is not None and mlflow_tracker.active:  # no figure work without MLflow
             from experiments.convergence import convergence_figure, read_metrics
 
             fig = convergence_figure(read_metrics(run_dir / "metrics.jsonl"), title=f"{trial.name}: convergence")
