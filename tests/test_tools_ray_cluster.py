@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -133,4 +134,5 @@ def test_smoke_sweep_runs_on_an_existing_cluster_with_gpu_fractions(tiny_feature
         print(f"sweep on the cluster: {seconds:.1f} s")
     finally:
         _stop(head)
+        shutil.rmtree(temp_dir, ignore_errors=True)
     assert head.returncode is not None
