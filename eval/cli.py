@@ -1,4 +1,4 @@
-"""``python -m eval``: score two directories, compare two scored systems, list the metrics.
+"""``python -m eval``: score a directory, score several systems at once, compare two, list the metrics.
 
 Exit status: 0 on success, also when some utterances failed (a warning names them; scores.jsonl
 holds each error); 2 when the run cannot start (missing directory, unknown metric, bad scores file).
@@ -29,17 +29,23 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("score", help="score generated wavs against references (paired by file stem)")
-    s.add_argument("--ref", required=True, type=Path, help="directory of reference wavs (<utt>.wav)")
+    s.add_argument("--ref", type=Path, default=None,
+                   help="directory of reference wavs (<utt>.wav); without it only the reference-free metrics "
+                        "(DNSMOS) are scored, on every generated wav")
     s.add_argument("--gen", required=True, type=Path, help="directory of generated wavs (<utt>.wav)")
-    s.add_argument("--metrics", default="all", help="comma-separated metric keys, or 'all' (default)")
     s.add_argument("--out", required=True, type=Path, help="output directory: scores.jsonl, summary.json")
-    s.add_argument("--workers", type=int, default=_default_workers(),
-                   help="worker processes (default: the CPUs this process may use)")
-    s.add_argument("--cache", type=Path, default=None,
-                   help="score cache file (sqlite; default OUT/cache.sqlite)")
-    s.add_argument("--no-cache", action="store_true", help="score everything, read and write no cache")
-    s.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    s.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    _common_scoring_args(s)
+
+    sm = sub.add_parser("score-many", help="score several generated directories against one reference "
+                                           "directory; one tidy table plus paired comparisons to a baseline")
+    sm.add_argument("--ref", type=Path, default=None,
+                    help="directory of reference wavs (without it: reference-free metrics only)")
+    sm.add_argument("--gen", required=True, action="append", metavar="NAME=DIR",
+                    help="a system: its name and directory of generated wavs (repeat for each system)")
+    sm.add_argument("--baseline", required=True, help="the system every other one is compared with (a - baseline)")
+    sm.add_argument("--out", required=True, type=Path,
+                    help="output directory: scores.csv, summary.csv, comparisons.{json,csv}, <system>/")
+    _common_scoring_args(sm)
 
     c = sub.add_parser("compare", help="paired comparison of two scored systems (a - b)")
     c.add_argument("--a", required=True, type=Path, help="score directory (or scores.jsonl) of system a")
@@ -53,14 +59,33 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _common_scoring_args(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--metrics", default="all", help="comma-separated metric keys, or 'all' (default)")
+    s.add_argument("--length-tolerance", default="1hop", metavar="TOL",
+                   help="how far a generated file's length may differ from its reference's before the "
+                        "reference metrics fail for it; within it both are trimmed to the shorter: "
+                        "'<k>hop(s)' (front-end hops: 256 samples at 22050 Hz, scaled to the files' rate) or "
+                        "'<n>' samples. Default '1hop' (the spec's policy for this project's vocoders); other "
+                        "vocoders' published samples often need e.g. '4hops'. Recorded in summary.json")
+    s.add_argument("--workers", type=int, default=_default_workers(),
+                   help="worker processes (default: the CPUs this process may use)")
+    s.add_argument("--cache", type=Path, default=None,
+                   help="score cache file (sqlite; default OUT/cache.sqlite)")
+    s.add_argument("--no-cache", action="store_true", help="score everything, read and write no cache")
+    s.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    s.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
+
+
 def _score(args: argparse.Namespace) -> int:
+    from eval.pair import parse_length_tolerance
     from eval.runner import EvalInputError, score_dirs
 
     try:
+        policy = parse_length_tolerance(args.length_tolerance)
         records, summary = score_dirs(args.ref, args.gen, args.metrics, args.out, workers=args.workers,
                                       cache_path=args.cache, use_cache=not args.no_cache, seed=args.seed,
-                                      n_boot=args.n_boot)
-    except EvalInputError as e:
+                                      n_boot=args.n_boot, length_policy=policy)
+    except (EvalInputError, ValueError) as e:
         log.error("%s", e)
         return 2
     failed = [r["utt"] for r in records if r["errors"]]
@@ -75,12 +100,44 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _score_many(args: argparse.Namespace) -> int:
+    from eval.pair import parse_length_tolerance
+    from eval.runner import EvalInputError
+    from eval.systems import parse_systems, score_systems
+
+    try:
+        policy = parse_length_tolerance(args.length_tolerance)
+        systems = parse_systems(args.gen)
+        result = score_systems(args.ref, systems, args.baseline, args.metrics, args.out, workers=args.workers,
+                               cache_path=args.cache, use_cache=not args.no_cache, seed=args.seed,
+                               n_boot=args.n_boot, length_policy=policy)
+    except (EvalInputError, ValueError) as e:
+        log.error("%s", e)
+        return 2
+    for name, summ in result["summary"].items():
+        for metric, s in summ.items():
+            mean = "n/a" if s["mean"] is None else f"{s['mean']:.4f}"
+            print(f"{name:16s} {metric:12s} n={s['n']:<4d} failed={s['n_failed']:<4d} mean={mean}")
+    for name, per_metric in result["comparisons"].items():
+        for metric, r in per_metric.items():
+            if r["mean_diff"] is None:
+                print(f"{name} - {args.baseline} {metric:12s} not comparable: {r['error']}")
+            else:
+                print(f"{name} - {args.baseline} {metric:12s} n={r['n']:<4d} diff={r['mean_diff']:+.4f} "
+                      f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] better={r['better'] or '-'}")
+    print(f"tables: {args.out / 'scores.csv'}, {args.out / 'summary.csv'}, {args.out / 'comparisons.csv'}")
+    return 0
+
+
 def compare_scores(a_path: Path, b_path: Path, metrics: Sequence[str] | None = None, seed: int = 0,
                    n_boot: int = 2000) -> dict[str, dict]:
-    """Paired comparison (a - b) per metric of two scores.jsonl files; 'better' only if the CI excludes 0."""
+    """Paired comparison (a - b) per metric of two scores.jsonl files; 'better' only if the CI excludes 0.
+
+    A metric that cannot be compared is left out (with a warning), as before.
+    """
     from eval.files import read_scores
     from eval.registry import METRICS, resolve
-    from eval.stats import paired_comparison, verdict
+    from eval.systems import compare_records
 
     a_recs, b_recs = read_scores(a_path), read_scores(b_path)
     if metrics is None:
@@ -91,18 +148,8 @@ def compare_scores(a_path: Path, b_path: Path, metrics: Sequence[str] | None = N
             raise ValueError(f"{a_path} and {b_path} have no metric in common")
     else:
         names = [m.name for m in resolve(list(metrics))]
-    out: dict[str, dict] = {}
-    for name in names:
-        a = {r["utt"]: r.get(name) for r in a_recs}
-        b = {r["utt"]: r.get(name) for r in b_recs}
-        try:
-            res = paired_comparison(a, b, seed=seed, n_boot=n_boot)
-        except ValueError as e:
-            log.warning("%s: cannot compare (%s)", name, e)
-            continue
-        hib = METRICS[name].higher_is_better
-        out[name] = {**res, "higher_is_better": hib, "better": verdict(res, hib)}
-    return out
+    result = compare_records(a_recs, b_recs, names, seed=seed, n_boot=n_boot)
+    return {name: r for name, r in result.items() if "error" not in r}
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -135,6 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if args.command == "score":
         return _score(args)
+    if args.command == "score-many":
+        return _score_many(args)
     if args.command == "compare":
         return _compare(args)
     return _list()

@@ -115,6 +115,8 @@ _DNSMOS_SETTINGS = {"models": "speechmos/dnsmos_models sig_bak_ovr.onnx + model_
                     "(soxr HQ), resampling overshoot clipped to [-1, 1]",
                     "window_s": 9.01, "hop_s": 1.0, "short_clips": "repeated to 9.01 s (speechmos)"}
 _DNSMOS_PACKAGES = ("speechmos", "onnxruntime")
+# 2: scores the generated file as given (no longer trimmed to the reference's length)
+_DNSMOS_REVISION = 2
 
 
 def _m(**kw: Any) -> Metric:
@@ -170,19 +172,19 @@ _ALL: tuple[Metric, ...] = (
     _m(name="dnsmos_ovrl", description="DNSMOS P.835 overall quality (non-intrusive)", needs_reference=False,
        sample_rate=16000, higher_is_better=True, unit="MOS", package=_DNSMOS_PACKAGES,
        implementation="speechmos.dnsmos.DNSMOS, ovrl_mos", compute="eval.metrics.dnsmos:ovrl",
-       settings=_DNSMOS_SETTINGS),
+       settings=_DNSMOS_SETTINGS, revision=_DNSMOS_REVISION),
     _m(name="dnsmos_sig", description="DNSMOS P.835 speech signal quality (non-intrusive)",
        needs_reference=False, sample_rate=16000, higher_is_better=True, unit="MOS", package=_DNSMOS_PACKAGES,
        implementation="speechmos.dnsmos.DNSMOS, sig_mos", compute="eval.metrics.dnsmos:sig",
-       settings=_DNSMOS_SETTINGS),
+       settings=_DNSMOS_SETTINGS, revision=_DNSMOS_REVISION),
     _m(name="dnsmos_bak", description="DNSMOS P.835 background quality (non-intrusive)",
        needs_reference=False, sample_rate=16000, higher_is_better=True, unit="MOS", package=_DNSMOS_PACKAGES,
        implementation="speechmos.dnsmos.DNSMOS, bak_mos", compute="eval.metrics.dnsmos:bak",
-       settings=_DNSMOS_SETTINGS),
+       settings=_DNSMOS_SETTINGS, revision=_DNSMOS_REVISION),
     _m(name="dnsmos_p808", description="DNSMOS P.808 MOS (non-intrusive)", needs_reference=False,
        sample_rate=16000, higher_is_better=True, unit="MOS", package=_DNSMOS_PACKAGES,
        implementation="speechmos.dnsmos.DNSMOS, p808_mos", compute="eval.metrics.dnsmos:p808",
-       settings=_DNSMOS_SETTINGS),
+       settings=_DNSMOS_SETTINGS, revision=_DNSMOS_REVISION),
 )
 
 METRICS: dict[str, Metric] = {m.name: m for m in _ALL}

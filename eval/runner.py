@@ -20,7 +20,7 @@ import numpy as np
 
 from eval.cache import NoCache, ScoreCache, file_hash, score_key
 from eval.files import write_json, write_jsonl
-from eval.pair import Pair
+from eval.pair import SPEC_LENGTH_POLICY, LengthPolicy, Pair
 from eval.registry import Metric, resolve
 from eval.stats import BOOTSTRAP, summarize
 
@@ -34,9 +34,10 @@ class EvalInputError(ValueError):
 @dataclass(frozen=True)
 class Job:
     utt: str
-    ref_path: str
+    ref_path: str | None  # None: no reference (reference-free metrics only)
     gen_path: str
     metrics: tuple[str, ...]
+    length_policy: LengthPolicy = SPEC_LENGTH_POLICY
 
 
 @dataclass
@@ -69,12 +70,13 @@ def score_pair(pair: Pair, metrics: Sequence[Metric]) -> tuple[dict[str, float],
 
 def score_arrays(ref: np.ndarray | None, gen: np.ndarray, sample_rate: int,
                  metrics: str | Sequence[str] | Sequence[Metric],
-                 utt: str = "") -> tuple[dict[str, float], dict[str, str]]:
+                 utt: str = "", length_policy: LengthPolicy = SPEC_LENGTH_POLICY
+                 ) -> tuple[dict[str, float], dict[str, str]]:
     """In-memory scoring of one utterance (e.g. training-time validation); same policy as files."""
     ms = _as_metrics(metrics)
     try:
         pair = Pair(utt, ref, gen, sample_rate, ref_name=f"reference {utt}".strip(),
-                    gen_name=f"generated {utt}".strip())
+                    gen_name=f"generated {utt}".strip(), length_policy=length_policy)
     except Exception as e:  # noqa: BLE001
         return {}, {m.name: _error_text(e) for m in ms}
     return score_pair(pair, ms)
@@ -85,8 +87,8 @@ def _score_job(job: Job) -> UttResult:
     start = time.perf_counter()
     ms = resolve(list(job.metrics))
     try:
-        pair = Pair.from_files(job.utt, job.ref_path, job.gen_path)
-    except Exception as e:  # noqa: BLE001 - unreadable/mismatched pair: every metric fails with the reason
+        pair = Pair.from_files(job.utt, job.ref_path, job.gen_path, job.length_policy)
+    except Exception as e:  # noqa: BLE001 - unreadable generated file: every metric fails with the reason
         err = _error_text(e)
         return UttResult(job.utt, {}, {m.name: err for m in ms}, time.perf_counter() - start)
     values, errors = score_pair(pair, ms)
@@ -157,32 +159,60 @@ def _run_jobs(jobs: list[Job], workers: int, progress: bool | None) -> Iterable[
         bar.close()
 
 
-def score_dirs(ref_dir: str | os.PathLike, gen_dir: str | os.PathLike,
+def reference_free_only(metrics: str | Sequence[str] | Sequence[Metric]) -> list[Metric]:
+    """The metrics to score when there is no reference directory.
+
+    ``"all"`` means every reference-free metric; naming a metric that needs a reference is an error
+    (scoring it would only fill the table with failures).
+    """
+    ms = _as_metrics(metrics)
+    if isinstance(metrics, str) and metrics.strip() == "all":
+        return [m for m in ms if not m.needs_reference]
+    need = [m.name for m in ms if m.needs_reference]
+    if need:
+        free = ", ".join(m.name for m in _as_metrics("all") if not m.needs_reference)
+        raise EvalInputError(f"metric(s) {', '.join(need)} need a reference directory (--ref); "
+                             f"without one only the reference-free metrics can be scored ({free})")
+    return ms
+
+
+def score_dirs(ref_dir: str | os.PathLike | None, gen_dir: str | os.PathLike,
                metrics: str | Sequence[str] | Sequence[Metric], out_dir: str | os.PathLike,
                workers: int = 1, *, cache_path: str | os.PathLike | None = None, use_cache: bool = True,
                seed: int = BOOTSTRAP["seed"], n_boot: int = BOOTSTRAP["n_boot"],
-               progress: bool | None = None) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+               progress: bool | None = None, length_policy: LengthPolicy = SPEC_LENGTH_POLICY
+               ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     """Score every reference utterance against ``gen_dir/<stem>.wav``; write scores.jsonl + summary.json.
 
-    Returns (records, summary). ``cache_path`` defaults to ``out_dir/cache.sqlite``.
+    ``ref_dir=None``: every ``gen_dir`` wav is an utterance, scored with reference-free metrics only
+    (see ``reference_free_only``). ``length_policy`` is how far lengths may differ (recorded in the
+    summary). Returns (records, summary). ``cache_path`` defaults to ``out_dir/cache.sqlite``.
     """
-    ref_dir, gen_dir, out_dir = Path(ref_dir), Path(gen_dir), Path(out_dir)
+    gen_dir, out_dir = Path(gen_dir), Path(out_dir)
+    ref_dir = None if ref_dir is None else Path(ref_dir)
     try:
-        ms = _as_metrics(metrics)
+        ms = _as_metrics(metrics) if ref_dir is not None else reference_free_only(metrics)
     except ValueError as e:
         raise EvalInputError(str(e)) from e
-    if not ref_dir.is_dir():
+    if not ms:
+        raise EvalInputError("no metric left to score")
+    if ref_dir is not None and not ref_dir.is_dir():
         raise EvalInputError(f"reference directory not found: {ref_dir}")
     if not gen_dir.is_dir():
         raise EvalInputError(f"generated-audio directory not found: {gen_dir}")
-    refs = _wav_stems(ref_dir)
-    if not refs:
-        raise EvalInputError(f"no .wav files in the reference directory {ref_dir}")
     gens = _wav_stems(gen_dir)
-    extra = sorted(set(gens) - set(refs))
-    if extra:
-        log.warning("%d generated file(s) in %s have no reference in %s and are not scored: %s%s",
-                    len(extra), gen_dir, ref_dir, ", ".join(extra[:5]), " ..." if len(extra) > 5 else "")
+    if ref_dir is None:
+        if not gens:
+            raise EvalInputError(f"no .wav files in the generated-audio directory {gen_dir}")
+        refs: dict[str, Path | None] = {u: None for u in gens}
+    else:
+        refs = dict(_wav_stems(ref_dir))
+        if not refs:
+            raise EvalInputError(f"no .wav files in the reference directory {ref_dir}")
+        extra = sorted(set(gens) - set(refs))
+        if extra:
+            log.warning("%d generated file(s) in %s have no reference in %s and are not scored: %s%s",
+                        len(extra), gen_dir, ref_dir, ", ".join(extra[:5]), " ..." if len(extra) > 5 else "")
 
     cache = NoCache() if not use_cache else ScoreCache(cache_path or out_dir / "cache.sqlite")
     values: dict[str, dict[str, float]] = {u: {} for u in refs}
@@ -195,10 +225,12 @@ def score_dirs(ref_dir: str | os.PathLike, gen_dir: str | os.PathLike,
             gen_path = gen_dir / f"{utt}.wav"
             todo = list(ms)
             if gen_path.is_file():
-                ref_h, gen_h = file_hash(ref_path), file_hash(gen_path)
+                # a reference-free score does not depend on the reference: keyed by the generated file only
+                ref_h = "" if ref_path is None else file_hash(ref_path)
+                gen_h = file_hash(gen_path)
                 todo = []
                 for m in ms:
-                    key = score_key(ref_h, gen_h, m.name, m.cache_version)
+                    key = score_key(ref_h if m.needs_reference else "", gen_h, m.name, m.cache_version)
                     hit = cache.get(key)
                     if hit is None:
                         keys[(utt, m.name)] = key
@@ -207,7 +239,8 @@ def score_dirs(ref_dir: str | os.PathLike, gen_dir: str | os.PathLike,
                         values[utt][m.name] = hit
                         n_cached += 1
             if todo:
-                jobs.append(Job(utt, str(ref_path), str(gen_path), tuple(m.name for m in todo)))
+                jobs.append(Job(utt, None if ref_path is None else str(ref_path), str(gen_path),
+                                tuple(m.name for m in todo), length_policy))
         # longest files first, so the last job to finish is a short one
         jobs.sort(key=lambda j: -(os.path.getsize(j.gen_path) if os.path.isfile(j.gen_path) else 0))
         log.info("scoring %d utterance(s) x %d metric(s): %d cached, %d job(s) on %d worker(s)",
@@ -225,7 +258,7 @@ def score_dirs(ref_dir: str | os.PathLike, gen_dir: str | os.PathLike,
             rec[m.name] = values[utt].get(m.name)
         rec["errors"] = {m.name: errors[utt][m.name] for m in ms if m.name in errors[utt]}
         records.append(rec)
-    summary = summarize_records(records, ms, seed=seed, n_boot=n_boot)
+    summary = summarize_records(records, ms, seed=seed, n_boot=n_boot, length_policy=length_policy)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_jsonl(out_dir / "scores.jsonl", records)
     write_json(out_dir / "summary.json", summary)
@@ -234,12 +267,18 @@ def score_dirs(ref_dir: str | os.PathLike, gen_dir: str | os.PathLike,
 
 
 def summarize_records(records: Sequence[Mapping[str, Any]], metrics: Sequence[Metric], seed: int = 0,
-                      n_boot: int = 2000, level: float = 0.95) -> dict[str, dict[str, Any]]:
+                      n_boot: int = 2000, level: float = 0.95,
+                      length_policy: LengthPolicy | None = None) -> dict[str, dict[str, Any]]:
+    """Per metric: the statistics, the metric's metadata, the bootstrap settings and (when given)
+    the length policy the pairs were scored under (``settings.length_policy``)."""
     summary: dict[str, dict[str, Any]] = {}
     for m in metrics:
         stats = summarize([r.get(m.name) for r in records], seed=seed, n_boot=n_boot, level=level)
-        summary[m.name] = {**stats, **m.info(),
-                           "bootstrap": {**BOOTSTRAP, "seed": seed, "n_boot": n_boot, "level": level}}
+        entry = {**stats, **m.info(),
+                 "bootstrap": {**BOOTSTRAP, "seed": seed, "n_boot": n_boot, "level": level}}
+        if length_policy is not None:
+            entry["settings"] = {**entry["settings"], "length_policy": length_policy.info()}
+        summary[m.name] = entry
     return summary
 
 

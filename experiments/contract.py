@@ -17,6 +17,7 @@ from priorgrad.fileio import write_text_atomic
 TRIALS_JSON = "trials.json"            # one record per training run (TRIAL_KEYS)
 CONVERGENCE_CSV = "convergence.csv"    # validation curves (CONVERGENCE_COLUMNS)
 FINAL_VALID_JSON = "final_valid.json"  # DVC metrics: the last validation score of every run
+CURVES_DIR = "convergence"             # convergence/<metric>.csv: the same curves, one file (DVC plot) per metric
 TRIALS_DIR = "trials"
 TUNE_DIR = "tune"
 

@@ -61,23 +61,24 @@ def _score_rows(base: dict[str, Any], records: list[dict[str, Any]], metrics: li
     return [{**base, "utt": rec["utt"], "metric": m, "value": rec.get(m)} for rec in records for m in metrics]
 
 
-def log_test_scores(uri: str, trial: dict[str, Any], summaries: dict[tuple[int, int], dict[str, Any]],
-                    artifacts: list[Path], timeout_s: float) -> None:
-    """A run's test scores into its own MLflow run: test/T<t>/<metric> at step = budget (the ladder)."""
-    from eval.mlflow_log import summary_metrics
+def log_run_scores(uri: str, trial: dict[str, Any],
+                   per_budget_t: dict[tuple[int, int], tuple[list[dict[str, Any]], dict[str, Any]]],
+                   comparisons_path: Path, timeout_s: float) -> None:
+    """A run's test scores into its own MLflow run (through the Tracker interface): test/T<t>/<metric> at
+    step = budget, so each run's scores form a curve over the budget ladder."""
+    if not trial.get("mlflow_run_id"):
+        return
+    from eval.mlflow_log import log_test_scores
     from experiments.trackers import MLflowTracker
 
-    if not trial.get("mlflow_run_id") or not trial.get("mlflow_experiment"):
-        return
-    tracker = MLflowTracker(uri, trial["mlflow_experiment"], trial["trial"], run_id=trial["mlflow_run_id"],
-                            timeout_s=timeout_s)
+    tracker = MLflowTracker.for_run(uri, trial["mlflow_run_id"], timeout_s=timeout_s)
     if not tracker.active:
         return
-    for (budget, t), summ in sorted(summaries.items()):
-        tracker.log_metrics(summary_metrics(summ, prefix=f"test/T{t}/"), step=budget)
-    for a in artifacts:
-        tracker.log_artifact(a, "eval")
-    tracker.close("FINISHED")
+    for budget in sorted({b for b, _ in per_budget_t}):
+        per_t = {t: v for (b, t), v in per_budget_t.items() if b == budget}
+        log_test_scores(tracker, per_t, comparisons_path, step=budget,
+                        title=f"{trial['trial']} at {budget} steps: test scores vs T_infer")
+    tracker.close()
 
 
 def run_evaluate(params_path: Path, features: Path, sweep_dir: Path, out: Path) -> dict[str, Any]:
@@ -131,13 +132,13 @@ def run_evaluate(params_path: Path, features: Path, sweep_dir: Path, out: Path) 
     # 2. scoring: one eval run over every generated set
     records = score_all([d for _, d in jobs], ref_dir, utts, cfg, work)
     rows: list[dict[str, Any]] = []
-    per_run: dict[str, dict[tuple[int, int], dict[str, Any]]] = defaultdict(dict)
+    per_run: dict[str, dict[tuple[int, int], tuple[list, dict[str, Any]]]] = defaultdict(dict)
     for keys, gen_dir in jobs:
         mine = records[gen_dir.name]
         rows += _score_rows({k: v for k, v in keys.items() if k != "trial"}, mine, cfg.metrics)
         if keys["kind"] == KIND_MODEL:
-            per_run[keys["trial"]][(keys["budget"], keys["t_infer"])] = summarize_records(
-                mine, resolve(cfg.metrics), seed=cfg.bootstrap_seed, n_boot=cfg.n_boot)
+            per_run[keys["trial"]][(keys["budget"], keys["t_infer"])] = (mine, summarize_records(
+                mine, resolve(cfg.metrics), seed=cfg.bootstrap_seed, n_boot=cfg.n_boot))
 
     # 3. statistics and outputs
     higher = {m: METRICS[m].higher_is_better for m in cfg.metrics}
@@ -156,7 +157,7 @@ def run_evaluate(params_path: Path, features: Path, sweep_dir: Path, out: Path) 
 
         uri = default_tracking_uri(root, tcfg.uri)
         for trial in trials:  # tracking loss is reported by the tracker, never fatal
-            log_test_scores(uri, trial, per_run[trial["trial"]], [out / COMPARISONS_JSON], tcfg.timeout_s)
+            log_run_scores(uri, trial, per_run[trial["trial"]], out / COMPARISONS_JSON, tcfg.timeout_s)
     return {"n_rows": len(rows), "n_comparisons": len(comparisons)}
 
 

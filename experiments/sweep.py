@@ -44,7 +44,9 @@ def make_context(params: Params, trials: list[Trial], features: Path, stats: Pat
         uri = default_tracking_uri(root, t.uri)
         try:
             # Created here, once, so concurrent trials never race to create the store or the experiment.
-            ensure_experiment(uri, experiment, root / "mlartifacts", t.timeout_s)
+            ensure_experiment(uri, experiment, root / "mlartifacts", t.timeout_s, description=(
+                f"PriorGrad vs DiffWave sweep {s.name} ({sid}): {len(trials)} trials (prior x size x seed x "
+                f"budget), one run each; curves valid/* and train/loss, test scores test/T<T>/<metric>."))
             log.info("MLflow: experiment %r at %s", experiment, uri)
         except TrackingUnavailable as e:
             log.warning("%s; the sweep runs without MLflow tracking (metrics stay in each trial's "
@@ -77,6 +79,19 @@ def _ray_temp_dir() -> str:
     return str(Path(tempfile.gettempdir()) / f"ray-{os.getuid()}")
 
 
+def _use_cluster_token() -> None:
+    """Ray >= 2.5x starts clusters with token authentication when a token exists (~/.ray/auth_token,
+    RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH), but ray.init(address=...) only picks the token up by itself
+    for address="auto": without this, connecting to such a cluster fails with a bare ConnectionError.
+    RAY_AUTH_MODE, when set, is respected as it is."""
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available)
+    except ImportError:  # a Ray without token authentication
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
 def _trainable(config: dict[str, Any]) -> None:
     """The Tune function trainable: one trial, reporting to Tune through RayTuneTracker."""
     setup_logging()
@@ -96,6 +111,7 @@ def run_ray(ctx: TrialContext, trials: list[Trial], s: SweepConfig, out: Path, r
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # trials use absolute paths; keep cwd
     if address:
         log.info("Ray: connecting to the cluster at %s", address)
+        _use_cluster_token()
         ray.init(address=address, runtime_env={"env_vars": {"PYTHONPATH": pythonpath}}, log_to_driver=True)
     else:
         num_cpus = s.num_cpus or os.cpu_count() or 1

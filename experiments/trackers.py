@@ -2,6 +2,12 @@
 
 Tracking is never allowed to stop training: an unreachable MLflow store is reported once as a
 warning and the tracker turns itself off (the trial's metrics.jsonl still has everything).
+
+What MLflow 3.x users expect to see: experiments tagged as model-training experiments
+(``mlflow.experimentKind = custom_model_development``; without it the UI opens a new experiment on
+its GenAI pages: traces, sessions, an assistant), a description on every experiment and run
+(``mlflow.note.content``, the UI's "Description"), curves as metrics, the data set as the run's
+input (``log_input``), small tables (``log_table``) and figures (``log_figure``).
 """
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import logging
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,6 +28,11 @@ log = logging.getLogger(__name__)
 _MAX_PARAM_CHARS = 6000
 _PARAM_BATCH = 100
 _METRIC_BATCH = 1000
+
+# Read by the MLflow UI (mlflow/server/js: ExperimentKind; "genai_development" opens the GenAI pages).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING_KIND = "custom_model_development"
+DESCRIPTION_TAG = "mlflow.note.content"  # the "Description" shown on experiment and run pages
 
 
 def default_tracking_uri(root: Path, configured: str | None) -> str:
@@ -69,8 +81,12 @@ def _retry(fn: Callable[[], Any], what: str, attempts: int = 5) -> Any:
     return None
 
 
-def ensure_experiment(uri: str, name: str, artifact_root: Path | None = None, timeout_s: float = 5.0) -> str:
-    """Create (or find) the MLflow experiment; returns its id. Raises TrackingUnavailable."""
+def ensure_experiment(uri: str, name: str, artifact_root: Path | None = None, timeout_s: float = 5.0,
+                      description: str | None = None) -> str:
+    """Create (or find) the MLflow experiment, marked as a model-training experiment; returns its id.
+
+    Raises TrackingUnavailable.
+    """
     quiet_http(timeout_s)
     check_reachable(uri, timeout_s)
     from mlflow.tracking import MlflowClient
@@ -78,12 +94,21 @@ def ensure_experiment(uri: str, name: str, artifact_root: Path | None = None, ti
     try:
         client = MlflowClient(tracking_uri=uri)
         exp = _retry(lambda: client.get_experiment_by_name(name), "get_experiment")
-        if exp is not None:
-            return exp.experiment_id
-        location = None
-        if artifact_root is not None and not uri.startswith(("http://", "https://")):
-            location = (artifact_root / name).resolve().as_uri()
-        return _retry(lambda: client.create_experiment(name, artifact_location=location), "create_experiment")
+        if exp is None:
+            location = None
+            if artifact_root is not None and not uri.startswith(("http://", "https://")):
+                location = (artifact_root / name).resolve().as_uri()
+            tags = {EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND}
+            if description:
+                tags[DESCRIPTION_TAG] = description
+            return _retry(lambda: client.create_experiment(name, artifact_location=location, tags=tags),
+                          "create_experiment")
+        # an experiment made by an older version of this project: mark it too (tags are mutable)
+        wanted = {EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND, **({DESCRIPTION_TAG: description} if description else {})}
+        for key, value in wanted.items():
+            if exp.tags.get(key) != value:
+                _retry(lambda: client.set_experiment_tag(exp.experiment_id, key, value), "set_experiment_tag")
+        return exp.experiment_id
     except TrackingUnavailable:
         raise
     except Exception as e:
@@ -112,6 +137,30 @@ class MLflowTracker(Tracker):
             self.client, self.run_id = client, run.info.run_id
         except Exception as e:
             self._lost(e)
+
+    @classmethod
+    def for_run(cls, uri: str, run_id: str, artifact_root: Path | None = None,
+                timeout_s: float = 5.0) -> "MLflowTracker":
+        """A tracker that continues the existing run ``run_id`` (e.g. to add test scores to a trial's run).
+
+        Inactive (``active`` False, a warning logged) when the store or the run cannot be reached.
+        """
+        experiment = ""
+        try:
+            quiet_http(timeout_s)
+            check_reachable(uri, timeout_s)
+            from mlflow.tracking import MlflowClient
+
+            client = MlflowClient(tracking_uri=uri)
+            run = _retry(lambda: client.get_run(run_id), "get_run")
+            experiment = _retry(lambda: client.get_experiment(run.info.experiment_id), "get_experiment").name
+        except Exception as e:
+            tracker = cls.__new__(cls)
+            tracker.uri, tracker.client, tracker.run_id = uri, None, None
+            tracker._lost(e)
+            return tracker
+        return cls(uri, experiment, run.info.run_name, run_id=run_id, artifact_root=artifact_root,
+                   timeout_s=timeout_s)
 
     @property
     def active(self) -> bool:
@@ -169,6 +218,41 @@ class MLflowTracker(Tracker):
             self._call("log_artifacts", lambda: self.client.log_artifacts(self.run_id, str(p), where))
         else:
             self._call("log_artifact", lambda: self.client.log_artifact(self.run_id, str(p), artifact_path))
+
+    def log_input(self, name: str, source: str, rows: list[dict[str, Any]], context: str) -> None:
+        """The data set as the run's input (Datasets column / "Inputs"): name, source, digest, schema.
+
+        Only this description is stored, not the rows. A resumed run logging the same data set again
+        adds nothing (MLflow keys inputs by the data set's digest).
+        """
+        if self.client is None:
+            return
+        import mlflow.data
+        import pandas as pd
+        from mlflow.entities import DatasetInput, InputTag
+        from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+        try:
+            with warnings.catch_warnings():
+                # MLflow warns that a local path matches two (identical) local source types, and that
+                # integer columns cannot hold missing values: neither applies to a manifest description
+                warnings.simplefilter("ignore", UserWarning)
+                dataset = mlflow.data.from_pandas(pd.DataFrame(rows), source=source, name=name)
+            entity = DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])
+        except Exception as e:  # a data set we cannot describe is worth a warning, not a lost run
+            log.warning("MLflow: cannot describe data set %s (%s: %s)", name, type(e).__name__, e)
+            return
+        self._call("log_inputs", lambda: self.client.log_inputs(self.run_id, datasets=[entity]))
+
+    def log_table(self, rows: list[dict[str, Any]], artifact_file: str) -> None:
+        if self.client is None:
+            return
+        import pandas as pd
+
+        self._call("log_table", lambda: self.client.log_table(self.run_id, pd.DataFrame(rows), artifact_file))
+
+    def log_figure(self, figure: Any, artifact_file: str) -> None:
+        self._call("log_figure", lambda: self.client.log_figure(self.run_id, figure, artifact_file))
 
     def close(self, status: str = "FINISHED") -> None:
         self._call("close", lambda: self.client.set_terminated(self.run_id, status=status))

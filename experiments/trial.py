@@ -172,8 +172,11 @@ def _train_trial(ctx: TrialContext, trial: Trial, run_dir: Path, use_ray: bool) 
     tags = {"prior": trial.prior, "system": trial.system, "size": trial.size, "seed": str(trial.seed),
             "budget": str(trial.budget), "budgets": ",".join(map(str, trial.budgets)), "trial": trial.name, "sweep_id": ctx.sweep_id, "sweep": ctx.sweep_name,
             "git_commit": ctx.git_commit, "params_hash": params_hash(params),
-            "trial_hash": trial.params_hash, "backend": "ray" if use_ray else "sequential"}
+            "trial_hash": trial.params_hash, "backend": "ray" if use_ray else "sequential",
+            "mlflow.note.content": run_description(ctx, trial, params)}
     tracker, mlflow_tracker = _make_trackers(ctx, trial, run_dir, use_ray, tags)
+    if mlflow_tracker is not None and mlflow_tracker.active:
+        log_features_input(tracker, ctx, params)
     write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(params.to_dict(), sort_keys=False))
     hook = validation_hook(ctx.validation_metrics, params.audio.sample_rate)
     try:
@@ -181,6 +184,11 @@ def _train_trial(ctx: TrialContext, trial: Trial, run_dir: Path, use_ray: bool) 
         result = train(params, ctx.features, ctx.stats, run_dir, tracker=tracker, validation_hook=hook,
                        progress=False if use_ray else None)
         tracker.set_tags({"checkpoint": result["checkpoint"]})
+        if mlflow_tracker is not None and mlflow_tracker.active:  # no figure work without MLflow
+            from experiments.convergence import convergence_figure, read_metrics
+
+            fig = convergence_figure(read_metrics(run_dir / "metrics.jsonl"), title=f"{trial.name}: convergence")
+            tracker.log_figure(fig, "figures/convergence.png")
         tracker.log_artifact(run_dir / "config.yaml")
         samples = _audio_samples(result["checkpoint"], ctx, run_dir)
         if samples is not None:
@@ -206,6 +214,27 @@ def _train_trial(ctx: TrialContext, trial: Trial, run_dir: Path, use_ray: bool) 
     if use_ray:
         _report_to_tune(out)
     return out
+
+
+def run_description(ctx: TrialContext, trial: Trial, params: Params) -> str:
+    """What the run is, in words (the MLflow run page's Description)."""
+    prior = {"energy": "PriorGrad (data-dependent prior N(0, diag(sigma^2)) from the mel frame energy)",
+             "standard": "DiffWave baseline (standard prior N(0, I))"}.get(trial.prior, trial.prior)
+    return (f"{prior}, network size {trial.size} ({params.model.residual_layers} residual layers x "
+            f"{params.model.residual_channels} channels), seed {trial.seed}, {trial.budget} training steps. "
+            f"Trial {trial.name} of sweep {ctx.sweep_name} ({ctx.sweep_id}) on the "
+            f"{params.corpus.source} corpus; validation curves every {params.train.validate_every} steps, "
+            f"test scores (test/T<T_infer>/<metric>) added by the evaluate stage.")
+
+
+def log_features_input(tracker: Tracker, ctx: TrialContext, params: Params) -> None:
+    """The corpus and its features as the run's training input: one row per utterance of the manifest."""
+    from priorgrad.data import read_manifest
+
+    rows = [{"utt": it.utt, "split": it.split, "samples": it.samples, "frames": it.frames, "text": it.text}
+            for it in read_manifest(ctx.features)]
+    name = f"{Path(str(params.corpus.source)).name or params.corpus.source}-features"
+    tracker.log_input(name, ctx.features, rows, context="training")
 
 
 def _audio_samples(checkpoint: str, ctx: TrialContext, run_dir: Path) -> Path | None:

@@ -26,8 +26,17 @@ class Tracker:
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         pass
 
-    def log_artifact(self, path: str | Path) -> None:
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         pass
+
+    def log_input(self, name: str, source: str, rows: list[dict[str, Any]], context: str) -> None:
+        """Record a data set the run used (``rows``: one dict per example, e.g. the feature manifest)."""
+
+    def log_table(self, rows: list[dict[str, Any]], artifact_file: str) -> None:
+        """A small table (one dict per row) that belongs to the run but is not a metric curve."""
+
+    def log_figure(self, figure: Any, artifact_file: str) -> None:
+        """A matplotlib figure, shown with the run (the caller closes it)."""
 
     def close(self, status: str = "FINISHED") -> None:
         pass
@@ -87,8 +96,17 @@ class CompositeTracker(Tracker):
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         self._each("log_metrics", metrics, step)
 
-    def log_artifact(self, path: str | Path) -> None:
-        self._each("log_artifact", path)
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self._each("log_artifact", path, artifact_path)
+
+    def log_input(self, name: str, source: str, rows: list[dict[str, Any]], context: str) -> None:
+        self._each("log_input", name, source, rows, context)
+
+    def log_table(self, rows: list[dict[str, Any]], artifact_file: str) -> None:
+        self._each("log_table", rows, artifact_file)
+
+    def log_figure(self, figure: Any, artifact_file: str) -> None:
+        self._each("log_figure", figure, artifact_file)
 
     def close(self, status: str = "FINISHED") -> None:
         self._each("close", status)

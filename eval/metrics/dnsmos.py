@@ -65,13 +65,15 @@ def predict(wav_16k: np.ndarray) -> dict[str, float]:
 
 
 def _scores(pair: Pair) -> dict[str, float]:
+    # The generated audio as given (gen_full), never trimmed to a reference: DNSMOS is reference-free,
+    # so its score must not depend on which reference (if any) the file was paired with.
     def run() -> dict[str, float]:
-        peak = float(np.max(np.abs(pair.gen))) if pair.gen.size else 0.0
+        peak = float(np.max(np.abs(pair.gen_full))) if pair.gen_full.size else 0.0
         if peak > 1.0:
             raise ValueError(f"{pair.gen_name}: samples outside [-1, 1] (peak {peak:.3f}); DNSMOS needs "
                              f"audio in [-1, 1]")
         # soxr's band-limited resampling can overshoot full scale by a hair; clip only that
-        wav = np.clip(pair.signal("gen", SAMPLE_RATE), -1.0, 1.0)
+        wav = np.clip(pair.signal("gen_full", SAMPLE_RATE), -1.0, 1.0)
         return predict(wav)
 
     return pair.memo("dnsmos", run)
