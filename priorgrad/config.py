@@ -46,7 +46,8 @@ class CorpusConfig:
 class PriorConfig:
     type: str = "energy"             # energy (PriorGrad) | standard (DiffWave, N(0, I))
     std_min: float = 0.1             # floor of sigma
-    max_energy: float | None = 4.0   # official override of E_max (frame energy clipped to it); null = dataset E_max
+    max_energy: float | str | None = 4.0  # E_max override (frame energy clipped to it); null = dataset E_max;
+    #                                  "preset" = the audio preset's tuned value (hifigan 4.0, diffwave null)
     condition_on_sigma: bool = False  # ablation: feed sigma to the network as an extra conditioning channel
 
 
@@ -83,6 +84,9 @@ class TrainConfig:
     checkpoint_every: int = 5000     # steps between checkpoints (also written at the end)
     log_every: int = 100             # steps between training-loss logs
     keep_checkpoints: int = 1        # step-numbered checkpoints kept besides last.pt
+    # No meaningful defaults (params.yaml sets them; the lead removes every default here):
+    crop: str = "official"           # official (sample offset, mel recomputed on the crop, epoch shuffle) | frames
+    deterministic: bool = False      # CUDA deterministic algorithms (bit-identical resume on one GPU model)
 
 
 @dataclass
@@ -171,6 +175,8 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
         if where.endswith(".max_energy"):
             return None
         raise ConfigError(f"{where}: must not be null")
+    if where.endswith(".max_energy") and value == "preset":
+        return value
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true/false, got {value!r}")
@@ -216,8 +222,8 @@ def validate(p: Params, source: str = "params") -> None:
     _require(p.prior.type in ("energy", "standard"), source, "prior.type",
              f"{p.prior.type!r} must be 'energy' (PriorGrad) or 'standard' (DiffWave)")
     _require(0.0 < p.prior.std_min <= 1.0, source, "prior.std_min", f"{p.prior.std_min} must be in (0, 1]")
-    _require(p.prior.max_energy is None or p.prior.max_energy > 0, source, "prior.max_energy",
-             f"{p.prior.max_energy} must be positive or null")
+    _require(p.prior.max_energy is None or p.prior.max_energy == "preset" or p.prior.max_energy > 0, source,
+             "prior.max_energy", f"{p.prior.max_energy} must be positive, null or 'preset'")
     m = p.model
     _require(m.residual_layers >= 1, source, "model.residual_layers", "must be >= 1")
     _require(m.residual_channels >= 1, source, "model.residual_channels", "must be >= 1")
@@ -238,6 +244,7 @@ def validate(p: Params, source: str = "params") -> None:
     _require(t.max_steps >= 0, source, "train.max_steps", "must be >= 0")
     _require(t.learning_rate > 0, source, "train.learning_rate", "must be > 0")
     _require(t.precision in ("fp32", "bf16", "fp16"), source, "train.precision", f"{t.precision!r} not fp32|bf16|fp16")
+    _require(t.crop in ("official", "frames"), source, "train.crop", f"{t.crop!r} not official|frames")
     _require(t.valid_utterances >= 1, source, "train.valid_utterances", "must be >= 1")
     _require(t.valid_max_frames >= 0, source, "train.valid_max_frames", "must be >= 0")
     _require(t.threads >= 0, source, "train.threads", "must be >= 0")

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from priorgrad.audio import get_preset, load_audio, log_mel, write_wav
+from priorgrad.audio import MelPreset, get_preset, load_audio, log_mel, write_wav
 from priorgrad.diffusion import Diffusion
 from priorgrad.prior import Prior, make_prior
 
@@ -38,17 +38,19 @@ def utterance_seed(base_seed: int, utt: str) -> int:
 
 @torch.no_grad()
 def generate(model: torch.nn.Module, diffusion: Diffusion, prior: Prior, mels: Sequence[np.ndarray],
-             seeds: Sequence[int], steps: int | list[float], hop_length: int,
+             seeds: Sequence[int], steps: int | list[float], preset: str | MelPreset,
              device: torch.device | str = "cpu") -> list[np.ndarray]:
     """Waveforms for a batch of log-mels (each (n_mels, frames)); utterance i's noise comes from seeds[i].
 
-    Shorter mels are padded with silence (the log floor) and their outputs cut back to length.
+    Shorter mels are padded with the preset's silent frame (its compressed 1e-5 floor: ln(1e-5) for
+    hifigan, 0 for diffwave) and their outputs cut back to length.
     """
     device = torch.device(device)
+    p = get_preset(preset)
+    hop_length = p.hop_length
     lengths = [m.shape[1] for m in mels]
     frames = max(lengths)
-    floor = float(np.log(1e-5))
-    mel = np.full((len(mels), mels[0].shape[0], frames), floor, dtype=np.float32)
+    mel = np.full((len(mels), mels[0].shape[0], frames), p.silence, dtype=np.float32)
     sig = np.ones((len(mels), frames * hop_length), dtype=np.float32)
     for i, m in enumerate(mels):
         mel[i, :, :m.shape[1]] = m
@@ -133,7 +135,7 @@ def synthesize(checkpoint: str | Path, inputs: Sequence[str | Path], out_dir: st
         batch = order[i:i + batch_size]
         t0 = time.perf_counter()
         wavs = generate(model, diffusion, prior, [mels[p] for p in batch],
-                        [utterance_seed(seed, p.stem) for p in batch], steps, preset.hop_length, dev)
+                        [utterance_seed(seed, p.stem) for p in batch], steps, preset, dev)
         if dev.type == "cuda":
             torch.cuda.synchronize()
         wall += time.perf_counter() - t0

@@ -112,10 +112,11 @@ def test_nan_loss_stops_naming_the_step(synth_feats, tmp_path):
 
     feats = tmp_path / "feats"
     shutil.copytree(synth_feats / "feats", feats)
-    for mel_path in (feats / "mel").glob("*.npy"):
-        mel = np.load(mel_path)
-        mel[:, :] = np.nan
-        np.save(mel_path, mel)
+    # features corrupted on disk: NaN audio (the official crop mode recomputes each crop's mel from it)
+    for path in [*(feats / "mel").glob("*.npy"), *(feats / "audio").glob("*.npy")]:
+        x = np.load(path)
+        x[...] = np.nan
+        np.save(path, x)
     p = _params("prior.type=standard", "train.max_steps=5", "train.validate_every=100")
     with pytest.raises(TrainingDiverged, match=r"at step 1 "):
         train(p, feats, None, tmp_path / "run")
