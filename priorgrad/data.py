@@ -1,8 +1,8 @@
 """Precomputed features: the manifest, random training crops and the fixed validation subset.
 
 Needs only numpy and torch (features are .npy; crops' mels come from ``priorgrad.audio``), so
-training runs on a bare GPU machine. Arrays are
-memory-mapped, so a full LJSpeech feature set does not have to fit in memory.
+training runs on a bare GPU machine. Arrays are memory-mapped, so a full LJSpeech feature set does
+not have to fit in memory.
 """
 from __future__ import annotations
 
