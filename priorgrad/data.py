@@ -92,7 +92,8 @@ class CropSampler:
       prior's sigma also follows that mel.
     - ``frames`` (lmnt-com/diffwave's ``Collator``): utterances drawn with replacement, the crop
       starts on a frame boundary and its mel is sliced from the precomputed full-utterance mel.
-      Cheaper (no STFT per step), but the edge frames of a sliced mel see audio outside the crop
+      No STFT per step (a few ms per batch at most on CPU, ``benchmarks/results/crops_cpu.json``:
+      small against a training step), but the edge frames of a sliced mel see audio outside the crop
       (about 2 frames at each edge differ from the crop's own mel: 4 of 62) and sample offsets are
       multiples of the hop.
 
