@@ -76,7 +76,7 @@ def synthesize_prior_noise(system: str, ckpt: Path, draw: int, mel_dir: Path, in
         paths = sorted(mel_dir.glob("*.npy"))
         mels = [np.load(p) for p in paths]
         wavs = prior_noise(prior, mels, [utterance_seed(params.infer.seed + draw, p.stem) for p in paths],
-                           preset.hop_length)
+                           preset)
         for p, w in zip(paths, wavs):
             write_wav(gen_dir / f"{p.stem}.wav", w, preset.sample_rate)
         write_json_atomic(gen_dir / DONE, {"n": len(paths), "draw": draw, "prior": cp.prior.type})

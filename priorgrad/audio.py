@@ -7,8 +7,16 @@ numpy, identical to ``librosa.filters.mel``), so training runs on a bare GPU box
 Presets (see ../shared/spec/priorgrad-vocoder.md section 1):
 - ``hifigan`` (default, official PriorGrad code): reflect-pad (n_fft-hop)/2, centre=False, Hann,
   magnitude sqrt(re^2+im^2+1e-9), Slaney mel 0..8000 Hz, ln(clamp(mel, 1e-5)); peak norm 0.95.
-- ``diffwave`` (lmnt-com/diffwave): torchaudio-style centred STFT, HTK mel 20..11025 Hz, magnitude,
-  20*log10(clamp(x,1e-5)) - 20 then clamp((x+100)/100, 0, 1); no peak normalisation.
+- ``diffwave`` (lmnt-com/diffwave ``preprocess.py``: ``torchaudio.transforms.MelSpectrogram`` with
+  n_fft 1024, win 1024 (= 4 hops), hop 256, f_min 20, f_max sr/2, 80 HTK mels without area
+  normalisation, power 1, ``normalized=True``): centred reflect-padded STFT, Hann, magnitude divided by
+  sqrt(sum(window^2)) (the "normalised" STFT), then 20*log10(clamp(x,1e-5)) - 20 and
+  clamp((x+100)/100, 0, 1); no peak normalisation. The centred STFT gives samples/hop + 1 frames; the
+  last one (centred on the final sample boundary, half of it reflected padding) is dropped so that, as
+  for hifigan, frames = samples / hop. The frames kept equal lmnt's first samples/hop frames exactly.
+
+Each preset also carries what depends on its mel scale: the value of a silent frame (``silence``,
+used to pad mels) and the energy prior's tuned E_max override (``max_energy``).
 """
 from __future__ import annotations
 
@@ -37,15 +45,36 @@ class MelPreset:
     fmax: float
     htk: bool
     peak_norm: float | None  # peak level after normalisation; None = leave the waveform as loaded
+    # The energy prior's E_max override tuned for this front-end's mel scale (the official PriorGrad
+    # code's 4.0 is tuned for the hifigan mel of peak-normalised audio); None = the dataset's E_max.
+    # Used where params.yaml says ``prior.max_energy: preset``.
+    max_energy: float | None
+
+    @property
+    def centered(self) -> bool:
+        """torchaudio-style centred STFT (diffwave) rather than hifigan's (n_fft-hop)/2 padding."""
+        return self.name == "diffwave"
 
     @property
     def pad(self) -> int:
-        return (self.n_fft - self.hop_length) // 2
+        """Reflect padding on each side of the waveform before the (uncentred) STFT, in samples."""
+        return self.n_fft // 2 if self.centered else (self.n_fft - self.hop_length) // 2
+
+    @property
+    def silence(self) -> float:
+        """The compressed value of a silent mel bin (the 1e-5 floor): what a padded frame holds."""
+        return float(compress_mel(torch.tensor(0.0, dtype=torch.float64), self))
+
+    @property
+    def min_frame_energy(self) -> float:
+        """Smallest possible frame energy sqrt(sum of linear mel) = that of a silent frame."""
+        return float(np.sqrt(self.n_mels * mel_to_linear_magnitude(np.float64(self.silence), self)))
 
 
 PRESETS: dict[str, MelPreset] = {
-    "hifigan": MelPreset("hifigan", 22050, 1024, 256, 1024, 80, 0.0, 8000.0, False, 0.95),
-    "diffwave": MelPreset("diffwave", 22050, 1024, 256, 1024, 80, 20.0, 11025.0, True, None),
+    "hifigan": MelPreset("hifigan", 22050, 1024, 256, 1024, 80, 0.0, 8000.0, False, 0.95, max_energy=4.0),
+    # No official E_max override exists for lmnt's mel scale: use the dataset's E_max.
+    "diffwave": MelPreset("diffwave", 22050, 1024, 256, 1024, 80, 20.0, 11025.0, True, None, max_energy=None),
 }
 
 LOG_FLOOR = 1e-5
@@ -111,33 +140,39 @@ def preset_filterbank(preset: MelPreset) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- log-mel
+def compress_mel(mel: torch.Tensor, preset: str | MelPreset = "hifigan") -> torch.Tensor:
+    """Linear mel magnitude -> the preset's compressed mel (inverse: ``mel_to_linear_magnitude``)."""
+    p = get_preset(preset)
+    if p.name == "diffwave":
+        db = 20.0 * torch.log10(torch.clamp(mel, min=LOG_FLOOR)) - 20.0
+        return torch.clamp((db + 100.0) / 100.0, 0.0, 1.0)
+    return torch.log(torch.clamp(mel, min=LOG_FLOOR))
+
+
 def log_mel_torch(wav: torch.Tensor, preset: str | MelPreset = "hifigan") -> torch.Tensor:
-    """Batched log-mel on a torch tensor (..., samples) -> (..., n_mels, frames); differentiable."""
+    """Batched log-mel on a torch tensor (..., samples) -> (..., n_mels, samples // hop); differentiable."""
     p = get_preset(preset)
     shape = wav.shape
     x = wav.reshape(-1, shape[-1]).to(torch.float32)
     window = torch.hann_window(p.win_length, device=x.device, dtype=x.dtype)
     basis = torch.from_numpy(preset_filterbank(p)).to(x.device)
-    if p.name == "diffwave":
-        spec = torch.stft(x, p.n_fft, p.hop_length, p.win_length, window, center=True,
-                          pad_mode="reflect", return_complex=True).abs()
-        mel = basis @ spec
-        db = 20.0 * torch.log10(torch.clamp(mel, min=LOG_FLOOR)) - 20.0
-        out = torch.clamp((db + 100.0) / 100.0, 0.0, 1.0)
+    x = torch.nn.functional.pad(x.unsqueeze(1), (p.pad, p.pad), mode="reflect").squeeze(1)
+    spec = torch.stft(x, p.n_fft, p.hop_length, p.win_length, window, center=False, return_complex=True)
+    if p.centered:
+        # torchaudio's Spectrogram(power=1, normalized=True): |STFT| / sqrt(sum(window^2)). Explicit
+        # padding + center=False is the same as torch.stft(center=True, pad_mode="reflect").
+        mag = spec.abs() / window.pow(2).sum().sqrt()
+        mag = mag[..., : shape[-1] // p.hop_length]  # drop the extra frame centred on the last boundary
     else:
-        x = torch.nn.functional.pad(x.unsqueeze(1), (p.pad, p.pad), mode="reflect").squeeze(1)
-        spec = torch.stft(x, p.n_fft, p.hop_length, p.win_length, window, center=False,
-                          return_complex=True)
         mag = torch.sqrt(spec.real.pow(2) + spec.imag.pow(2) + MAG_EPS)
-        mel = basis @ mag
-        out = torch.log(torch.clamp(mel, min=LOG_FLOOR))
+    out = compress_mel(basis @ mag, p)
     return out.reshape(*shape[:-1], out.shape[-2], out.shape[-1])
 
 
-def log_mel(wav: np.ndarray, preset: str = "hifigan") -> np.ndarray:
-    """Log-mel of a 1-D waveform as given (no normalisation inside): shape (n_mels, frames).
+def log_mel(wav: np.ndarray, preset: str | MelPreset = "hifigan") -> np.ndarray:
+    """Log-mel of a 1-D waveform as given (no normalisation inside): shape (n_mels, len(wav) // hop).
 
-    For the hifigan preset frames = len(wav) // hop for a hop-trimmed waveform.
+    For a hop-trimmed waveform (what ``load_audio`` returns) frames = samples / hop exactly.
     """
     wav = np.asarray(wav, dtype=np.float32)
     if wav.ndim != 1:
@@ -149,8 +184,11 @@ def log_mel(wav: np.ndarray, preset: str = "hifigan") -> np.ndarray:
         return log_mel_torch(torch.from_numpy(wav), p).numpy()
 
 
-def mel_to_linear_magnitude(mel: np.ndarray, preset: str = "hifigan") -> np.ndarray:
-    """Map a compressed mel back to linear mel magnitude (what the energy prior sums)."""
+def mel_to_linear_magnitude(mel: np.ndarray, preset: str | MelPreset = "hifigan") -> np.ndarray:
+    """Map a compressed mel back to linear mel magnitude (what the energy prior sums).
+
+    diffwave: values clamped at 0 (below -80 dB) map back to the clamp's edge, 1e-4.
+    """
     p = get_preset(preset)
     mel = np.asarray(mel, dtype=np.float64)
     if p.name == "diffwave":

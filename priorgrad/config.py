@@ -48,7 +48,8 @@ class CorpusConfig:
 class PriorConfig:
     type: str                        # a prior of priorgrad.registry: energy (PriorGrad) | standard (DiffWave)
     std_min: float                   # floor of sigma
-    max_energy: float | None         # official override of E_max (frame energy clipped to it); null = dataset E_max
+    max_energy: float | str | None   # E_max override (frame energy clipped to it); null = dataset E_max;
+    #                                  "preset" = the audio preset's tuned value (hifigan 4.0, diffwave null)
     condition_on_sigma: bool         # ablation: feed sigma to the network as an extra conditioning channel
 
 
@@ -90,6 +91,8 @@ class TrainConfig:
     features_on_device: bool         # all training audio/mel/sigma resident on train.device; crops gathered there
     compile: bool                    # torch.compile the model for the training step
     cuda_graphs: bool                # capture the whole training step in one CUDA graph (CUDA only)
+    crop: str                        # official (sample offset, mel recomputed on the crop, epoch shuffle) | frames
+    deterministic: bool              # CUDA deterministic algorithms (bit-identical resume on one GPU model)
 
 
 @dataclass
@@ -179,8 +182,9 @@ def validate(p: Params, source: str = "params") -> None:
     _require(p.prior.type in vocoder_priors, source, "prior.type",
              f"{p.prior.type!r} is not a registered vocoder prior ({vocoder_priors})")
     _require(0.0 < p.prior.std_min <= 1.0, source, "prior.std_min", f"{p.prior.std_min} must be in (0, 1]")
-    _require(p.prior.max_energy is None or p.prior.max_energy > 0, source, "prior.max_energy",
-             f"{p.prior.max_energy} must be positive or null")
+    me = p.prior.max_energy
+    _require(me is None or me == "preset" or (isinstance(me, float) and me > 0), source,
+             "prior.max_energy", f"{p.prior.max_energy} must be positive, null or 'preset'")
     m = p.model
     _require(m.residual_layers >= 1, source, "model.residual_layers", "must be >= 1")
     _require(m.residual_channels >= 1, source, "model.residual_channels", "must be >= 1")
@@ -201,6 +205,7 @@ def validate(p: Params, source: str = "params") -> None:
     _require(t.max_steps >= 0, source, "train.max_steps", "must be >= 0")
     _require(t.learning_rate > 0, source, "train.learning_rate", "must be > 0")
     _require(t.precision in ("fp32", "bf16", "fp16"), source, "train.precision", f"{t.precision!r} not fp32|bf16|fp16")
+    _require(t.crop in ("official", "frames"), source, "train.crop", f"{t.crop!r} not official|frames")
     _require(t.valid_utterances >= 1, source, "train.valid_utterances", "must be >= 1")
     _require(t.valid_max_frames >= 0, source, "train.valid_max_frames", "must be >= 0")
     _require(t.threads >= 0, source, "train.threads", "must be >= 0")

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from priorgrad.diffusion import Diffusion
+from priorgrad.audio import MelPreset, get_preset
 from priorgrad.infer import batch_inputs, utterance_noise
 from priorgrad.prior import Prior
 
@@ -108,9 +109,10 @@ def draw_all(seeds: Sequence[int], lengths: Sequence[int], hop_length: int, shap
 
 @torch.no_grad()
 def generate_fast(sampler: FastSampler, prior: Prior, mels: Sequence[np.ndarray], seeds: Sequence[int],
-                  hop_length: int) -> list[np.ndarray]:
+                  preset: str | MelPreset) -> list[np.ndarray]:
     """``generate`` through a FastSampler: the same waveforms in fp32 (tests check it)."""
-    mel, sig, lengths = batch_inputs(prior, mels, hop_length)
+    hop_length = get_preset(preset).hop_length
+    mel, sig, lengths = batch_inputs(prior, mels, preset)
     noise = draw_all(seeds, lengths, hop_length, sig.shape, sampler.n_steps).to(sampler.device)
     out = sampler(torch.from_numpy(mel).to(sampler.device), torch.from_numpy(sig).to(sampler.device), noise)
     out = out.cpu().numpy()

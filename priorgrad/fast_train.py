@@ -21,6 +21,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from priorgrad.audio import log_mel_torch
 from priorgrad.data import CropSampler, load_item_arrays
 from priorgrad.diffusion import Diffusion
 from priorgrad.prior import Prior
@@ -29,43 +30,61 @@ log = logging.getLogger(__name__)
 
 
 class ResidentCrops:
-    """Training features resident on ``device``; ``batch(step, B)`` returns the crops CropSampler picks."""
+    """Training features resident on ``device``; ``batch(step)`` returns the crops CropSampler chooses.
+
+    The same utterances and offsets as ``CropSampler.batch`` (both ask ``CropSampler.choose``); the audio
+    is gathered on the device. ``frames`` crops slice the resident mel and sigma; ``official`` crops
+    recompute the mel on the device with the front-end (as the sampler does on the host), and sigma from
+    that mel on the host (the prior is numpy code: a copy of the crop's mel per step).
+    """
 
     def __init__(self, sampler: CropSampler, prior: Prior, hop_length: int, device: torch.device | str):
         self.sampler = sampler
+        self.prior = prior
         self.hop = hop_length
         self.device = torch.device(device)
-        audios, mels, sigmas, offsets, offset = [], [], [], [], 0
+        audios, mels, sigmas, frame_offsets, sample_offsets, frames, samples = [], [], [], [], [], 0, 0
         for item in sampler.items:
             audio, mel = load_item_arrays(item, hop_length)
             audios.append(np.asarray(audio, dtype=np.float32))
             mels.append(np.asarray(mel, dtype=np.float32))
             # sigma is a per-frame function of the mel: computing it on the whole utterance gives each
-            # crop exactly the values computing it on the crop would
+            # frame-aligned crop exactly the values computing it on the crop would
             sigmas.append(np.asarray(prior.sigma_frames(mel), dtype=np.float32))
-            offsets.append(offset)
-            offset += mel.shape[1]
-        self.frame_offsets = np.asarray(offsets, dtype=np.int64)
+            frame_offsets.append(frames)
+            sample_offsets.append(samples)
+            frames += mel.shape[1]
+            samples += len(audio)
+        self.frame_offsets = np.asarray(frame_offsets, dtype=np.int64)
+        self.sample_offsets = np.asarray(sample_offsets, dtype=np.int64)
         self.audio = torch.from_numpy(np.concatenate(audios)).to(self.device)          # (total samples,)
         self.mel = torch.from_numpy(np.concatenate(mels, axis=1)).to(self.device)      # (n_mels, total frames)
         self.sigma = torch.from_numpy(np.concatenate(sigmas)).to(self.device)          # (total frames,)
         self._frame_range = torch.arange(sampler.crop_frames, device=self.device)
-        self._sample_range = torch.arange(sampler.crop_frames * hop_length, device=self.device)
+        self._sample_range = torch.arange(sampler.crop_samples, device=self.device)
         log.info("training features resident on %s: %.1f MiB", self.device, self.nbytes / 2 ** 20)
 
     @property
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in (self.audio, self.mel, self.sigma))
 
-    def batch(self, step: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(audio (B, N), mel (B, n_mels, frames), sigma (B, N)) of step ``step``, on the device."""
-        picks = self.sampler.picks(step, batch_size)
-        first = torch.tensor([int(self.frame_offsets[i]) + s for i, s in picks], device=self.device)
-        frames = first.unsqueeze(1) + self._frame_range                       # (B, crop_frames)
-        samples = (first * self.hop).unsqueeze(1) + self._sample_range         # (B, crop samples)
+        idx, starts = self.sampler.choose(step)
+        first = torch.tensor([int(self.sample_offsets[i]) + s for i, s in zip(idx, starts)], device=self.device)
+        audio = self.audio[first.unsqueeze(1) + self._sample_range]
+        if self.sampler.mode == "official":
+            with torch.no_grad():
+                mel = log_mel_torch(audio, self.sampler.preset)
+            sig = np.stack([self.prior.sigma_frames(m) for m in mel.cpu().numpy()])
+            sigma = torch.from_numpy(np.repeat(sig, self.hop, axis=1)).to(self.device)
+            return audio, mel, sigma
+        first_frame = torch.tensor([int(self.frame_offsets[i]) + s // self.hop for i, s in zip(idx, starts)],
+                                   device=self.device)
+        frames = first_frame.unsqueeze(1) + self._frame_range                  # (B, crop_frames)
         mel = self.mel[:, frames].permute(1, 0, 2).contiguous()
         sigma = self.sigma[frames].repeat_interleave(self.hop, dim=1)
-        return self.audio[samples], mel, sigma
+        return audio, mel, sigma
 
 
 def autocast(device: torch.device, precision: str, cache_enabled: bool = True) -> contextlib.AbstractContextManager:

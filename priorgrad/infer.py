@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from priorgrad.audio import get_preset, load_audio, log_mel, write_wav
+from priorgrad.audio import MelPreset, get_preset, load_audio, log_mel, write_wav
 from priorgrad.diffusion import Diffusion
 from priorgrad.logs import show_progress
 from priorgrad.prior import Prior, make_prior
@@ -37,16 +37,18 @@ def utterance_seed(base_seed: int, utt: str) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
-def batch_inputs(prior: Prior, mels: Sequence[np.ndarray], hop_length: int
+def batch_inputs(prior: Prior, mels: Sequence[np.ndarray], preset: str | MelPreset
                  ) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """(mel (B, n_mels, F), sigma (B, F * hop), lengths in frames): the batch padded to its longest mel.
 
-    Shorter mels are padded with silence (the log floor); their sigma past the end is their own minimum.
+    Shorter mels are padded with the preset's silent frame (its compressed 1e-5 floor: ln(1e-5) for
+    hifigan, 0 for diffwave); their sigma past the end is their own minimum.
     """
+    p = get_preset(preset)
+    hop_length = p.hop_length
     lengths = [m.shape[1] for m in mels]
     frames = max(lengths)
-    floor = float(np.log(1e-5))
-    mel = np.full((len(mels), mels[0].shape[0], frames), floor, dtype=np.float32)
+    mel = np.full((len(mels), mels[0].shape[0], frames), p.silence, dtype=np.float32)
     sig = np.ones((len(mels), frames * hop_length), dtype=np.float32)
     for i, m in enumerate(mels):
         mel[i, :, :m.shape[1]] = m
@@ -78,14 +80,15 @@ def utterance_noise(seeds: Sequence[int], lengths: Sequence[int], hop_length: in
 
 @torch.no_grad()
 def generate(model: torch.nn.Module, diffusion: Diffusion, prior: Prior, mels: Sequence[np.ndarray],
-             seeds: Sequence[int], steps: int | list[float], hop_length: int,
+             seeds: Sequence[int], steps: int | list[float], preset: str | MelPreset,
              device: torch.device | str = "cpu") -> list[np.ndarray]:
     """Waveforms for a batch of log-mels (each (n_mels, frames)); utterance i's noise comes from seeds[i].
 
-    Shorter mels are padded with silence (the log floor) and their outputs cut back to length.
+    Shorter mels are padded (``batch_inputs``) and their outputs cut back to length.
     """
     device = torch.device(device)
-    mel, sig, lengths = batch_inputs(prior, mels, hop_length)
+    hop_length = get_preset(preset).hop_length
+    mel, sig, lengths = batch_inputs(prior, mels, preset)
     mel_t = torch.from_numpy(mel).to(device)
     sigma = torch.from_numpy(sig).to(device)
     draw = utterance_noise(seeds, lengths, hop_length, tuple(sigma.shape))
@@ -100,13 +103,15 @@ def generate(model: torch.nn.Module, diffusion: Diffusion, prior: Prior, mels: S
     return [out[i, :lengths[i] * hop_length].copy() for i in range(len(mels))]
 
 
-def prior_noise(prior: Prior, mels: Sequence[np.ndarray], seeds: Sequence[int], hop_length: int) -> list[np.ndarray]:
+def prior_noise(prior: Prior, mels: Sequence[np.ndarray], seeds: Sequence[int], preset: str | MelPreset
+                ) -> list[np.ndarray]:
     """The prior's own sample x_T = sigma * n, without denoising: the floor a trained system must beat.
 
     It is exactly the sampler's starting point for the same seeds, clipped to [-1, 1] as the sampler
     clips its output (so it is scored on the same footing as a generated waveform).
     """
-    _, sig, lengths = batch_inputs(prior, mels, hop_length)
+    hop_length = get_preset(preset).hop_length
+    _, sig, lengths = batch_inputs(prior, mels, preset)
     sigma = torch.from_numpy(sig)
     x = sigma * utterance_noise(seeds, lengths, hop_length, tuple(sigma.shape))(0)
     out = torch.clamp(x, -1.0, 1.0).numpy()
@@ -179,11 +184,11 @@ def synthesize(checkpoint: str | Path, inputs: Sequence[str | Path], out_dir: st
         t0 = time.perf_counter()
         batch_mels, seeds = [mels[p] for p in batch], [utterance_seed(seed, p.stem) for p in batch]
         if fast is None:
-            wavs = generate(model, diffusion, prior, batch_mels, seeds, steps, preset.hop_length, dev)
+            wavs = generate(model, diffusion, prior, batch_mels, seeds, steps, preset, dev)
         else:
             from priorgrad.fast_infer import generate_fast
 
-            wavs = generate_fast(fast, prior, batch_mels, seeds, preset.hop_length)
+            wavs = generate_fast(fast, prior, batch_mels, seeds, preset)
         if dev.type == "cuda":
             torch.cuda.synchronize()
         wall += time.perf_counter() - t0

@@ -13,13 +13,24 @@ from typing import Any, Iterable, Protocol
 
 import numpy as np
 
-from priorgrad.audio import get_preset, mel_to_linear_magnitude
+from priorgrad.audio import PRESETS, MelPreset, get_preset, mel_to_linear_magnitude
 
-# With the 1e-5 log floor the smallest possible frame energy is sqrt(80 * 1e-5).
-MIN_FRAME_ENERGY = float(np.sqrt(80 * 1e-5))
+# With the 1e-5 log floor the smallest possible frame energy of the hifigan mel is sqrt(80 * 1e-5)
+# (each preset has its own: MelPreset.min_frame_energy; diffwave's clamp at -80 dB gives sqrt(80 * 1e-4)).
+MIN_FRAME_ENERGY = PRESETS["hifigan"].min_frame_energy
 
 
-def frame_energy(log_mel: np.ndarray, preset: str = "hifigan") -> np.ndarray:
+def resolve_max_energy(max_energy: float | str | None, preset: str | MelPreset) -> float | None:
+    """``prior.max_energy`` as used: ``"preset"`` = the front-end's tuned override (hifigan 4.0, diffwave
+    None = dataset E_max); a number or None as given."""
+    if max_energy == "preset":
+        return get_preset(preset).max_energy
+    if isinstance(max_energy, str):
+        raise ValueError(f"prior.max_energy: {max_energy!r} must be a number, null or 'preset'")
+    return max_energy
+
+
+def frame_energy(log_mel: np.ndarray, preset: str | MelPreset = "hifigan") -> np.ndarray:
     """E = sqrt(sum over mel bins of the linear mel magnitude), per frame: shape (frames,).
 
     Linear magnitudes are summed, not squared (as the official code).
@@ -85,8 +96,13 @@ def build_standard(prior_cfg: Any, stats: dict[str, Any] | None, preset: str) ->
 def build_energy(prior_cfg: Any, stats: dict[str, Any] | None, preset: str) -> Prior:
     if not stats:
         raise ValueError("prior.type is 'energy' but no prior statistics were given (run prior-stats first)")
-    return EnergyPrior(float(stats["e_min"]), float(stats["e_max"]), prior_cfg.std_min, prior_cfg.max_energy,
-                       preset)
+    name = get_preset(preset).name
+    if stats.get("preset", name) != name:
+        # E_min / E_max are in the units of one mel scale; another preset's would be meaningless
+        raise ValueError(f"prior statistics were computed with audio.preset {stats['preset']!r}, "
+                         f"but audio.preset is {name!r}: re-run prior-stats")
+    return EnergyPrior(float(stats["e_min"]), float(stats["e_max"]), prior_cfg.std_min,
+                       resolve_max_energy(prior_cfg.max_energy, preset), name)
 
 
 def make_prior(prior_cfg: Any, stats: dict[str, Any] | None, preset: str) -> Prior:

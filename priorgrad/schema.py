@@ -38,8 +38,14 @@ def check_value(value: Any, tp: Any, where: str) -> Any:
             if type(None) in args:
                 return None
             raise ConfigError(f"{where}: must not be null")
-        (inner,) = [a for a in args if a is not type(None)]
-        return check_value(value, inner, where)
+        inner = [a for a in args if a is not type(None)]
+        errors = []
+        for a in inner:  # the first type that accepts the value wins (float before str: "1e-3" is a number)
+            try:
+                return check_value(value, a, where)
+            except ConfigError as e:
+                errors.append(str(e).split(": ", 1)[-1] if ": " in str(e) else str(e))
+        raise ConfigError(f"{where}: {' or '.join(errors)}")
     if value is None:
         raise ConfigError(f"{where}: must not be null")
     if tp is bool:

@@ -2,13 +2,18 @@
 
 Re-running the same command resumes from ``run_dir/checkpoints/last.pt``. Everything random in step k
 (crops, diffusion steps, noise) is derived from (seed, k), and the checkpoint holds the model, the
-optimiser and the step, so a run killed and resumed ends with the same weights as an uninterrupted
-one on the same machine.
+optimiser and the step. When a resumed run ends with bit-identical weights to an uninterrupted one:
+
+- CPU: always (same machine, same torch build, same ``train.threads``), with either ``train.crop`` mode.
+- CUDA: only with ``train.deterministic: true`` (deterministic algorithms, cuDNN autotuning off,
+  ``CUBLAS_WORKSPACE_CONFIG=:4096:8``), on the same GPU model, driver, CUDA and torch versions. Without
+  it cuDNN/cuBLAS may pick other kernels or reduction orders, and a resumed run drifts by rounding.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -37,7 +42,8 @@ ValidationHook = Callable[[int, dict[str, np.ndarray], dict[str, np.ndarray]], d
 
 # Keys that may change between a run and its resumption (a longer budget, other logging cadence).
 RESUMABLE_CHANGES = {"train.max_steps", "train.validate_every", "train.checkpoint_every", "train.log_every",
-                     "train.keep_checkpoints", "train.keep_steps", "train.device", "train.threads", "infer",
+                     "train.keep_checkpoints", "train.keep_steps", "train.device", "train.threads", "train.deterministic",
+                     "infer",
                      # speed-only paths: same maths, so a run may resume with them switched
                      "train.features_on_device", "train.compile", "train.cuda_graphs", "model.fused_gate"}
 
@@ -45,6 +51,32 @@ RESUMABLE_CHANGES = {"train.max_steps", "train.validate_every", "train.checkpoin
 def kept_checkpoint(ckpt_dir: str | Path, step: int) -> Path:
     """The checkpoint kept at a step of train.keep_steps (a rung of the sweep's budget ladder)."""
     return Path(ckpt_dir) / f"kept-{step:08d}.pt"
+
+
+CUBLAS_DETERMINISTIC = ":4096:8"  # the cuBLAS workspace setting torch requires for deterministic CUDA
+
+
+def configure_determinism(enabled: bool, device: torch.device) -> bool:
+    """``train.deterministic``: on CUDA, make every kernel choice reproducible; returns whether it did.
+
+    CPU training is already reproducible (torch's CPU kernels are deterministic for a fixed thread
+    count), so nothing is changed there. On CUDA: ``torch.use_deterministic_algorithms(True)`` (an op
+    without a deterministic kernel then raises, instead of silently breaking reproducibility),
+    ``cudnn.deterministic = True``, ``cudnn.benchmark = False`` and ``CUBLAS_WORKSPACE_CONFIG`` (set
+    here unless already in the environment; cuBLAS reads it when its first handle is created, so for
+    processes that ran CUDA work before training, export it before starting them).
+    """
+    if not enabled or device.type != "cuda":
+        return False
+    current = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    if current not in (":4096:8", ":16:8"):
+        if current:
+            log.warning("CUBLAS_WORKSPACE_CONFIG=%s is not deterministic; using %s", current, CUBLAS_DETERMINISTIC)
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = CUBLAS_DETERMINISTIC
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    return True
 
 
 class TrainingDiverged(FloatingPointError):
@@ -84,13 +116,14 @@ class Trainer:
         if t.threads:
             torch.set_num_threads(t.threads)
         self.device = resolve_device(t.device)
+        self.deterministic = configure_determinism(t.deterministic, self.device)
         self.hop = params.hop_length
         self.stats = load_stats(stats_path) if params.prior.type == "energy" or stats_path else None
         self.prior: Prior = make_prior(params.prior, self.stats, params.audio.preset)
         self.diffusion = Diffusion.from_config(params.diffusion)
         self.diffusion.schedule(t.valid_infer_steps)  # fail now, not at the first validation
         train_items = read_manifest(features_dir, split="train")
-        self.sampler = CropSampler(train_items, t.crop_frames, self.hop, t.seed)
+        self.sampler = CropSampler(train_items, t.crop_frames, t.batch_size, params.audio.preset, t.seed, t.crop)
         self.valid = validation_subset(read_manifest(features_dir, split="valid"), t.valid_utterances,
                                        t.valid_max_frames, self.hop)
         torch.manual_seed(t.seed)  # model initialisation
@@ -155,9 +188,9 @@ class Trainer:
     def train_step(self) -> float:
         t = self.params.train
         if self.resident is not None:
-            audio_t, mel_t, sigma = self.resident.batch(self.step, t.batch_size)
+            audio_t, mel_t, sigma = self.resident.batch(self.step)
         else:
-            audio, mel = self.sampler.batch(self.step, t.batch_size)
+            audio, mel = self.sampler.batch(self.step)
             sigma = torch.from_numpy(self._sigma(mel)).to(self.device)
             audio_t, mel_t = torch.from_numpy(audio).to(self.device), torch.from_numpy(mel).to(self.device)
         steps, noise = self.diffusion.draw_training_noise(audio_t, _step_generator(t.seed, self.step))
@@ -190,7 +223,7 @@ class Trainer:
             with self._autocast():
                 wavs = generate(self.model, self.diffusion, self.prior, [v["mel"] for v in chunk],
                                 [utterance_seed(t.seed, v["utt"]) for v in chunk], t.valid_infer_steps,
-                                self.hop, self.device)
+                                self.params.audio.preset, self.device)
             for v, w in zip(chunk, wavs):
                 gen_wavs[v["utt"]], ref_wavs[v["utt"]] = w, v["audio"]
                 a = log_mel_torch(torch.from_numpy(w), self.params.audio.preset)

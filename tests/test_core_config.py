@@ -21,7 +21,9 @@ def test_gpu_profile_holds_the_papers_values(tmp_path):
     assert (p.model.residual_layers, p.model.residual_channels, p.model.dilation_cycle) == (30, 64, 10)
     assert (p.train.batch_size, p.train.learning_rate, p.train.crop_frames) == (16, 2e-4, 62)
     assert (p.diffusion.num_steps, p.diffusion.beta_start, p.diffusion.beta_end) == (50, 1e-4, 0.05)
-    assert (p.prior.std_min, p.prior.max_energy) == (0.1, 4.0)
+    from priorgrad.prior import resolve_max_energy
+
+    assert (p.prior.std_min, resolve_max_energy(p.prior.max_energy, p.audio.preset)) == (0.1, 4.0)
 
 
 def _write(tmp_path, changes):

@@ -49,19 +49,20 @@ def test_tiny_network_lowers_validation_ls_mae(synth_feats, tmp_path):
     assert result["step"] == 200 and Path(result["checkpoint"]).exists()
 
 
-def _train_cmd(feats: Path, stats: Path, run_dir: Path, steps: int) -> list[str]:
+def _train_cmd(feats: Path, stats: Path, run_dir: Path, steps: int, crop: str = "official") -> list[str]:
     return [sys.executable, "-m", "priorgrad", "train", "--features", str(feats), "--stats", str(stats),
             "--run-dir", str(run_dir), *sets(*TINY, f"train.max_steps={steps}", "train.checkpoint_every=5",
-                                             "train.validate_every=50")]
+                                             "train.validate_every=50", f"train.crop={crop}")]
 
 
 @pytest.mark.slow
-def test_sigkill_and_resume_matches_uninterrupted_run(synth_feats, tmp_path):
+@pytest.mark.parametrize("crop", ["official", "frames"])
+def test_sigkill_and_resume_matches_uninterrupted_run(synth_feats, tmp_path, crop):
     feats, stats, steps = synth_feats / "feats", synth_feats / "stats.json", 80
-    subprocess.run(_train_cmd(feats, stats, tmp_path / "straight", steps), cwd=ROOT, check=True,
+    subprocess.run(_train_cmd(feats, stats, tmp_path / "straight", steps, crop), cwd=ROOT, check=True,
                    capture_output=True, timeout=300)
     run = tmp_path / "killed"
-    proc = subprocess.Popen(_train_cmd(feats, stats, run, steps), cwd=ROOT, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(_train_cmd(feats, stats, run, steps, crop), cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     killed_at = None
     deadline = time.time() + 240
@@ -79,7 +80,7 @@ def test_sigkill_and_resume_matches_uninterrupted_run(synth_feats, tmp_path):
                 break
         time.sleep(0.02)
     assert killed_at is not None and killed_at < steps, "training finished before it could be killed"
-    resumed = subprocess.run(_train_cmd(feats, stats, run, steps), cwd=ROOT, capture_output=True, text=True,
+    resumed = subprocess.run(_train_cmd(feats, stats, run, steps, crop), cwd=ROOT, capture_output=True, text=True,
                              timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed" in resumed.stderr
@@ -92,7 +93,8 @@ def test_sigkill_and_resume_matches_uninterrupted_run(synth_feats, tmp_path):
               if "train/loss" in json.loads(x)]
     assert logged == sorted(set(logged)) and logged[-1] == steps
     # a finished run re-run does no more training
-    again = subprocess.run(_train_cmd(feats, stats, run, steps), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    again = subprocess.run(_train_cmd(feats, stats, run, steps, crop), cwd=ROOT, capture_output=True, text=True,
+                           timeout=300)
     assert again.returncode == 0 and torch.equal(load(run / "checkpoints" / "last.pt")["model"][k], b["model"][k])
 
 
@@ -111,10 +113,11 @@ def test_nan_loss_stops_naming_the_step(synth_feats, tmp_path):
 
     feats = tmp_path / "feats"
     shutil.copytree(synth_feats / "feats", feats)
-    for mel_path in (feats / "mel").glob("*.npy"):
-        mel = np.load(mel_path)
-        mel[:, :] = np.nan
-        np.save(mel_path, mel)
+    # features corrupted on disk: NaN audio (the official crop mode recomputes each crop's mel from it)
+    for path in [*(feats / "mel").glob("*.npy"), *(feats / "audio").glob("*.npy")]:
+        x = np.load(path)
+        x[...] = np.nan
+        np.save(path, x)
     p = _params("prior.type=standard", "train.max_steps=5", "train.validate_every=100")
     with pytest.raises(TrainingDiverged, match=r"at step 1 "):
         train(p, feats, None, tmp_path / "run")

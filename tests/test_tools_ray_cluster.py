@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import project_env
+from support.project import project_env
 from test_pipeline_sweep import tiny_features  # noqa: F401 - the real corpus -> features fixture
 
 ROOT = Path(__file__).resolve().parents[1]
