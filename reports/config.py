@@ -13,6 +13,8 @@ from typing import Any
 
 # The paper's table columns, in the paper's order; the report shows whichever of them were scored.
 DEFAULT_METRICS = ["pesq_wb", "stoi", "mrstft", "ls_mae", "mcd", "f0_rmse", "dnsmos_ovrl"]
+DEFAULT_MARGINS = {"mrstft": 0.05, "pesq_wb": 0.1}
+LEVEL = 0.95   # every interval of the report is a 95% CI; Holm's alpha is 1 - LEVEL
 
 
 class ReportConfigError(ValueError):
@@ -24,14 +26,26 @@ class ReportConfig:
     title: str = "PriorGrad vs DiffWave: benchmark report"
     metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
     convergence_metrics: list[str] = field(default_factory=lambda: ["ls_mae", "mrstft"])
-    claim_metrics: list[str] = field(default_factory=list)   # empty = the table metrics
+    primary_metrics: list[str] = field(default_factory=lambda: ["mrstft", "pesq_wb"])  # decide the verdicts
+    equivalence_margins: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MARGINS))
     few_steps: list[int] = field(default_factory=lambda: [6, 12])
-    claim_min_fraction: float = 0.5
+    min_seeds: int = 3
     claim_min_n: int = 8
     n_listening: int = 3
     listening_metrics: list[str] = field(default_factory=lambda: ["pesq_wb", "mrstft", "ls_mae"])
     figure_format: str = "png"
     dpi: int = 100
+    # Not keys of report: -- read from the evaluate: section so the report's contrasts use the same
+    # bootstrap as the evaluate stage's tables (load_report_config fills them).
+    n_boot: int = 2000
+    bootstrap_seed: int = 0
+
+    def rule(self):
+        """The one judging rule (eval.aggregate.Rule) with this report's settings."""
+        from eval.aggregate import Rule
+
+        return Rule(min_seeds=self.min_seeds, min_utts=self.claim_min_n, n_boot=self.n_boot,
+                    seed=self.bootstrap_seed, level=LEVEL)
 
 
 def _check_type(value: Any, default: Any, where: str) -> Any:
@@ -48,6 +62,11 @@ def _check_type(value: Any, default: Any, where: str) -> Any:
         value = float(value) if ok else value
     elif isinstance(default, str):
         ok, want = isinstance(value, str), "a string"
+    elif isinstance(default, dict):
+        ok = isinstance(value, dict) and all(isinstance(k, str) and (is_int(v) or isinstance(v, float))
+                                             for k, v in value.items())
+        want = "a mapping metric -> number"
+        value = {k: float(v) for k, v in value.items()} if ok else value
     elif where.endswith("few_steps"):
         ok, want = isinstance(value, list) and all(is_int(v) for v in value), "a list of integers"
     else:
@@ -64,7 +83,7 @@ def report_config_from_dict(section: dict[str, Any] | None, source: str = "param
     if not isinstance(section, dict):
         raise ReportConfigError(f"{source}: report: expected a mapping, got {type(section).__name__}")
     defaults = ReportConfig()
-    known = {f.name for f in dataclasses.fields(ReportConfig)}
+    known = {f.name for f in dataclasses.fields(ReportConfig)} - {"n_boot", "bootstrap_seed"}
     kwargs: dict[str, Any] = {}
     for key, value in section.items():
         if key not in known:
@@ -73,8 +92,19 @@ def report_config_from_dict(section: dict[str, Any] | None, source: str = "param
     cfg = ReportConfig(**kwargs)
     if cfg.figure_format not in ("png", "svg"):
         raise ReportConfigError(f"{source}: report.figure_format: expected png or svg, got {cfg.figure_format!r}")
-    if not 0.0 < cfg.claim_min_fraction <= 1.0:
-        raise ReportConfigError(f"{source}: report.claim_min_fraction: must be in (0, 1], got {cfg.claim_min_fraction}")
+    if cfg.min_seeds < 2:
+        raise ReportConfigError(f"{source}: report.min_seeds: must be >= 2 (one seed has no seed variance), "
+                                f"got {cfg.min_seeds}")
+    if not cfg.primary_metrics:
+        raise ReportConfigError(f"{source}: report.primary_metrics: must name at least one metric")
+    if len(set(cfg.primary_metrics)) != len(cfg.primary_metrics):
+        raise ReportConfigError(f"{source}: report.primary_metrics: names a metric twice: {cfg.primary_metrics}")
+    no_margin = [m for m in cfg.primary_metrics if m not in cfg.equivalence_margins]
+    if no_margin:
+        raise ReportConfigError(f"{source}: report.equivalence_margins: no margin for primary metric(s) {no_margin}")
+    bad = {k: v for k, v in cfg.equivalence_margins.items() if not v > 0}
+    if bad:
+        raise ReportConfigError(f"{source}: report.equivalence_margins: margins must be > 0, got {bad}")
     if cfg.claim_min_n < 1:
         raise ReportConfigError(f"{source}: report.claim_min_n: must be >= 1, got {cfg.claim_min_n}")
     if cfg.n_listening < 0:
@@ -84,6 +114,25 @@ def report_config_from_dict(section: dict[str, Any] | None, source: str = "param
     if not cfg.metrics:
         raise ReportConfigError(f"{source}: report.metrics: must name at least one metric")
     return cfg
+
+
+def _bootstrap_settings(raw: dict[str, Any], source: str) -> dict[str, int]:
+    """evaluate.n_boot and evaluate.bootstrap_seed (the report's contrasts use the evaluate stage's bootstrap)."""
+    ev = raw.get("evaluate")
+    if ev is None:
+        return {}
+    if not isinstance(ev, dict):
+        raise ReportConfigError(f"{source}: evaluate: expected a mapping")
+    out = {}
+    for key, name in (("n_boot", "n_boot"), ("bootstrap_seed", "bootstrap_seed")):
+        if key in ev:
+            v = ev[key]
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ReportConfigError(f"{source}: evaluate.{key}: expected an integer, got {v!r}")
+            out[name] = v
+    if out.get("n_boot", 100) < 100:
+        raise ReportConfigError(f"{source}: evaluate.n_boot: must be >= 100 for a 95% CI, got {out['n_boot']}")
+    return out
 
 
 def load_report_config(params_path: str | Path) -> ReportConfig:
@@ -104,4 +153,5 @@ def load_report_config(params_path: str | Path) -> ReportConfig:
         raise ReportConfigError(f"{path}: invalid YAML ({e})") from e
     if not isinstance(raw, dict):
         raise ReportConfigError(f"{path}: top level must be a mapping")
-    return report_config_from_dict(raw.get("report"), source=str(path))
+    cfg = report_config_from_dict(raw.get("report"), source=str(path))
+    return dataclasses.replace(cfg, **_bootstrap_settings(raw, str(path)))

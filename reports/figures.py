@@ -24,7 +24,8 @@ import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from reports.metrics_info import MetricInfo, metric_info  # noqa: E402
-from reports.tables import SYSTEM_LABELS, fmt_params, size_order  # noqa: E402
+from eval.aggregate import FLOOR  # noqa: E402
+from reports.tables import SYSTEM_LABELS, fmt_params, models, size_order  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -218,10 +219,47 @@ def quality_vs_rtf(summary: pd.DataFrame, rtf: pd.DataFrame, infos: list[MetricI
     return fig
 
 
+def quality_vs_budget(summary: pd.DataFrame, infos: list[MetricInfo], sizes: list[str]) -> Figure:
+    """Test-set score against training steps (the checkpoints of the ladder), per system, size and T_infer,
+    with each prior's noise floor as a dashed line."""
+    full = summary
+    s = models(summary)
+    ts = sorted(int(t) for t in s["t_infer"].unique())
+    fig, axes = _grid(len(infos))
+    for ax, info in zip(axes, infos):
+        d = s[s["metric"] == info.key]
+        for i, size in enumerate(sizes):
+            for j, t in enumerate(ts):
+                for system in ("diffwave", "priorgrad"):
+                    g = d[(d["size"] == size) & (d["system"] == system) & (d["t_infer"] == t)].sort_values("budget")
+                    if g.empty:
+                        continue
+                    _errorbar(ax, g["budget"], g["mean"], g["ci_low"], g["ci_high"], color=SYSTEM_COLORS[system],
+                              linestyle=LINESTYLES[(i * len(ts) + j) % 4], marker=MARKERS[j % 6], markersize=4,
+                              label=f"{SYSTEM_LABELS[system]}, {size}, T={t}")
+        if "kind" in full.columns:
+            fl = full[(full["kind"] == FLOOR) & (full["metric"] == info.key)]
+            for _, r in fl.sort_values("system").iterrows():
+                if not pd.isna(r["mean"]):
+                    ax.axhline(r["mean"], color=SYSTEM_COLORS[r["system"]], linestyle=(0, (2, 2)), linewidth=1,
+                               label=f"{SYSTEM_LABELS[r['system']]} prior noise")
+        bs = sorted(int(b) for b in d["budget"].unique())
+        ax.set_xticks(bs, [str(b) for b in bs])
+        ax.set_xlabel("training steps (checkpoint)")
+        ax.set_ylabel(info.heading)
+    axes[0].legend(fontsize=5)
+    _suptitle(fig, "Test-set quality across the training-step ladder (bars: 95% CI over seeds and utterances; "
+                   "dashed: prior noise)")
+    fig.tight_layout()
+    return fig
+
+
 def build_figures(conv: pd.DataFrame, summary: pd.DataFrame, rtf: pd.DataFrame, table_infos: list[MetricInfo],
                   convergence_metrics: list[str]) -> list[tuple[str, str, str, Figure]]:
     """(key, title, caption, figure) for every figure, in report order. Call inside report_style()."""
     sizes = size_order(summary)
+    full = summary
+    summary = models(summary)
     out: list[tuple[str, str, str, Figure]] = []
     conv_present = set(conv["metric"].str.removeprefix("valid/"))
     directions = dict(zip(summary["metric"], summary["higher_is_better"].astype(bool)))
@@ -234,6 +272,11 @@ def build_figures(conv: pd.DataFrame, summary: pd.DataFrame, rtf: pd.DataFrame, 
                     f"Validation {info.label} against training step for both priors, one panel per network size. "
                     "Line: mean over seeds; band: min-max over seeds.",
                     convergence_figure(conv, m, info, sizes)))
+    out.append(("quality_vs_budget", "Quality across the training-step ladder",
+                "Mean test-set score with its 95% two-level bootstrap CI at each checkpoint of the budget ladder "
+                "(the same training runs, evaluated at each budget), per system, size and T_infer; dashed lines: "
+                "each prior's own noise sample scored without denoising.",
+                quality_vs_budget(full, table_infos, sizes)))
     out.append(("quality_vs_tinfer", "Quality vs inference steps",
                 "Mean test-set score with its 95% CI per system and size against the number of inference steps.",
                 quality_vs_tinfer(summary, table_infos, sizes)))

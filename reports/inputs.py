@@ -16,17 +16,20 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
-PRIORS = ("standard", "energy")
-SYSTEMS = ("diffwave", "priorgrad")
-SYSTEM_OF_PRIOR = {"standard": "diffwave", "energy": "priorgrad"}
+from eval.aggregate import BASELINE, FLOOR, KINDS, SCORE_COLUMNS, SYSTEM_OF_PRIOR, TREATMENT  # noqa: E402
+
+PRIORS = tuple(sorted(SYSTEM_OF_PRIOR))
+SYSTEMS = (BASELINE, TREATMENT)
 
 CONVERGENCE_COLUMNS = ["trial", "prior", "size", "n_params", "seed", "budget", "step", "metric", "value"]
-SCORES_COLUMNS = ["system", "prior", "size", "n_params", "seed", "budget", "t_infer", "utt", "metric", "value"]
+SCORES_COLUMNS = list(SCORE_COLUMNS)
 RTF_COLUMNS = ["system", "size", "n_params", "t_infer", "rtf", "device"]
-SUMMARY_KEYS = ["system", "prior", "size", "n_params", "budget", "t_infer", "metric", "n", "n_failed",
-                "mean", "std", "ci_low", "ci_high", "higher_is_better"]
-COMPARISON_KEYS = ["size", "budget", "t_infer", "metric", "n", "mean_diff", "ci_low", "ci_high",
-                   "p_wilcoxon", "higher_is_better", "a", "b"]
+SUMMARY_KEYS = ["kind", "system", "prior", "size", "n_params", "budget", "t_infer", "metric", "n", "n_seeds",
+                "n_failed", "n_dropped", "dropped", "mean", "seed_sd", "ci_low", "ci_high", "higher_is_better",
+                "judged", "not_judged"]
+COMPARISON_KEYS = ["kind", "a", "b", "prior_b", "size", "budget", "t_infer", "metric", "n", "n_seeds_a", "n_seeds_b",
+                   "n_dropped", "dropped", "mean_diff", "ci_low", "ci_high", "p_boot", "higher_is_better", "judged",
+                   "not_judged", "outcome"]
 TRIAL_KEYS = ["trial", "prior", "size", "n_params", "seed", "budget", "checkpoint", "mlflow_run_id"]
 PROVENANCE_KEYS = ["git_commit", "params_hash", "corpus", "machine", "metric_versions"]
 
@@ -194,7 +197,8 @@ def load_runs(eval_dir: str | Path, sweep_dir: str | Path) -> RunData:
                        allow_empty_value=True)
     _check_values(scores_path, scores, "system", SYSTEMS)
     _check_values(scores_path, scores, "prior", PRIORS)
-    dup = scores.duplicated(["system", "size", "seed", "budget", "t_infer", "utt", "metric"])
+    _check_values(scores_path, scores, "kind", KINDS)
+    dup = scores.duplicated(["kind", "system", "size", "seed", "budget", "t_infer", "utt", "metric"])
     if dup.any():
         i = int(dup.to_numpy().nonzero()[0][0])
         raise ReportInputError(f"{scores_path}: row {i + 2}: duplicate score for one system, size, seed, budget, "
@@ -202,22 +206,27 @@ def load_runs(eval_dir: str | Path, sweep_dir: str | Path) -> RunData:
 
     summary_path = eval_dir / "summary.json"
     summary = _numeric_frame(summary_path, _records(summary_path, SUMMARY_KEYS), SUMMARY_KEYS,
-                             floats=["mean", "std", "ci_low", "ci_high"],
-                             ints=["n_params", "budget", "t_infer", "n", "n_failed"],
-                             nullable=("mean", "std", "ci_low", "ci_high"))
+                             floats=["mean", "seed_sd", "ci_low", "ci_high"],
+                             ints=["n_params", "budget", "t_infer", "n", "n_seeds", "n_failed", "n_dropped"],
+                             nullable=("mean", "seed_sd", "ci_low", "ci_high"))
     _check_values(summary_path, summary, "system", SYSTEMS)
     if summary.empty:
         raise ReportInputError(f"{summary_path}: no rows")
 
     comp_path = eval_dir / "comparisons.json"
     comparisons = _numeric_frame(comp_path, _records(comp_path, COMPARISON_KEYS), COMPARISON_KEYS,
-                                 floats=["mean_diff", "ci_low", "ci_high", "p_wilcoxon"],
-                                 ints=["budget", "t_infer", "n"],
-                                 nullable=("mean_diff", "ci_low", "ci_high", "p_wilcoxon"))
+                                 floats=["mean_diff", "ci_low", "ci_high", "p_boot"],
+                                 ints=["budget", "t_infer", "n", "n_seeds_a", "n_seeds_b", "n_dropped"],
+                                 nullable=("mean_diff", "ci_low", "ci_high", "p_boot"))
     for i, rec in comparisons.iterrows():
-        if (rec["a"], rec["b"]) != ("priorgrad", "diffwave"):
-            raise ReportInputError(f"{comp_path}: item {i}: expected a=priorgrad, b=diffwave, "
-                                   f"got a={rec['a']!r}, b={rec['b']!r}")
+        want = {"systems": (TREATMENT, BASELINE)}.get(rec["kind"])
+        if rec["kind"] == "floor":
+            ok = rec["b"] == FLOOR and rec["a"] in SYSTEMS
+        else:
+            ok = want is not None and (rec["a"], rec["b"]) == want
+        if not ok:
+            raise ReportInputError(f"{comp_path}: item {i}: kind {rec['kind']!r} with a={rec['a']!r}, b={rec['b']!r} "
+                                   f"(expected systems: a={TREATMENT}, b={BASELINE}; floor: b={FLOOR})")
 
     rtf_path = eval_dir / "rtf.csv"
     rtf = _read_csv(rtf_path, RTF_COLUMNS, {"n_params": "int", "t_infer": "int", "rtf": "float"},

@@ -11,7 +11,7 @@ import pandas as pd
 
 from reports.inputs import AudioSetting, RunData
 from reports.metrics_info import metric_info
-from reports.tables import SYSTEM_LABELS, fmt_params
+from reports.tables import SYSTEM_LABELS, fmt_params, models
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +51,12 @@ def build_listening(data: RunData, out_dir: Path, n_utts: int, metrics: list[str
     utts = sorted(data.reference_audio)[:n_utts]
     directions = dict(zip(data.summary["metric"], data.summary["higher_is_better"].astype(bool)))
     shown = [m for m in metrics if m in directions]
-    n_params = {str(s): int(n) for s, n in data.summary.groupby("size")["n_params"].max().items()}
+    n_params = {str(s): int(n) for s, n in models(data.summary).groupby("size")["n_params"].max().items()}
     sizes_rank = {s: -n for s, n in n_params.items()}
 
     # The evaluate stage keeps one clip per setting, the lowest seed's; show that seed's scores, so the
     # numbers under a player belong to the clip it plays.
-    sc = data.scores[data.scores["utt"].isin(utts) & data.scores["metric"].isin(shown)]
+    sc = data.scores[(data.scores["kind"] == "model") & data.scores["utt"].isin(utts) & data.scores["metric"].isin(shown)]
     keys = ["system", "size", "budget", "t_infer"]
     sc = sc[sc["seed"] == sc.groupby(keys)["seed"].transform("min")]
     clip_scores = sc.set_index(keys + ["utt", "metric"])[["seed", "value"]]
