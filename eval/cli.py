@@ -41,13 +41,19 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     s.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
 
-    c = sub.add_parser("compare", help="paired comparison of two scored systems (a - b)")
-    c.add_argument("--a", required=True, type=Path, help="score directory (or scores.jsonl) of system a")
-    c.add_argument("--b", required=True, type=Path, help="score directory (or scores.jsonl) of system b")
+    c = sub.add_parser("compare", help="compare two scored systems (a - b): seeds, then utterances")
+    c.add_argument("--a", required=True, type=Path, nargs="+",
+                   help="score directories (or scores.jsonl) of system a, one per training seed")
+    c.add_argument("--b", required=True, type=Path, nargs="+",
+                   help="score directories (or scores.jsonl) of system b, one per training seed")
     c.add_argument("--out", required=True, type=Path, help="output JSON file")
     c.add_argument("--metrics", default=None, help="comma-separated keys (default: all scored in both)")
     c.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     c.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    c.add_argument("--min-seeds", type=int, default=3,
+                   help="fewer seeds per system: shown, not judged (default 3, as report.min_seeds)")
+    c.add_argument("--min-n", type=int, default=8,
+                   help="fewer utterances scored for every seed of both: not judged (default 8, as report.claim_min_n)")
 
     sub.add_parser("list", help="list the metrics with their metadata")
     return p
@@ -75,33 +81,60 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
-def compare_scores(a_path: Path, b_path: Path, metrics: Sequence[str] | None = None, seed: int = 0,
-                   n_boot: int = 2000) -> dict[str, dict]:
-    """Paired comparison (a - b) per metric of two scores.jsonl files; 'better' only if the CI excludes 0."""
+def compare_scores(a_paths: Sequence[Path] | Path, b_paths: Sequence[Path] | Path,
+                   metrics: Sequence[str] | None = None, seed: int = 0, n_boot: int = 2000, min_seeds: int = 3,
+                   min_n: int = 8) -> dict[str, dict]:
+    """a - b per metric; each path is one training seed's scores.jsonl (or its directory).
+
+    Two-level bootstrap (seeds of each system, then utterances shared by both) and the project's one
+    judging rule (eval.aggregate): with fewer than `min_seeds` seeds per system or `min_n` utterances
+    scored for every seed of both, the result is shown with judged = false and `better` is null;
+    otherwise `better` is "a"/"b" when the 95% CI excludes 0.
+    """
+    import numpy as np
+
+    from eval.aggregate import Cell, Rule, ScoreCube, contrast, direction, model_key
     from eval.files import read_scores
     from eval.registry import METRICS, resolve
-    from eval.stats import paired_comparison, verdict
 
-    a_recs, b_recs = read_scores(a_path), read_scores(b_path)
+    a_paths = [a_paths] if isinstance(a_paths, Path) else list(a_paths)
+    b_paths = [b_paths] if isinstance(b_paths, Path) else list(b_paths)
+    recs = {"a": [read_scores(p) for p in a_paths], "b": [read_scores(p) for p in b_paths]}
     if metrics is None:
-        in_a = {k for r in a_recs for k in r if k in METRICS}
-        in_b = {k for r in b_recs for k in r if k in METRICS}
-        names = [m for m in METRICS if m in in_a and m in in_b]
+        have = {side: {k for run in runs for r in run for k in r if k in METRICS} for side, runs in recs.items()}
+        names = [m for m in METRICS if m in have["a"] and m in have["b"]]
         if not names:
-            raise ValueError(f"{a_path} and {b_path} have no metric in common")
+            raise ValueError(f"{a_paths[0]} and {b_paths[0]} have no metric in common")
     else:
         names = [m.name for m in resolve(list(metrics))]
+    utts = sorted({r["utt"] for runs in recs.values() for run in runs for r in run})
+    index = {u: i for i, u in enumerate(utts)}
+    cells = {}
+    for side, runs in recs.items():
+        for name in names:
+            values = np.full((len(runs), len(utts)), np.nan)
+            present = np.zeros_like(values, dtype=bool)
+            for s_i, run in enumerate(runs):
+                for r in run:
+                    present[s_i, index[r["utt"]]] = True
+                    if r.get(name) is not None:
+                        values[s_i, index[r["utt"]]] = float(r[name])
+            cells[model_key(side, "", 0, 0, name)] = Cell(np.arange(len(runs)), values, present, side, 0)
+    cube = ScoreCube(utts, cells, {m: METRICS[m].higher_is_better for m in names})
+    rule = Rule(min_seeds=min_seeds, min_utts=min_n, n_boot=n_boot, seed=seed, level=0.95)
     out: dict[str, dict] = {}
     for name in names:
-        a = {r["utt"]: r.get(name) for r in a_recs}
-        b = {r["utt"]: r.get(name) for r in b_recs}
-        try:
-            res = paired_comparison(a, b, seed=seed, n_boot=n_boot)
-        except ValueError as e:
-            log.warning("%s: cannot compare (%s)", name, e)
+        res = contrast(cube, [(1.0, model_key("a", "", 0, 0, name)), (-1.0, model_key("b", "", 0, 0, name))], rule)
+        if res["estimate"] is None:
+            log.warning("%s: cannot compare (no utterance scored for every seed of both)", name)
             continue
         hib = METRICS[name].higher_is_better
-        out[name] = {**res, "higher_is_better": hib, "better": verdict(res, hib)}
+        better = direction(res["ci_low"], res["ci_high"], hib) if res["judged"] else None
+        out[name] = {"n": res["n"], "n_seeds_a": len(a_paths), "n_seeds_b": len(b_paths),
+                     "n_dropped": res["n_dropped"], "dropped": res["dropped"], "mean_diff": res["estimate"],
+                     "ci_low": res["ci_low"], "ci_high": res["ci_high"], "p_boot": res["p"],
+                     "judged": res["judged"], "not_judged": res["not_judged"], "higher_is_better": hib,
+                     "better": better}
     return out
 
 
@@ -110,14 +143,16 @@ def _compare(args: argparse.Namespace) -> int:
 
     metrics = None if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]
     try:
-        result = compare_scores(args.a, args.b, metrics, seed=args.seed, n_boot=args.n_boot)
+        result = compare_scores(args.a, args.b, metrics, seed=args.seed, n_boot=args.n_boot,
+                                min_seeds=args.min_seeds, min_n=args.min_n)
     except (FileNotFoundError, ValueError) as e:
         log.error("%s", e)
         return 2
     write_json(args.out, result)
     for name, r in result.items():
-        print(f"{name:12s} n={r['n']:<4d} a-b={r['mean_diff']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] "
-              f"p={r['p_wilcoxon']:.3g} better={r['better'] or '-'}")
+        verdict = f"better={r['better'] or '-'}" if r["judged"] else f"not judged ({r['not_judged']})"
+        print(f"{name:12s} seeds={r['n_seeds_a']}/{r['n_seeds_b']} n={r['n']:<4d} dropped={r['n_dropped']:<3d} "
+              f"a-b={r['mean_diff']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] {verdict}")
     return 0
 
 
