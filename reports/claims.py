@@ -54,7 +54,7 @@ CLAIM_RULE = (
 
 
 @dataclass
-class Test:
+class ClaimTest:
     """One contrast of a claim, on one metric."""
     name: str                 # e.g. "PriorGrad - DiffWave, mean over 3 budgets at T=50"
     metric: str
@@ -123,22 +123,22 @@ class Claim:
     scope: str
     verdict: str
     reason: str
-    tests: list[Test] = field(default_factory=list)
+    tests: list[ClaimTest] = field(default_factory=list)
     evidence: list[Evidence] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
-    def primary_tests(self) -> list[Test]:
+    def primary_tests(self) -> list[ClaimTest]:
         return [t for t in self.tests if t.primary]
 
     @property
-    def secondary_tests(self) -> list[Test]:
+    def secondary_tests(self) -> list[ClaimTest]:
         return [t for t in self.tests if not t.primary]
 
 
 # --- the rule ---
 
-def decide(tests: list[Test], margins: dict[str, float], alpha: float) -> tuple[str, str]:
+def decide(tests: list[ClaimTest], margins: dict[str, float], alpha: float) -> tuple[str, str]:
     """Holm over the primary tests (in place: p_holm, favours, within_margin), then the verdict."""
     from eval.hierarchical import holm
 
@@ -176,7 +176,7 @@ def decide(tests: list[Test], margins: dict[str, float], alpha: float) -> tuple[
                           " is too wide to rule out a difference larger than the equivalence margin")
 
 
-def _favours(t: Test) -> str | None:
+def _favours(t: ClaimTest) -> str | None:
     """Primary (already significant after Holm): the sign of the estimate; secondary: its own 95% CI."""
     if t.primary:
         a_better = (t.estimate > 0) == t.higher_is_better
@@ -188,10 +188,10 @@ def _favours(t: Test) -> str | None:
 # --- building the tests ---
 
 def _test(cube: ScoreCube, name: str, metric: str, terms: list[tuple[float, tuple]], rule: Rule, primary: bool,
-          deciding: bool) -> Test:
+          deciding: bool) -> ClaimTest:
     info = metric_info(metric, cube.higher[metric])
     r = contrast(cube, terms, rule)
-    return Test(name, metric, info.heading, primary, deciding, r["estimate"], r["ci_low"], r["ci_high"], r["p"],
+    return ClaimTest(name, metric, info.heading, primary, deciding, r["estimate"], r["ci_low"], r["ci_high"], r["p"],
                 r["n"], r["n_dropped"], r["dropped"], r["seeds"], r["judged"], r["not_judged"],
                 cube.higher[metric], decimals=info.decimals)
 
@@ -218,8 +218,8 @@ def _settings(cube: ScoreCube, metric: str, sizes=None, budgets=None, t_infer=No
     return sorted(out, key=lambda s: (cube.n_params.get(s[0], 0), s))
 
 
-def _metric_tests(cube: ScoreCube, metrics: list[str], primary: set[str], build) -> list[Test]:
-    tests: list[Test] = []
+def _metric_tests(cube: ScoreCube, metrics: list[str], primary: set[str], build) -> list[ClaimTest]:
+    tests: list[ClaimTest] = []
     for m in metrics:
         if m in cube.higher:
             tests += build(m, m in primary)
@@ -265,7 +265,7 @@ def evaluate_claims(cube: ScoreCube, cs: ClaimSettings, comparisons: pd.DataFram
         c1 = _not_judged("convergence", title, scope, f"needs a ladder of at least 2 training budgets; these runs "
                          f"have {budgets or 'none'} (sweep.budgets)")
     else:
-        def build1(m: str, is_primary: bool) -> list[Test]:
+        def build1(m: str, is_primary: bool) -> list[ClaimTest]:
             st = _settings(cube, m, t_infer={t_full})
             return [_test(cube, f"mean over {len(st)} size/budget settings at T={t_full}", m,
                           _pair_terms(cube, st, m), cs.rule, is_primary, True)] if st else []
@@ -286,7 +286,7 @@ def evaluate_claims(cube: ScoreCube, cs: ClaimSettings, comparisons: pd.DataFram
         c2 = _not_judged("few_steps", title, scope, f"no run used a few-step schedule {sorted(cs.few_steps)} "
                          f"(T_infer run: {all_t})")
     else:
-        def build2(m: str, is_primary: bool) -> list[Test]:
+        def build2(m: str, is_primary: bool) -> list[ClaimTest]:
             st = _settings(cube, m, t_infer=set(few))
             return [_test(cube, f"mean over {len(st)} size/budget/T settings", m, _pair_terms(cube, st, m), cs.rule,
                           is_primary, True)] if st else []
@@ -309,7 +309,7 @@ def evaluate_claims(cube: ScoreCube, cs: ClaimSettings, comparisons: pd.DataFram
                  f"minus the same at {large} ({fmt_params(cube.n_params[large])}), over their common budgets and "
                  "T_infer; with the comparison at the small size as a guard")
 
-        def build3(m: str, is_primary: bool) -> list[Test]:
+        def build3(m: str, is_primary: bool) -> list[ClaimTest]:
             common = sorted({s[1:] for s in _settings(cube, m, sizes={small})} &
                             {s[1:] for s in _settings(cube, m, sizes={large})})
             if not common:

@@ -40,7 +40,7 @@ def test_report_has_table_figures_players_and_resolving_links(report: dict) -> N
     assert sorted(p.name for p in out.iterdir()) == ["audio", "figures", "index.html", "report.md", "report.pdf"]
     found = check_links_resolve(report["index"])
     assert "results" in found["tables"]
-    assert len(found["img"]) == 5       # convergence (ls_mae, mrstft), vs T_infer, vs size, vs RTF
+    assert len(found["img"]) == 6       # convergence (ls_mae, mrstft), across the ladder, vs T_infer, vs size, vs RTF
     assert len(found["audio"]) == N_AUDIO * (1 + N_SETTINGS)
     assert "report.pdf" in found["href"] and "report.md" in found["href"]
     pdf = (out / "report.pdf").read_bytes()
@@ -59,6 +59,10 @@ def test_results_table_marks_best_and_significance(report: dict) -> None:
     results = results[:results.index("</table>")]
     rows = results.split("<tr>")[2:]
     assert len(rows) == N_SETTINGS
+    floors = results.split('<tr class="floor">')[1:]
+    assert len(floors) == 2 and all("prior noise" in r for r in floors)
+    # seeds per row: 3 for every system setting and 3 noise draws per floor
+    assert all("</td><td>3</td><td>10</td>" in r for r in rows + floors)
     # the fixture has f0_rmse absent (skipped) and vuv_error not in report.metrics (named in a note)
     assert "F0 RMSE" not in results and "PESQ-WB" in results and "DNSMOS OVRL" in results
     assert "vuv_error" in html[html.index('id="results"'):html.index('<table class="results">')]
@@ -69,17 +73,30 @@ def test_results_table_marks_best_and_significance(report: dict) -> None:
     assert all("\u25b2" not in r and "\u25bc" not in r for r in rows if r.startswith("<td>DiffWave"))
     assert results.count('class="best"') >= 6       # one per metric column (ties may add more)
     assert "(1 failed)" in results                   # the fixture's failed PESQ utterance is shown
+    # DiffWave at the small size, 200 steps, T=6 is no better than its prior noise: flagged, and only it
+    flagged = [r for r in rows if "not better than its prior noise" in r]
+    assert len(flagged) == 1 and flagged[0].startswith("<td>DiffWave") and "</td><td>200</td><td>6</td>" in flagged[0]
 
 
 def test_claims_follow_the_cis(report: dict) -> None:
     md = (report["out"] / "report.md").read_text(encoding="utf-8")
     line = next(ln for ln in md.splitlines() if ln.startswith("| Better quality at few inference steps"))
-    assert "**supported**" in line and "24 of 24 comparisons favour PriorGrad" in line
+    assert "**supported**" in line and "PriorGrad significantly better on" in line and "Holm p" in line
     conv = next(ln for ln in md.splitlines() if ln.startswith("| Faster convergence"))
     # at T=50 the fixture's systems are equal: whatever the chance hits, never "supported"
-    assert "**supported**" not in conv and "PriorGrad first reaches it at step" in conv
+    assert "**supported**" not in conv and "PriorGrad's seed-mean curve first reaches it at step" in conv
+    assert "95% CI over seeds" in conv
+    small = next(ln for ln in md.splitlines() if ln.startswith("| Robust at small network size"))
+    assert "**supported**" not in small        # the fixture's advantage does not depend on size
+    # the rule and the regime are on the page
+    assert "at least 3 training seeds per system and 8 test utterances" in md and "Holm" in md
+    regime = md[md.index("## The regime of these runs"):md.index("## The paper's claims")]
+    assert "Seeds per system: diffwave 3, priorgrad 3" in regime and "Training steps" in regime
+    assert "15 of 16 system settings beat their own prior's noise" in regime
     assert "git commit | `0123456789abcdef0123456789abcdef01234567`" in md
     assert "metric pesq_wb | `pesq 0.0.4 (wb, 16 kHz)`" in md
+    # the evidence shows seeds per comparison and the dropped utterance beside the comparison it left
+    assert "| small | 1.23M | 200 | 6 | PESQ-WB (MOS-LQO) ↑ | 3 / 3 | 9 | 1 (1 failed or unscored" in md
 
 
 def test_rerun_through_cli_is_byte_identical(report: dict, tmp_path: Path) -> None:
@@ -127,9 +144,14 @@ def test_minimal_grid_reports_inconclusive_instead_of_failing(tmp_path: Path) ->
     ev, sweep = make_runs(tmp_path, sizes={"tiny": 20_000}, budgets=[50], seeds=[0], t_infer=[50])
     index = generate(ev, sweep, ReportConfig(n_listening=2), tmp_path / "out")
     found = check_links_resolve(index)
-    assert len(found["img"]) == 5 and len(found["audio"]) == 2 * 3
+    assert len(found["img"]) == 6 and len(found["audio"]) == 2 * 3
     md = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
     few = next(ln for ln in md.splitlines() if ln.startswith("| Better quality at few inference steps"))
-    assert "**inconclusive**" in few and "no comparisons in these runs cover this claim" in few
+    assert "**not judged**" in few and "no run used a few-step schedule" in few
     small = next(ln for ln in md.splitlines() if ln.startswith("| Robust at small network size"))
-    assert "**inconclusive**" in small and "only one network size (tiny)" in small
+    assert "**not judged**" in small and "only one network size (tiny)" in small
+    conv = next(ln for ln in md.splitlines() if ln.startswith("| Faster convergence"))
+    assert "**not judged**" in conv and "at least 2 training budgets" in conv
+    # one seed: no comparison is judged, no marker anywhere, and the floor is not judged either
+    assert "▲" not in md.split("## Results")[1].split("## Figures")[0]
+    assert "not judged (fewer than 3 seeds" in md and "is not judged here" in md
