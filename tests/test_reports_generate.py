@@ -153,5 +153,8 @@ def test_minimal_grid_reports_inconclusive_instead_of_failing(tmp_path: Path) ->
     conv = next(ln for ln in md.splitlines() if ln.startswith("| Faster convergence"))
     assert "**not judged**" in conv and "at least 2 training budgets" in conv
     # one seed: no comparison is judged, no marker anywhere, and the floor is not judged either
-    assert "▲" not in md.split("## Results")[1].split("## Figures")[0]
+    section = md.split("## Results")[1].split("## Figures")[0]
+    table = [ln for ln in section.splitlines() if ln.startswith(("| PriorGrad", "| DiffWave"))]
+    assert len(table) == 2 + 2      # the two systems and their two prior-noise rows
+    assert not [ln for ln in table if "\u25b2" in ln or "\u25bc" in ln or "\u2020" in ln]
     assert "not judged (fewer than 3 seeds" in md and "is not judged here" in md
