@@ -303,11 +303,11 @@ def aggregate(scores, higher: dict[str, bool], rule: Rule) -> tuple[list[dict], 
 
 def headline(summary: Iterable[dict], comparisons: Iterable[dict]) -> dict[str, Any]:
     """metrics.json for `dvc metrics show`: per setting and metric, both means, the difference, its CI,
-    the seeds behind it and the rule's outcome (DVC shows numbers; outcome codes: 1 = PriorGrad better,
-    -1 = DiffWave better, 0 = no significant difference, null = not judged)."""
+    the seeds behind it and the rule's outcome, all numbers for DVC (judged: 1/0; outcome: 1 = PriorGrad
+    better, -1 = DiffWave better, 0 = no significant difference or not judged)."""
     means = {(s["system"], s["size"], s["budget"], s["t_infer"], s["metric"]): s["mean"]
              for s in summary if s["kind"] == "model"}
-    code = {"a better": 1, "b better": -1, NO_DIFFERENCE: 0, NOT_JUDGED: None}
+    code = {"a better": 1, "b better": -1, NO_DIFFERENCE: 0, NOT_JUDGED: 0}
     out: dict[str, Any] = {}
     for c in comparisons:
         if c["kind"] != "systems":
@@ -317,7 +317,8 @@ def headline(summary: Iterable[dict], comparisons: Iterable[dict]) -> dict[str, 
             c["a"]: means.get((c["a"], c["size"], c["budget"], c["t_infer"], c["metric"])),
             c["b"]: means.get((c["b"], c["size"], c["budget"], c["t_infer"], c["metric"])),
             "diff": c["mean_diff"], "ci_low": c["ci_low"], "ci_high": c["ci_high"],
-            "n_seeds": min(c["n_seeds_a"], c["n_seeds_b"]), "n": c["n"], "outcome": code[c["outcome"]]}
+            "n_seeds": min(c["n_seeds_a"], c["n_seeds_b"]), "n": c["n"], "judged": int(bool(c["judged"])),
+            "outcome": code[c["outcome"]]}
     return out
 
 

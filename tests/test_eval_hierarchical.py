@@ -116,7 +116,8 @@ def test_too_few_seeds_is_shown_but_not_judged_everywhere() -> None:
     c = systems_row(comps, metric="mrstft")
     assert c["ci_high"] < 0 and not c["judged"] and outcome(c) == NOT_JUDGED
     assert c["n_seeds_a"] == c["n_seeds_b"] == 2 and "fewer than 3 seeds" in c["not_judged"]
-    assert headline(summary, comps)["tiny-b100-T6"]["mrstft"]["outcome"] is None
+    cell = headline(summary, comps)["tiny-b100-T6"]["mrstft"]
+    assert (cell["judged"], cell["outcome"], cell["n_seeds"]) == (0, 0, 2)
     tags = mlflow_tags(comps, "priorgrad", "tiny", 100)
     assert tags["cmp/T6/mrstft"].startswith("not judged (fewer than 3 seeds")
     judged = systems_row(aggregate(scores(n_seeds=3, shift=1.0, resid_sd=0.01), {"mrstft": False}, RULE)[1],
