@@ -362,22 +362,29 @@ def _evidence(comparisons: pd.DataFrame | None, cube: ScoreCube, primary: set[st
 # --- convergence: steps to reach DiffWave's final validation score ---
 
 def _first_reach(higher_is_better: bool, steps: np.ndarray):
+    """The first step from which PriorGrad's seed-mean curve stays at least as good as DiffWave's final
+    seed-mean value until the end of the run (inf if its last point is worse). 'Stays', not 'first
+    touches': on a plateau, noise touches any nearby target early, so a first touch would report an
+    earlier step for two identical systems most of the time."""
     def stat(pg: np.ndarray, dw: np.ndarray) -> float:
         target = dw[:, -1].mean()
         curve = pg.mean(axis=0)
         hit = curve >= target if higher_is_better else curve <= target
-        return float(steps[np.argmax(hit)]) if hit.any() else math.inf
+        if not hit[-1]:
+            return math.inf
+        misses = np.flatnonzero(~hit)
+        return float(steps[misses[-1] + 1]) if misses.size else float(steps[0])
     return stat
 
 
-def steps_to_reach(convergence: pd.DataFrame, metric: str, higher_is_better: bool, rule: Rule) -> list[str]:
-    """Per size: the step at which PriorGrad's seed-mean validation curve first reaches DiffWave's final
-    seed-mean value, with a 95% bootstrap-over-seeds CI (seeds are the only unit of a curve)."""
+def reach_steps(convergence: pd.DataFrame, metric: str, higher_is_better: bool, rule: Rule) -> list[dict[str, Any]]:
+    """Per size: the step from which PriorGrad's seed-mean validation curve stays at DiffWave's final
+    seed-mean value or better (inf: not within the run; see _first_reach), with a 95% bootstrap-over-seeds CI (seeds are the only
+    unit of a curve), DiffWave's final step and value, and the seeds of each."""
     from eval.hierarchical import bootstrap_seed_statistic
 
-    out: list[str] = []
+    out: list[dict[str, Any]] = []
     df = convergence[convergence["metric"].str.removeprefix("valid/") == metric]
-    info = metric_info(metric, higher_is_better)
     for size in sorted(df["size"].unique()):
         d = df[df["size"] == size]
         curves = {}
@@ -386,8 +393,7 @@ def steps_to_reach(convergence: pd.DataFrame, metric: str, higher_is_better: boo
             if p.empty:
                 break
             p = p[p["budget"] == p["budget"].max()]
-            wide = p.pivot_table(index="seed", columns="step", values="value", aggfunc="mean")
-            curves[prior] = wide
+            curves[prior] = p.pivot_table(index="seed", columns="step", values="value", aggfunc="mean")
         if len(curves) < 2:
             continue
         steps = sorted(set(curves["energy"].columns) & set(curves["standard"].columns))
@@ -396,16 +402,23 @@ def steps_to_reach(convergence: pd.DataFrame, metric: str, higher_is_better: boo
         if not steps or pg.shape[0] == 0 or dw.shape[0] == 0:
             continue
         st = np.asarray(steps, dtype=float)
-        stat = _first_reach(higher_is_better, st)
-        est, lo, hi, _ = bootstrap_seed_statistic(pg, dw, stat, n_boot=min(rule.n_boot, 2000), seed=rule.seed,
-                                                  level=rule.level)
-        last = int(st[-1])
-        fmt = lambda v: "not within the run" if math.isinf(v) else f"step {int(v)}"  # noqa: E731
-        seeds = f"{pg.shape[0]} PriorGrad / {dw.shape[0]} DiffWave seeds"
-        reason = ""
-        if min(pg.shape[0], dw.shape[0]) < rule.min_seeds:
-            reason = f" Not judged: fewer than {rule.min_seeds} seeds per system."
-        out.append(f"{size}: DiffWave's final validation {info.label} (step {last}, seed mean) is "
-                   f"{info.fmt(float(dw[:, -1].mean()))}; PriorGrad's seed-mean curve first reaches it at {fmt(est)} "
-                   f"(95% CI over seeds: {fmt(lo)} to {fmt(hi)}; {seeds}). Descriptive: it does not vote.{reason}")
+        est, lo, hi, _ = bootstrap_seed_statistic(pg, dw, _first_reach(higher_is_better, st),
+                                                  n_boot=min(rule.n_boot, 2000), seed=rule.seed, level=rule.level)
+        out.append({"size": size, "step": est, "ci_low": lo, "ci_high": hi, "final_step": int(st[-1]),
+                    "target": float(dw[:, -1].mean()), "seeds_pg": pg.shape[0], "seeds_dw": dw.shape[0],
+                    "judged": min(pg.shape[0], dw.shape[0]) >= rule.min_seeds})
+    return out
+
+
+def steps_to_reach(convergence: pd.DataFrame, metric: str, higher_is_better: bool, rule: Rule) -> list[str]:
+    """reach_steps in words, one line per size; descriptive (it does not vote)."""
+    info = metric_info(metric, higher_is_better)
+    fmt = lambda v: "not within the run" if math.isinf(v) else f"step {int(v)}"  # noqa: E731
+    out = []
+    for r in reach_steps(convergence, metric, higher_is_better, rule):
+        reason = "" if r["judged"] else f" Not judged: fewer than {rule.min_seeds} seeds per system."
+        out.append(f"{r['size']}: DiffWave's final validation {info.label} (step {r['final_step']}, seed mean) is "
+                   f"{info.fmt(r['target'])}; PriorGrad's seed-mean curve reaches it for good at {fmt(r['step'])} "
+                   f"(95% CI over seeds: {fmt(r['ci_low'])} to {fmt(r['ci_high'])}; {r['seeds_pg']} PriorGrad / "
+                   f"{r['seeds_dw']} DiffWave seeds). Descriptive: it does not vote.{reason}")
     return out
