@@ -158,7 +158,7 @@ def decide(tests: list[ClaimTest], margins: dict[str, float], alpha: float) -> t
         t.within_margin = bool(-m <= t.ci_low and t.ci_high <= m)
     pro = [t for t in primary if t.deciding and t.favours == SYSTEM_LABELS[TREATMENT]]
     con = [t for t in primary if t.favours == SYSTEM_LABELS[BASELINE]]
-    names = lambda ts: ", ".join(f"{t.heading} ({t.name}; Holm p = {t.p_holm:.3g})" for t in ts)  # noqa: E731
+    names = lambda ts: ", ".join(f"{t.heading} ({t.name}; Holm p {_p(t.p_holm)})" for t in ts)  # noqa: E731
     if pro and not con:
         return SUPPORTED, f"PriorGrad significantly better on {names(pro)}; no primary test favours DiffWave"
     if con and not pro:
@@ -174,6 +174,11 @@ def decide(tests: list[ClaimTest], margins: dict[str, float], alpha: float) -> t
     return INCONCLUSIVE, ("no primary test is significant, and the CI of " +
                           ", ".join(f"{t.heading} {t.ci}" for t in wide) +
                           " is too wide to rule out a difference larger than the equivalence margin")
+
+
+def _p(p: float) -> str:
+    """'= 0.012', or '~ 0' when no bootstrap replicate crossed 0 (the bootstrap p has a resolution of 1/n_boot)."""
+    return "\u2248 0 (no bootstrap resample crossed 0)" if p == 0 else f"= {p:.3g}"
 
 
 def _favours(t: ClaimTest) -> str | None:

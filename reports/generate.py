@@ -19,7 +19,7 @@ import pandas as pd
 import matplotlib.pyplot as plt
 from matplotlib.backends.backend_pdf import PdfPages
 
-from eval.aggregate import aggregate, build_cube
+from eval.aggregate import SYSTEM_LABELS, aggregate, build_cube
 from reports.claims import CLAIM_RULE, ClaimSettings, evaluate_claims
 from reports.config import LEVEL, ReportConfig
 from reports.figures import SAVE_METADATA, FigureFile, build_figures, report_style, save_figure, text_table_figure
@@ -124,7 +124,7 @@ def regime(table: ResultsTable, data_summary, cfg: ReportConfig, n_utts: int) ->
     lines = [
         f"Networks: {', '.join(f'{s} ({fmt_params(int(n_params[s]))} parameters)' for s in sizes)}. "
         f"Training steps (checkpoints of one run per seed): {sorted(int(b) for b in m['budget'].unique())}. "
-        f"Seeds per system: {', '.join(f'{k} {int(v)}' for k, v in sorted(seeds.items()))}. "
+        f"Seeds per system: {', '.join(f'{SYSTEM_LABELS.get(k, k)} {int(v)}' for k, v in sorted(seeds.items()))}. "
         f"T_infer: {sorted(int(t) for t in m['t_infer'].unique())}. Test utterances: {n_utts}. "
         f"Primary metrics (they decide the verdicts): "
         f"{', '.join(metric_info(k, bool(m.loc[m['metric'] == k, 'higher_is_better'].iloc[0]) if k in set(m['metric']) else None).label for k in cfg.primary_metrics)}.",

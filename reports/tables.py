@@ -1,9 +1,12 @@
 """The paper-style results table: system x training steps x T_infer x network size, mean +- 95% CI.
 
 Rows follow the paper's grouping (size, then training budget, then T_infer, DiffWave before
-PriorGrad) so the two systems at one setting sit next to each other. Per column the best mean is
-marked, and a PriorGrad cell carries a marker when its paired difference to DiffWave at the same
-setting has a 95% CI that excludes 0 (from comparisons.json).
+PriorGrad) so the two systems at one setting sit next to each other, then one "prior noise" row per
+prior (its own sample scored without denoising: the floor). Every cell's CI is eval.aggregate's
+two-level bootstrap (seeds, then utterances), and each row shows its seeds and utterances. Per column
+the best trained system is bold; a PriorGrad cell carries a marker only when its comparison with
+DiffWave at the same setting is judged by the one rule (eval.aggregate.judge) and its 95% CI excludes
+0; a system setting that does not beat its own prior's floor on a primary metric is flagged.
 """
 from __future__ import annotations
 

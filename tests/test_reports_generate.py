@@ -91,7 +91,7 @@ def test_claims_follow_the_cis(report: dict) -> None:
     # the rule and the regime are on the page
     assert "at least 3 training seeds per system and 8 test utterances" in md and "Holm" in md
     regime = md[md.index("## The regime of these runs"):md.index("## The paper's claims")]
-    assert "Seeds per system: diffwave 3, priorgrad 3" in regime and "Training steps" in regime
+    assert "Seeds per system: DiffWave 3, PriorGrad 3" in regime and "Training steps" in regime
     assert "15 of 16 system settings beat their own prior's noise" in regime
     assert "git commit | `0123456789abcdef0123456789abcdef01234567`" in md
     assert "metric pesq_wb | `pesq 0.0.4 (wb, 16 kHz)`" in md
