@@ -48,7 +48,14 @@ def main() -> int:
                           for k, v in res.items())
         print(f"{name:50s} {cells}   ({time.perf_counter() - t0:.1f} s)", flush=True)
     if args.json:
-        args.json.write_text(json.dumps({"reports": args.reports, "n_boot": args.n_boot, "table": table}, indent=1))
+        import dataclasses
+
+        import reports.calibration as cal
+
+        args.json.write_text(json.dumps({
+            "what": "share of simulated reports giving each verdict per claim (reports/calibration.py)",
+            "model": cal.__doc__.split("\n\n")[1], "reports": args.reports, "n_boot": args.n_boot,
+            "designs": {name: dataclasses.asdict(d) for name, d in SCENARIOS}, "table": table}, indent=1) + "\n")
     return 0
 
 
