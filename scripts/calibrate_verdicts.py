@@ -54,7 +54,7 @@ def main() -> int:
 
         args.json.write_text(json.dumps({
             "what": "share of simulated reports giving each verdict per claim (reports/calibration.py)",
-            "model": cal.__doc__.split("\n\n")[1], "reports": args.reports, "n_boot": args.n_boot,
+            "model": cal.__doc__.split("`calibrate`")[0].split("\n\n", 1)[1].strip(), "reports": args.reports, "n_boot": args.n_boot,
             "designs": {name: dataclasses.asdict(d) for name, d in SCENARIOS}, "table": table}, indent=1) + "\n")
     return 0
 
