@@ -38,7 +38,7 @@ def test_smoke_repro_writes_the_documented_outputs(smoke_repro: Path) -> None:
     with open(p / "runs/eval/scores.csv") as f:
         scores = list(csv.DictReader(f))
     assert list(scores[0]) == ["system", "prior", "size", "n_params", "seed", "budget", "t_infer", "utt",
-                               "metric", "value"]
+                               "metric", "value", "kind"]
     assert {(r["system"], r["t_infer"]) for r in scores} == {(s, t) for s in ("priorgrad", "diffwave")
                                                              for t in ("6", "12")}
     assert len({r["utt"] for r in scores}) == 3
