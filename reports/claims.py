@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -256,7 +256,6 @@ def evaluate_claims(cube: ScoreCube, cs: ClaimSettings, comparisons: pd.DataFram
     metrics = list(cs.primary_metrics) + [m for m in cs.secondary_metrics if m not in primary]
     alpha = 1.0 - cs.rule.level
     claims: list[Claim] = []
-    ref = cs.primary_metrics[0]
     all_t = sorted({k[4] for k in cube.keys("model")})
     budgets = sorted({k[3] for k in cube.keys("model")})
     sizes = cube.sizes

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from eval.aggregate import (BASELINE, FLOOR, NOT_JUDGED, SYSTEM_LABELS, SYSTEM_ORDER, TREATMENT, floor_label,
+from eval.aggregate import (FLOOR, NOT_JUDGED, SYSTEM_LABELS, SYSTEM_ORDER, TREATMENT, floor_label,
                             outcome)
 from reports.metrics_info import MetricInfo, metric_info
 

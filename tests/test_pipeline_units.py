@@ -10,7 +10,7 @@ import yaml
 
 from experiments.convergence import convergence_rows, write_tables
 from experiments.evaluate import aggregate, headline
-from experiments.spec import EvaluateConfig, evaluate_config, expand_trials, sweep_config, tracking_config
+from experiments.spec import evaluate_config, expand_trials, sweep_config, tracking_config
 from priorgrad.config import ConfigError, Params, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
