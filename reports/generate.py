@@ -140,9 +140,13 @@ def regime(table: ResultsTable, data_summary, cfg: ReportConfig, n_utts: int) ->
                      f"of {n_models} settings are {FLOOR_FLAG}, marked \u2020; {len(table.floor_not_judged)} not "
                      "judged): these networks do not yet produce better audio than the noise they start from, so the "
                      "claims below compare systems in that regime, not trained vocoders.")
+    elif not any(r.is_floor for r in table.rows):
+        lines.append("No prior-noise floor was scored (scores.csv has no prior_noise rows), so nothing here says "
+                     "whether these systems do better than the noise they start from.")
     else:
-        lines.append("Whether any system beats its prior-noise floor is not judged here "
-                     f"({len(table.floor_not_judged)} settings break the rule or have no floor scores).")
+        lines.append(f"Whether any system beats its prior-noise floor is not judged here: the comparisons of all "
+                     f"{len(table.floor_not_judged)} system settings with their floors break the rule (too few seeds "
+                     "or utterances).")
     return lines
 
 

@@ -157,4 +157,4 @@ def test_minimal_grid_reports_inconclusive_instead_of_failing(tmp_path: Path) ->
     table = [ln for ln in section.splitlines() if ln.startswith(("| PriorGrad", "| DiffWave"))]
     assert len(table) == 2 + 2      # the two systems and their two prior-noise rows
     assert not [ln for ln in table if "\u25b2" in ln or "\u25bc" in ln or "\u2020" in ln]
-    assert "not judged (fewer than 3 seeds" in md and "is not judged here" in md
+    assert "not judged (fewer than 3 seeds" in md and "is not judged here: the comparisons of all 2 system settings" in md

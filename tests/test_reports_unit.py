@@ -377,3 +377,20 @@ def test_steps_to_reach_has_a_seed_interval() -> None:
     assert covered >= 17, covered
     two = reach_steps(_curves({"standard": 300.0, "energy": 60.0}, n_seeds=2), "ls_mae", False, RULE)[0]
     assert not two["judged"]
+
+
+def test_regime_says_whether_any_system_beats_its_floor() -> None:
+    from reports.generate import regime
+
+    def lines(df: pd.DataFrame) -> list[str]:
+        summary, comps = aggregate(df, HIB, RULE)
+        summary = pd.DataFrame(summary)
+        table = build_results_table(summary, pd.DataFrame(comps), ["pesq_wb", "mrstft"], ["mrstft", "pesq_wb"])
+        return regime(table, summary, ReportConfig(), 8)
+
+    none = lines(_scores({}, floor={"pesq_wb": 3.0, "mrstft": 1.5, "stoi": 0.9}))   # everyone scores like noise
+    assert "Seeds per system: DiffWave 3, PriorGrad 3" in none[0] and "T_infer: [6]" in none[0]
+    assert none[1].startswith("No system beats its own prior's noise")
+    some = lines(_scores({"pesq_wb": 1.0, "mrstft": -1.0}, floor={"pesq_wb": 3.0, "mrstft": 1.5, "stoi": 0.9}))
+    assert some[1].startswith("1 of 2 system settings beat their own prior's noise")
+    assert lines(_scores({}))[1].startswith("No prior-noise floor was scored")
