@@ -47,13 +47,19 @@ def _parser() -> argparse.ArgumentParser:
                     help="output directory: scores.csv, summary.csv, comparisons.{json,csv}, <system>/")
     _common_scoring_args(sm)
 
-    c = sub.add_parser("compare", help="paired comparison of two scored systems (a - b)")
-    c.add_argument("--a", required=True, type=Path, help="score directory (or scores.jsonl) of system a")
-    c.add_argument("--b", required=True, type=Path, help="score directory (or scores.jsonl) of system b")
+    c = sub.add_parser("compare", help="compare two scored systems (a - b): seeds, then utterances")
+    c.add_argument("--a", required=True, type=Path, nargs="+",
+                   help="score directories (or scores.jsonl) of system a, one per training seed")
+    c.add_argument("--b", required=True, type=Path, nargs="+",
+                   help="score directories (or scores.jsonl) of system b, one per training seed")
     c.add_argument("--out", required=True, type=Path, help="output JSON file")
     c.add_argument("--metrics", default=None, help="comma-separated keys (default: all scored in both)")
     c.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     c.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    c.add_argument("--min-seeds", type=int, default=3,
+                   help="fewer seeds per system: shown, not judged (default 3, as report.min_seeds)")
+    c.add_argument("--min-n", type=int, default=8,
+                   help="fewer utterances scored for every seed of both: not judged (default 8, as report.claim_min_n)")
 
     sub.add_parser("list", help="list the metrics with their metadata")
     return p
@@ -123,32 +129,37 @@ def _score_many(args: argparse.Namespace) -> int:
             if r["mean_diff"] is None:
                 print(f"{name} - {args.baseline} {metric:12s} not comparable: {r['error']}")
             else:
+                verdict = f"better={r['better'] or '-'}" if r["judged"] else f"not judged ({r['not_judged']})"
                 print(f"{name} - {args.baseline} {metric:12s} n={r['n']:<4d} diff={r['mean_diff']:+.4f} "
-                      f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] better={r['better'] or '-'}")
+                      f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] {verdict}")
     print(f"tables: {args.out / 'scores.csv'}, {args.out / 'summary.csv'}, {args.out / 'comparisons.csv'}")
     return 0
 
 
-def compare_scores(a_path: Path, b_path: Path, metrics: Sequence[str] | None = None, seed: int = 0,
-                   n_boot: int = 2000) -> dict[str, dict]:
-    """Paired comparison (a - b) per metric of two scores.jsonl files; 'better' only if the CI excludes 0.
+def compare_scores(a_paths: Sequence[Path] | Path, b_paths: Sequence[Path] | Path,
+                   metrics: Sequence[str] | None = None, seed: int = 0, n_boot: int = 2000, min_seeds: int = 3,
+                   min_n: int = 8) -> dict[str, dict]:
+    """a - b per metric; each path is one training seed's scores.jsonl (or its directory).
 
-    A metric that cannot be compared is left out (with a warning), as before.
+    eval.systems.compare_records: the two-level bootstrap and the project's one judging rule. A metric
+    that cannot be compared is left out (with a warning).
     """
     from eval.files import read_scores
     from eval.registry import METRICS, resolve
     from eval.systems import compare_records
 
-    a_recs, b_recs = read_scores(a_path), read_scores(b_path)
+    a_paths = [a_paths] if isinstance(a_paths, Path) else list(a_paths)
+    b_paths = [b_paths] if isinstance(b_paths, Path) else list(b_paths)
+    recs = {"a": [read_scores(p) for p in a_paths], "b": [read_scores(p) for p in b_paths]}
     if metrics is None:
-        in_a = {k for r in a_recs for k in r if k in METRICS}
-        in_b = {k for r in b_recs for k in r if k in METRICS}
-        names = [m for m in METRICS if m in in_a and m in in_b]
+        have = {side: {k for run in runs for r in run for k in r if k in METRICS} for side, runs in recs.items()}
+        names = [m for m in METRICS if m in have["a"] and m in have["b"]]
         if not names:
-            raise ValueError(f"{a_path} and {b_path} have no metric in common")
+            raise ValueError(f"{a_paths[0]} and {b_paths[0]} have no metric in common")
     else:
         names = [m.name for m in resolve(list(metrics))]
-    result = compare_records(a_recs, b_recs, names, seed=seed, n_boot=n_boot)
+    result = compare_records(recs["a"], recs["b"], names, seed=seed, n_boot=n_boot, min_seeds=min_seeds,
+                             min_n=min_n)
     return {name: r for name, r in result.items() if "error" not in r}
 
 
@@ -157,14 +168,16 @@ def _compare(args: argparse.Namespace) -> int:
 
     metrics = None if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]
     try:
-        result = compare_scores(args.a, args.b, metrics, seed=args.seed, n_boot=args.n_boot)
+        result = compare_scores(args.a, args.b, metrics, seed=args.seed, n_boot=args.n_boot,
+                                min_seeds=args.min_seeds, min_n=args.min_n)
     except (FileNotFoundError, ValueError) as e:
         log.error("%s", e)
         return 2
     write_json(args.out, result)
     for name, r in result.items():
-        print(f"{name:12s} n={r['n']:<4d} a-b={r['mean_diff']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] "
-              f"p={r['p_wilcoxon']:.3g} better={r['better'] or '-'}")
+        verdict = f"better={r['better'] or '-'}" if r["judged"] else f"not judged ({r['not_judged']})"
+        print(f"{name:12s} seeds={r['n_seeds_a']}/{r['n_seeds_b']} n={r['n']:<4d} dropped={r['n_dropped']:<3d} "
+              f"a-b={r['mean_diff']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] {verdict}")
     return 0
 
 

@@ -1,11 +1,14 @@
-"""Aggregation over utterances: mean, std, seeded bootstrap CI, paired comparison, tidy tables.
+"""Aggregation over the utterances of ONE scored run: mean, std, seeded bootstrap CI, tidy tables.
 
 A failed utterance is None in the per-utterance scores: it is counted in ``n_failed`` and left out
-of every statistic (never treated as 0).
+of every statistic (never treated as 0). These describe one set of generated files; comparing
+systems (training runs, seeds) is eval.aggregate's job (two-level bootstrap, eval.hierarchical),
+which replaced the utterance-only paired comparison and its Wilcoxon test: utterances are not the
+unit of replication of a training method, and seeds of two systems are not paired, so no
+Wilcoxon test is computed anywhere.
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -56,57 +59,6 @@ def summarize(values: Sequence[float | None], seed: int = 0, n_boot: int = 2000,
         out["std"] = float(x.std(ddof=1)) if x.size > 1 else None
         out["ci_low"], out["ci_high"] = bootstrap_ci(x, seed=seed, n_boot=n_boot, level=level)
     return out
-
-
-def _paired_arrays(a: Mapping[str, float | None] | Sequence[float | None],
-                   b: Mapping[str, float | None] | Sequence[float | None]) -> tuple[np.ndarray, np.ndarray]:
-    if isinstance(a, Mapping) != isinstance(b, Mapping):
-        raise TypeError("paired_comparison: give two mappings utt -> value, or two sequences")
-    if isinstance(a, Mapping):
-        keys = sorted(set(a) & set(b))
-        pairs = [(a[k], b[k]) for k in keys]
-    else:
-        if len(a) != len(b):
-            raise ValueError(f"paired_comparison: sequences differ in length ({len(a)} vs {len(b)})")
-        pairs = list(zip(a, b))
-    kept = [(x, y) for x, y in pairs if x is not None and y is not None]
-    if not kept:
-        raise ValueError("paired_comparison: no utterance is scored in both systems")
-    xa = _finite([x for x, _ in kept], "a")
-    xb = _finite([y for _, y in kept], "b")
-    return xa, xb
-
-
-def paired_comparison(a: Mapping[str, float | None] | Sequence[float | None],
-                      b: Mapping[str, float | None] | Sequence[float | None], seed: int = 0,
-                      n_boot: int = 2000, level: float = 0.95) -> dict[str, Any]:
-    """Paired a - b over utterances scored in both: mean, bootstrap CI, Wilcoxon signed-rank p.
-
-    Mappings are paired by utterance id; sequences by position. Pairs with a None are dropped.
-    """
-    from scipy.stats import wilcoxon
-
-    xa, xb = _paired_arrays(a, b)
-    d = xa - xb
-    ci_low, ci_high = bootstrap_ci(d, seed=seed, n_boot=n_boot, level=level)
-    if np.all(d == 0):
-        p = 1.0  # identical systems: no evidence of a difference (scipy would return NaN)
-    else:
-        p = float(wilcoxon(d).pvalue)
-        if math.isnan(p):
-            p = 1.0
-    return {"n": int(d.size), "mean_diff": float(d.mean()), "ci_low": ci_low, "ci_high": ci_high,
-            "p_wilcoxon": p}
-
-
-def verdict(comparison: Mapping[str, Any], higher_is_better: bool) -> str | None:
-    """"a" or "b" when the CI of a - b excludes 0 (the better system), else None."""
-    lo, hi = comparison["ci_low"], comparison["ci_high"]
-    if lo > 0:
-        return "a" if higher_is_better else "b"
-    if hi < 0:
-        return "b" if higher_is_better else "a"
-    return None
 
 
 def tidy_table(records: Iterable[Mapping[str, Any]], system: str, setting: str = "",

@@ -14,8 +14,6 @@ comparison method there reaches ``compare`` and ``score-many`` alike.
 """
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import os
 import re
@@ -25,40 +23,66 @@ from typing import Any, Mapping, Sequence
 from eval.files import write_json
 from eval.pair import SPEC_LENGTH_POLICY, LengthPolicy
 from eval.registry import METRICS
-from priorgrad.fileio import write_text_atomic
+from priorgrad.fileio import format_csv, write_text_atomic
 
 log = logging.getLogger(__name__)
 
 SCORE_COLUMNS = ["system", "utt", "metric", "value", "error"]
 SUMMARY_COLUMNS = ["system", "metric", "n", "n_failed", "mean", "std", "ci_low", "ci_high", "higher_is_better",
                    "unit"]
-COMPARISON_COLUMNS = ["metric", "a", "b", "n", "mean_diff", "ci_low", "ci_high", "p_wilcoxon", "higher_is_better",
-                      "better", "error"]
+COMPARISON_COLUMNS = ["metric", "a", "b", "n", "n_seeds_a", "n_seeds_b", "mean_diff", "ci_low", "ci_high", "p_boot",
+                      "higher_is_better", "judged", "not_judged", "better", "error"]
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 
 
-def compare_records(a_recs: Sequence[Mapping[str, Any]], b_recs: Sequence[Mapping[str, Any]],
-                    names: Sequence[str], seed: int = 0, n_boot: int = 2000) -> dict[str, dict[str, Any]]:
-    """Paired comparison (a - b) per metric, utterances paired by id; 'better' only if the CI excludes 0.
+def compare_records(a_runs: Sequence[Sequence[Mapping[str, Any]]], b_runs: Sequence[Sequence[Mapping[str, Any]]],
+                    names: Sequence[str], seed: int = 0, n_boot: int = 2000, min_seeds: int = 3,
+                    min_n: int = 8) -> dict[str, dict[str, Any]]:
+    """a - b per metric; each side is a list of runs (one per training seed), each run its per-utterance records.
 
-    A metric that cannot be compared (no utterance scored in both) gets null statistics and ``error``.
-    This is the one place the command line calls eval.stats' comparison functions.
+    The two-level bootstrap (seeds of each system, then the utterances both share) and the project's one
+    judging rule (eval.aggregate): with fewer than ``min_seeds`` seeds per system or ``min_n`` utterances
+    scored for every seed of both, the result is shown with judged = false and ``better`` null (one set of
+    published samples is ONE trained network: its CI describes those samples, not the method). Otherwise
+    ``better`` is "a"/"b" when the 95% CI excludes 0. A metric that cannot be compared (no utterance
+    scored for every seed of both) gets null statistics and ``error``. This is the one place the command
+    line compares systems.
     """
-    from eval.stats import paired_comparison, verdict
+    import numpy as np
 
+    from eval.aggregate import Cell, Rule, ScoreCube, contrast, direction, model_key
+
+    runs = {"a": list(a_runs), "b": list(b_runs)}
+    utts = sorted({r["utt"] for side in runs.values() for run in side for r in run})
+    index = {u: i for i, u in enumerate(utts)}
+    cells = {}
+    for side, side_runs in runs.items():
+        for name in names:
+            values = np.full((len(side_runs), len(utts)), np.nan)
+            present = np.zeros_like(values, dtype=bool)
+            for s_i, run in enumerate(side_runs):
+                for r in run:
+                    present[s_i, index[r["utt"]]] = True
+                    if r.get(name) is not None:
+                        values[s_i, index[r["utt"]]] = float(r[name])
+            cells[model_key(side, "", 0, 0, name)] = Cell(np.arange(len(side_runs)), values, present, side, 0)
+    cube = ScoreCube(utts, cells, {m: METRICS[m].higher_is_better for m in names})
+    rule = Rule(min_seeds=min_seeds, min_utts=min_n, n_boot=n_boot, seed=seed, level=0.95)
     out: dict[str, dict[str, Any]] = {}
     for name in names:
-        a = {r["utt"]: r.get(name) for r in a_recs}
-        b = {r["utt"]: r.get(name) for r in b_recs}
         hib = METRICS[name].higher_is_better
-        try:
-            res = paired_comparison(a, b, seed=seed, n_boot=n_boot)
-        except ValueError as e:
-            log.warning("%s: cannot compare (%s)", name, e)
-            out[name] = {"n": 0, "mean_diff": None, "ci_low": None, "ci_high": None, "p_wilcoxon": None,
-                         "higher_is_better": hib, "better": None, "error": str(e)}
+        base = {"n_seeds_a": len(runs["a"]), "n_seeds_b": len(runs["b"]), "higher_is_better": hib}
+        res = contrast(cube, [(1.0, model_key("a", "", 0, 0, name)), (-1.0, model_key("b", "", 0, 0, name))], rule)
+        if res["estimate"] is None:
+            why = "no utterance is scored for every seed of both systems"
+            log.warning("%s: cannot compare (%s)", name, why)
+            out[name] = {**base, "n": 0, "mean_diff": None, "ci_low": None, "ci_high": None, "p_boot": None,
+                         "judged": False, "not_judged": why, "better": None, "error": why}
             continue
-        out[name] = {**res, "higher_is_better": hib, "better": verdict(res, hib)}
+        better = direction(res["ci_low"], res["ci_high"], hib) if res["judged"] else None
+        out[name] = {**base, "n": res["n"], "n_dropped": res["n_dropped"], "dropped": res["dropped"],
+                     "mean_diff": res["estimate"], "ci_low": res["ci_low"], "ci_high": res["ci_high"],
+                     "p_boot": res["p"], "judged": res["judged"], "not_judged": res["not_judged"], "better": better}
     return out
 
 
@@ -77,15 +101,6 @@ def parse_systems(items: Sequence[str]) -> dict[str, Path]:
     if len(systems) < 2:
         raise ValueError("score-many needs at least two --gen systems (one of them the baseline)")
     return systems
-
-
-def _csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: ("" if r.get(k) is None else r[k]) for k in columns})
-    return buf.getvalue()
 
 
 def score_systems(ref_dir: str | os.PathLike | None, systems: Mapping[str, str | os.PathLike], baseline: str,
@@ -120,12 +135,15 @@ def score_systems(ref_dir: str | os.PathLike | None, systems: Mapping[str, str |
     comparisons: dict[str, dict[str, dict[str, Any]]] = {}
     for name in systems:
         if name != baseline:
-            comparisons[name] = compare_records(records[name], records[baseline], names, seed=seed, n_boot=n_boot)
+            # each folder is one trained network (one "seed"): the CI describes these samples; the one rule
+            # marks the comparison "not judged" as a statement about methods
+            comparisons[name] = compare_records([records[name]], [records[baseline]], names, seed=seed,
+                                                n_boot=n_boot)
     comparison_rows = [{"metric": m, "a": s, "b": baseline, **res}
                        for s, per_metric in comparisons.items() for m, res in per_metric.items()]
-    write_text_atomic(out_dir / "scores.csv", _csv(score_rows, SCORE_COLUMNS))
-    write_text_atomic(out_dir / "summary.csv", _csv(summary_rows, SUMMARY_COLUMNS))
-    write_text_atomic(out_dir / "comparisons.csv", _csv(comparison_rows, COMPARISON_COLUMNS))
+    write_text_atomic(out_dir / "scores.csv", format_csv(score_rows, SCORE_COLUMNS))
+    write_text_atomic(out_dir / "summary.csv", format_csv(summary_rows, SUMMARY_COLUMNS))
+    write_text_atomic(out_dir / "comparisons.csv", format_csv(comparison_rows, COMPARISON_COLUMNS))
     write_json(out_dir / "comparisons.json", {
         "baseline": baseline, "difference": "a - b, b = baseline, paired by utterance",
         "length_policy": length_policy.info(), "reference_dir": None if ref_dir is None else str(ref_dir),

@@ -6,12 +6,10 @@ sides import this module, so the contract is written once.
 """
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from priorgrad.fileio import write_text_atomic
+from priorgrad.fileio import format_csv, write_text_atomic
 
 # ----------------------------------------------------------------------------- sweep outputs
 TRIALS_JSON = "trials.json"            # one record per training run (TRIAL_KEYS)
@@ -57,16 +55,6 @@ def audio_setting_dir(system: str, size: str, budget: int, t_infer: int) -> str:
 def prior_noise_dir(system: str) -> str:
     """Folder name of a system's prior-noise (floor) examples under audio/."""
     return f"{system}-prior-noise"
-
-
-def format_csv(rows: Iterable[Mapping[str, Any]], columns: list[str]) -> str:
-    """A tidy CSV with a header; None becomes an empty cell (a failed score, never 0)."""
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: ("" if r.get(k) is None else r[k]) for k in columns})
-    return buf.getvalue()
 
 
 def write_csv(path: str | Path, rows: Iterable[Mapping[str, Any]], columns: list[str]) -> None:

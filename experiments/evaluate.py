@@ -9,7 +9,8 @@ index.json, provenance.json and metrics.json (the headline numbers, a DVC metric
 run's test scores to its MLflow run through the Tracker interface. Work (synthesised audio, score
 cache) is kept under ``OUT/work`` keyed by checkpoint, settings and code, so a re-run only does what
 changed. The parts: ``testset`` (inputs and references), ``synthesis`` (cached synthesis and floors),
-``scoring`` (one eval run over everything), ``summaries`` (statistics), ``examples`` (kept audio),
+``scoring`` (one eval run over everything), ``eval.aggregate`` (statistics and the one judging rule,
+shared with the report), ``examples`` (kept audio),
 ``provenance``.
 """
 from __future__ import annotations
@@ -63,9 +64,12 @@ def _score_rows(base: dict[str, Any], records: list[dict[str, Any]], metrics: li
 
 def log_run_scores(uri: str, trial: dict[str, Any],
                    per_budget_t: dict[tuple[int, int], tuple[list[dict[str, Any]], dict[str, Any]]],
-                   comparisons_path: Path, timeout_s: float) -> None:
+                   comparisons_path: Path, comparisons: list[dict[str, Any]], timeout_s: float) -> None:
     """A run's test scores into its own MLflow run (through the Tracker interface): test/T<t>/<metric> at
-    step = budget, so each run's scores form a curve over the budget ladder."""
+    step = budget, so each run's scores form a curve over the budget ladder; and, as tags
+    ``b<budget>/cmp/T<t>/<metric>``, the one rule's outcome of every comparison the run is part of."""
+    from eval.aggregate import mlflow_tags
+
     if not trial.get("mlflow_run_id"):
         return
     from eval.mlflow_log import log_test_scores
@@ -78,6 +82,8 @@ def log_run_scores(uri: str, trial: dict[str, Any],
         per_t = {t: v for (b, t), v in per_budget_t.items() if b == budget}
         log_test_scores(tracker, per_t, comparisons_path, step=budget,
                         title=f"{trial['trial']} at {budget} steps: test scores vs T_infer")
+        tags = mlflow_tags(comparisons, registry.system_of(trial["prior"]), trial["size"], budget)
+        tracker.set_tags({f"b{budget}/{k}": v for k, v in tags.items()})
     tracker.close()
 
 
@@ -87,11 +93,13 @@ def run_evaluate(params_path: Path, features: Path, sweep_dir: Path, out: Path) 
     from experiments.examples import copy_examples
     from experiments.provenance import provenance
     from experiments.scoring import score_all
-    from experiments.summaries import aggregate, headline
+    from eval.aggregate import aggregate, headline
+    from reports.config import load_report_config
     from experiments.synthesis import synthesize_checkpoint, synthesize_prior_noise
 
     params = load_params(params_path)
     cfg = evaluate_config(params)
+    rule = load_report_config(params_path).rule()  # the one judging rule, as the report applies it
     tcfg = tracking_config(params)
     n_draws = len(sweep_config(params).seeds)  # as many noise draws as training runs per system
     root = project_root(params_path.resolve().parent)
@@ -141,8 +149,10 @@ def run_evaluate(params_path: Path, features: Path, sweep_dir: Path, out: Path) 
                 mine, resolve(cfg.metrics), seed=cfg.bootstrap_seed, n_boot=cfg.n_boot))
 
     # 3. statistics and outputs
+    import pandas as pd
+
     higher = {m: METRICS[m].higher_is_better for m in cfg.metrics}
-    summary, comparisons = aggregate(rows, higher, cfg)
+    summary, comparisons = aggregate(pd.DataFrame(rows, columns=SCORE_COLUMNS), higher, rule)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / SCORES_CSV, rows, SCORE_COLUMNS)
     write_json_atomic(out / SUMMARY_JSON, summary)
@@ -151,13 +161,13 @@ def run_evaluate(params_path: Path, features: Path, sweep_dir: Path, out: Path) 
                                "device": d} for (s, z, n, t, d), v in sorted(rtf.items())], RTF_COLUMNS)
     copy_examples(out, ref_dir, utts, cfg.n_audio_examples, _example_sets(jobs))
     write_json_atomic(out / PROVENANCE_JSON, provenance(params, root, features, cfg.metrics, devices))
-    write_json_atomic(out / METRICS_JSON, headline(comparisons, summary))
+    write_json_atomic(out / METRICS_JSON, headline(summary, comparisons))
     if tcfg.enabled:
         from experiments.trackers import default_tracking_uri
 
         uri = default_tracking_uri(root, tcfg.uri)
         for trial in trials:  # tracking loss is reported by the tracker, never fatal
-            log_run_scores(uri, trial, per_run[trial["trial"]], out / COMPARISONS_JSON, tcfg.timeout_s)
+            log_run_scores(uri, trial, per_run[trial["trial"]], out / COMPARISONS_JSON, comparisons, tcfg.timeout_s)
     return {"n_rows": len(rows), "n_comparisons": len(comparisons)}
 
 

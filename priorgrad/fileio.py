@@ -2,7 +2,9 @@
 re-run would trust), JSON-lines reading and content digests."""
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
@@ -66,3 +68,13 @@ def file_digest(path: str | Path, length: int = 16) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()[:length]
+
+
+def format_csv(rows: Iterable[Mapping[str, Any]], columns: list[str] | tuple[str, ...]) -> str:
+    """A tidy CSV with a header; None becomes an empty cell (a failed score, never 0); extra keys ignored."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if r.get(k) is None else r[k]) for k in columns})
+    return buf.getvalue()

@@ -28,17 +28,18 @@ class PriorEntry:
     builder: str     # "module:function"(prior_cfg, stats, preset) -> a Prior; imported lazily
     needs_stats: bool  # whether the prior needs training-set statistics (prior_stats stage)
     doc: str         # one line: what the prior is, for docs and the report's legend
+    floor: str       # the prior's own sample without denoising (the floor every system is shown beside)
 
 
 PRIORS: dict[str, PriorEntry] = {e.name: e for e in (
     PriorEntry(name="standard", system="diffwave", label="DiffWave (N(0, I))", short="DiffWave",
                colour="#4C72B0", family="vocoder", role="baseline",
                builder="priorgrad.prior:build_standard", needs_stats=False,
-               doc="DiffWave's isotropic prior N(0, I)"),
+               doc="DiffWave's isotropic prior N(0, I)", floor="n"),
     PriorEntry(name="energy", system="priorgrad", label="PriorGrad (energy prior)", short="PriorGrad",
                colour="#DD8452", family="vocoder", role="proposed",
                builder="priorgrad.prior:build_energy", needs_stats=True,
-               doc="PriorGrad's N(0, diag(sigma^2)), sigma following the mel frame energy"),
+               doc="PriorGrad's N(0, diag(sigma^2)), sigma following the mel frame energy", floor="sigma * n"),
 )}
 
 

@@ -77,7 +77,12 @@ def check_value(value: Any, tp: Any, where: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         return [check_value(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict or tp is Any:
+    if origin is dict:
+        key_t, val_t = typing.get_args(tp) or (Any, Any)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return {check_value(k, key_t, f"{where} key"): check_value(v, val_t, f"{where}.{k}") for k, v in value.items()}
+    if tp is Any:
         return copy.deepcopy(value)
     raise TypeError(f"{where}: unsupported annotation {tp!r}")  # a programming error, not a user's
 

@@ -1,174 +1,430 @@
-"""Verdicts on the paper's claims, only as far as the 95% confidence intervals allow.
+"""Verdicts on the paper's claims, by one pre-registered rule (CLAIM_RULE, printed on the page).
 
-Each claim is tested on a set of paired comparisons (PriorGrad - DiffWave on the same utterances, at
-equal size, training steps and T_infer) from comparisons.json. A comparison counts for a system only
-when its CI excludes 0. The rule, stated in the report too:
-  supported     - no comparison favours DiffWave, and at least `min_fraction` of them (and at
-                  least one) favour PriorGrad;
-  refuted       - the mirror image;
-  inconclusive  - anything else (no significant difference, too few, or both directions).
-A comparison over fewer than `min_n` utterances is shown but not judged: a percentile bootstrap
-over a handful of values gives intervals that are too narrow to trust. No correction for multiple comparisons is applied; the counts are shown so a reader can judge.
+Each claim is decided by a few *primary tests*, one per primary metric (report.primary_metrics),
+each a contrast of cell means with its two-level bootstrap CI (eval.aggregate.contrast: seeds of
+each system resampled independently, then utterances shared by both):
+
+  1 faster convergence   PriorGrad - DiffWave averaged over the budget ladder (every size) at the
+                         longest T_infer run; needs >= 2 budgets. Beside it, descriptive: the step at
+                         which PriorGrad's validation curve reaches DiffWave's final value, with a
+                         bootstrap-over-seeds CI (convergence.csv).
+  2 few inference steps  PriorGrad - DiffWave averaged over the few-step T_infer run (every size, budget).
+  3 robust at small size the interaction: (PriorGrad - DiffWave at the smallest size) - (the same at the
+                         largest), averaged over their common budgets and T_infer; with it, as a
+                         guard, PriorGrad - DiffWave at the smallest size. Needs >= 2 sizes.
+
+The p-values of a claim's primary tests are Holm-corrected together (its family); a test is
+significant when its Holm p < 1 - level. Verdicts:
+  not judged   some primary test breaks the judging rule (eval.aggregate.judge), or the runs lack the
+               design (one size, one budget, no few-step schedule);
+  supported    a deciding test favours PriorGrad significantly and no test favours DiffWave;
+  refuted      a test favours DiffWave significantly and none favours PriorGrad;
+  no difference detected  nothing significant and every deciding CI inside +-report.equivalence_margins;
+  inconclusive otherwise.
+Secondary metrics get the same contrasts, shown without correction; they never vote.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from eval.aggregate import (BASELINE, PRIOR_OF_SYSTEM, SYSTEM_LABELS, TREATMENT, Rule, ScoreCube, contrast, direction,
+                            model_key)
 from reports.metrics_info import metric_info
-from reports.tables import fmt_params, significance
+from reports.tables import fmt_params
+
+SUPPORTED, REFUTED, NO_DIFF, INCONCLUSIVE, NOT_JUDGED = (
+    "supported", "refuted", "no difference detected", "inconclusive", "not judged")
+VERDICTS = (SUPPORTED, REFUTED, NO_DIFF, INCONCLUSIVE, NOT_JUDGED)
+
+CLAIM_RULE = (
+    "The unit of replication is the training run. Every interval is a 95% two-level bootstrap CI: each system's "
+    "training seeds are resampled independently, then the test utterances, shared by both systems (widened for "
+    "few seeds by sqrt(S/(S-1)) t/z). One rule everywhere (claims, table markers, eval compare, MLflow tags): "
+    "{rule_text}; otherwise the comparison is shown and marked not judged. Utterances not scored for every seed "
+    "of both systems are dropped from that comparison and counted beside it. Each claim is decided by one "
+    "pre-registered test per primary metric ({primary}); their p-values are Holm-corrected within the claim. "
+    "Supported: a deciding test favours PriorGrad (Holm p < {alpha}) and none favours DiffWave; refuted: the "
+    "mirror image; no difference detected: nothing significant and every deciding CI inside the equivalence "
+    "margin ({margins}); inconclusive: otherwise; not judged: a primary test breaks the rule or the runs lack "
+    "the design the claim needs. Secondary metrics ({secondary}) are shown and never vote.")
+
+
+@dataclass
+class ClaimTest:
+    """One contrast of a claim, on one metric."""
+    name: str                 # e.g. "PriorGrad - DiffWave, mean over 3 budgets at T=50"
+    metric: str
+    heading: str
+    primary: bool
+    deciding: bool            # can support the claim (False: a guard, can only refute it)
+    estimate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p: float | None
+    n: int
+    n_dropped: int
+    dropped: str
+    seeds: dict[str, int]
+    judged: bool
+    not_judged: str
+    higher_is_better: bool
+    p_holm: float | None = None
+    favours: str | None = None        # "PriorGrad" | "DiffWave" | None
+    within_margin: bool | None = None
+    decimals: int = 3
+
+    def fmt(self, x: float | None, sign: bool = True) -> str:
+        if x is None or (isinstance(x, float) and math.isnan(x)):
+            return "n/a"
+        return f"{x:+.{self.decimals + 1}f}" if sign else f"{x:.{self.decimals + 1}f}"
+
+    @property
+    def ci(self) -> str:
+        return "n/a" if self.ci_low is None else f"[{self.fmt(self.ci_low)}, {self.fmt(self.ci_high)}]"
+
+    @property
+    def seeds_text(self) -> str:
+        return ", ".join(f"{k}: {v}" for k, v in self.seeds.items())
+
+    @property
+    def outcome(self) -> str:
+        if not self.judged:
+            return f"not judged ({self.not_judged})"
+        if self.favours:
+            return f"{self.favours} better" + ("" if self.primary else " (uncorrected; secondary, no vote)")
+        return "no significant difference" + (" (within margin)" if self.within_margin else "")
 
 
 @dataclass
 class Evidence:
+    """One per-setting comparison PriorGrad - DiffWave in a claim's scope (shown, does not vote)."""
     size: str
     n_params: str
     budget: int
     t_infer: int
     metric: str
+    primary: bool
     n: int
+    seeds: str
+    dropped: str
     mean_diff: str
     ci: str
-    p: str
-    outcome: str          # "PriorGrad better" | "DiffWave better" | "no significant difference"
+    outcome: str
 
 
 @dataclass
 class Claim:
     key: str
     title: str
-    scope: str            # which comparisons were used, in words
-    verdict: str          # supported | refuted | inconclusive
+    scope: str
+    verdict: str
     reason: str
-    wins: int = 0
-    losses: int = 0
-    total: int = 0
+    tests: list[ClaimTest] = field(default_factory=list)
     evidence: list[Evidence] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def primary_tests(self) -> list[ClaimTest]:
+        return [t for t in self.tests if t.primary]
 
-def _verdict(wins: int, losses: int, total: int, min_fraction: float, unjudged: int = 0,
-             min_n: int = 0) -> tuple[str, str]:
-    counts = (f"{wins} of {total} comparisons favour PriorGrad with a 95% CI excluding 0, "
-              f"{losses} favour DiffWave, {total - wins - losses - unjudged} show no significant difference")
+    @property
+    def secondary_tests(self) -> list[ClaimTest]:
+        return [t for t in self.tests if not t.primary]
+
+
+# --- the rule ---
+
+def decide(tests: list[ClaimTest], margins: dict[str, float], alpha: float) -> tuple[str, str]:
+    """Holm over the primary tests (in place: p_holm, favours, within_margin), then the verdict."""
+    from eval.hierarchical import holm
+
+    primary = [t for t in tests if t.primary]
+    for t in tests:   # secondary: uncorrected, shown only
+        if not t.primary and t.judged and t.ci_low is not None:
+            t.favours = _favours(t)
+    if not primary:
+        return NOT_JUDGED, "no primary metric was scored in this claim's scope"
+    unjudged = [t for t in primary if not t.judged]
     if unjudged:
-        counts += f", {unjudged} not judged (fewer than {min_n} utterances)"
-    if total == 0:
-        return "inconclusive", "no comparisons in these runs cover this claim"
-    if unjudged == total:
-        return "inconclusive", (f"none of the {total} comparisons has {min_n} or more utterances, so none is judged "
-                                "(score more test utterances: evaluate.n_utterances)")
-    need = max(1, math.ceil(min_fraction * total))
-    if losses == 0 and wins >= need:
-        return "supported", counts
-    if wins == 0 and losses >= need:
-        return "refuted", counts
-    if wins and losses:
-        return "inconclusive", counts + " (significant in both directions)"
-    return "inconclusive", counts + f" (the rule needs {need} of {total} in one direction and none against)"
+        return NOT_JUDGED, "; ".join(f"{t.heading}: {t.not_judged}" for t in unjudged)
+    for t, ph in zip(primary, holm([t.p for t in primary])):
+        t.p_holm = ph
+        t.favours = _favours(t) if ph < alpha else None
+        m = margins[t.metric]
+        t.within_margin = bool(-m <= t.ci_low and t.ci_high <= m)
+    pro = [t for t in primary if t.deciding and t.favours == SYSTEM_LABELS[TREATMENT]]
+    con = [t for t in primary if t.favours == SYSTEM_LABELS[BASELINE]]
+    names = lambda ts: ", ".join(f"{t.heading} ({t.name}; Holm p {_p(t.p_holm)})" for t in ts)  # noqa: E731
+    if pro and not con:
+        return SUPPORTED, f"PriorGrad significantly better on {names(pro)}; no primary test favours DiffWave"
+    if con and not pro:
+        return REFUTED, f"DiffWave significantly better on {names(con)}; no primary test favours PriorGrad"
+    if pro and con:
+        return INCONCLUSIVE, f"significant in both directions: PriorGrad on {names(pro)}, DiffWave on {names(con)}"
+    deciding = [t for t in primary if t.deciding]
+    if deciding and all(t.within_margin for t in deciding):
+        return NO_DIFF, ("no primary test is significant and every deciding 95% CI lies inside its equivalence "
+                         "margin (" + ", ".join(f"{t.heading} {t.ci} within \u00b1{margins[t.metric]:g}"
+                                                for t in deciding) + ")")
+    wide = [t for t in deciding if not t.within_margin]
+    return INCONCLUSIVE, ("no primary test is significant, and the CI of " +
+                          ", ".join(f"{t.heading} {t.ci}" for t in wide) +
+                          " is too wide to rule out a difference larger than the equivalence margin")
 
 
-def _evidence(comps: pd.DataFrame, n_params: dict[str, int], min_n: int) -> tuple[list[Evidence], int, int, int]:
-    rows, wins, losses, unjudged = [], 0, 0, 0
-    for _, c in comps.iterrows():
-        info = metric_info(str(c["metric"]), bool(c["higher_is_better"]))
-        s = significance(c) if int(c["n"]) >= min_n else "few"
-        wins += s == "better"
-        losses += s == "worse"
-        unjudged += s == "few"
-        ok = not pd.isna(c["ci_low"])
-        rows.append(Evidence(
-            size=str(c["size"]), n_params=fmt_params(n_params.get(str(c["size"]), 0)),
-            budget=int(c["budget"]), t_infer=int(c["t_infer"]), metric=info.heading, n=int(c["n"]),
-            mean_diff=f"{c['mean_diff']:+.{info.decimals + 1}f}" if not pd.isna(c["mean_diff"]) else "n/a",
-            ci=f"[{c['ci_low']:+.{info.decimals + 1}f}, {c['ci_high']:+.{info.decimals + 1}f}]" if ok else "n/a",
-            p=f"{c['p_wilcoxon']:.3g}" if not pd.isna(c["p_wilcoxon"]) else "n/a",
-            outcome={"better": "PriorGrad better", "worse": "DiffWave better",
-                     "few": f"not judged (n < {min_n})"}.get(s, "no significant difference")))
-    return rows, wins, losses, unjudged
+def _p(p: float) -> str:
+    """'= 0.012', or '~ 0' when no bootstrap replicate crossed 0 (the bootstrap p has a resolution of 1/n_boot)."""
+    return "\u2248 0 (no bootstrap resample crossed 0)" if p == 0 else f"= {p:.3g}"
 
 
-def _sort(comps: pd.DataFrame, n_params: dict[str, int], metrics: list[str]) -> pd.DataFrame:
-    order = {m: i for i, m in enumerate(metrics)}
-    return comps.assign(_np=comps["size"].map(lambda s: -n_params.get(s, 0)),
-                        _m=comps["metric"].map(order)).sort_values(
-        ["_np", "size", "budget", "t_infer", "_m"], kind="mergesort").drop(columns=["_np", "_m"])
+def _favours(t: ClaimTest) -> str | None:
+    """Primary (already significant after Holm): the sign of the estimate; secondary: its own 95% CI."""
+    if t.primary:
+        a_better = (t.estimate > 0) == t.higher_is_better
+        return SYSTEM_LABELS[TREATMENT] if a_better else SYSTEM_LABELS[BASELINE]
+    d = direction(t.ci_low, t.ci_high, t.higher_is_better)
+    return {"a": SYSTEM_LABELS[TREATMENT], "b": SYSTEM_LABELS[BASELINE]}.get(d)
 
 
-def _make(key: str, title: str, scope: str, comps: pd.DataFrame, n_params: dict[str, int],
-          metrics: list[str], min_fraction: float, min_n: int) -> Claim:
-    comps = _sort(comps, n_params, metrics)
-    ev, wins, losses, unjudged = _evidence(comps, n_params, min_n)
-    verdict, reason = _verdict(wins, losses, len(ev), min_fraction, unjudged, min_n)
-    return Claim(key, title, scope, verdict, reason, wins, losses, len(ev), ev)
+# --- building the tests ---
+
+def _test(cube: ScoreCube, name: str, metric: str, terms: list[tuple[float, tuple]], rule: Rule, primary: bool,
+          deciding: bool) -> ClaimTest:
+    info = metric_info(metric, cube.higher[metric])
+    r = contrast(cube, terms, rule)
+    return ClaimTest(name, metric, info.heading, primary, deciding, r["estimate"], r["ci_low"], r["ci_high"], r["p"],
+                r["n"], r["n_dropped"], r["dropped"], r["seeds"], r["judged"], r["not_judged"],
+                cube.higher[metric], decimals=info.decimals)
 
 
-def steps_to_reach(convergence: pd.DataFrame, metric: str, higher_is_better: bool) -> list[str]:
-    """Descriptive convergence numbers per size: the step at which PriorGrad's seed-mean curve first
-    reaches DiffWave's final seed-mean value (longest budget). Not a test: no CI, stated as such."""
-    out: list[str] = []
-    df = convergence[convergence["metric"].str.removeprefix("valid/") == metric]
-    for size in sorted(df["size"].unique()):
-        d = df[df["size"] == size]
-        d = d[d["budget"] == d["budget"].max()]
-        curves = d.groupby(["prior", "step"])["value"].mean()
-        if "standard" not in curves.index.get_level_values(0) or "energy" not in curves.index.get_level_values(0):
-            continue
-        std, eng = curves.loc["standard"], curves.loc["energy"]
-        last = int(std.index.max())
-        target = float(std.loc[last])
-        info = metric_info(metric, higher_is_better)
-        reached = eng[(eng >= target) if higher_is_better else (eng <= target)]
-        when = f"step {int(reached.index.min())}" if not reached.empty else "not within the run"
-        out.append(f"{size}: DiffWave's {info.label} at its final step {last} is {info.fmt(target)} "
-                   f"(seed mean); PriorGrad first reaches it at {when} "
-                   f"(its own final value {info.fmt(float(eng.loc[eng.index.max()]))}).")
+def _pair_terms(cube: ScoreCube, settings: list[tuple[str, int, int]], metric: str, weight: float = 1.0
+                ) -> list[tuple[float, tuple]]:
+    """Terms of weight * mean over settings of (PriorGrad - DiffWave); settings where both exist."""
+    both = [s for s in settings if model_key(TREATMENT, *s, metric) in cube.cells
+            and model_key(BASELINE, *s, metric) in cube.cells]
+    terms = []
+    for s in both:
+        terms.append((weight / len(both), model_key(TREATMENT, *s, metric)))
+        terms.append((-weight / len(both), model_key(BASELINE, *s, metric)))
+    return terms
+
+
+def _settings(cube: ScoreCube, metric: str, sizes=None, budgets=None, t_infer=None) -> list[tuple[str, int, int]]:
+    out = set()
+    for k in cube.keys("model", metric=metric):
+        _, _, size, budget, t, _ = k
+        if (sizes is None or size in sizes) and (budgets is None or budget in budgets) and \
+                (t_infer is None or t in t_infer):
+            out.add((size, budget, t))
+    return sorted(out, key=lambda s: (cube.n_params.get(s[0], 0), s))
+
+
+def _metric_tests(cube: ScoreCube, metrics: list[str], primary: set[str], build) -> list[ClaimTest]:
+    tests: list[ClaimTest] = []
+    for m in metrics:
+        if m in cube.higher:
+            tests += build(m, m in primary)
+    return tests
+
+
+def _not_judged(key: str, title: str, scope: str, why: str) -> Claim:
+    return Claim(key, title, scope, NOT_JUDGED, why)
+
+
+@dataclass
+class ClaimSettings:
+    """What evaluate_claims needs from report: (ReportConfig fields), kept small for the calibration."""
+    primary_metrics: list[str]
+    secondary_metrics: list[str]
+    few_steps: list[int]
+    margins: dict[str, float]
+    rule: Rule
+
+
+def evaluate_claims(cube: ScoreCube, cs: ClaimSettings, comparisons: pd.DataFrame | None = None,
+                    convergence: pd.DataFrame | None = None, convergence_metric: str | None = None) -> list[Claim]:
+    """The three claims from the scores (and, for notes and evidence, the comparisons and curves)."""
+    missing = [m for m in cs.primary_metrics if m not in cube.higher]
+    if missing:
+        raise ValueError(f"report.primary_metrics names {missing}, which the evaluate stage did not score "
+                         f"(scored: {sorted(cube.higher)}); set report.primary_metrics or evaluate.metrics")
+    primary = set(cs.primary_metrics)
+    metrics = list(cs.primary_metrics) + [m for m in cs.secondary_metrics if m not in primary]
+    alpha = 1.0 - cs.rule.level
+    claims: list[Claim] = []
+    all_t = sorted({k[4] for k in cube.keys("model")})
+    budgets = sorted({k[3] for k in cube.keys("model")})
+    sizes = cube.sizes
+
+    # 1. Faster convergence
+    title = "Faster convergence: at equal training steps PriorGrad scores better"
+    t_full = max(all_t) if all_t else 0
+    scope = (f"the training-step ladder {budgets} (checkpoints of one run per seed), every size, at T_infer = {t_full} "
+             "(the longest schedule run, so the few-step effect of claim 2 does not leak in)")
+    if len(budgets) < 2:
+        c1 = _not_judged("convergence", title, scope, f"needs a ladder of at least 2 training budgets; these runs "
+                         f"have {budgets or 'none'} (sweep.budgets)")
+    else:
+        def build1(m: str, is_primary: bool) -> list[ClaimTest]:
+            st = _settings(cube, m, t_infer={t_full})
+            return [_test(cube, f"mean over {len(st)} size/budget settings at T={t_full}", m,
+                          _pair_terms(cube, st, m), cs.rule, is_primary, True)] if st else []
+        tests = _metric_tests(cube, metrics, primary, build1)
+        verdict, reason = decide(tests, cs.margins, alpha)
+        c1 = Claim("convergence", title, scope, verdict, reason, tests)
+    c1.evidence = _evidence(comparisons, cube, primary, t_infer={t_full})
+    if convergence is not None and convergence_metric is not None:
+        c1.notes = steps_to_reach(convergence, convergence_metric, cube.higher.get(
+            convergence_metric, metric_info(convergence_metric).higher_is_better), cs.rule)
+    claims.append(c1)
+
+    # 2. Few inference steps
+    title = "Better quality at few inference steps"
+    few = [t for t in all_t if t in cs.few_steps]
+    scope = f"T_infer in {few} (the few-step schedules {sorted(cs.few_steps)} that were run), every size and budget"
+    if not few:
+        c2 = _not_judged("few_steps", title, scope, f"no run used a few-step schedule {sorted(cs.few_steps)} "
+                         f"(T_infer run: {all_t})")
+    else:
+        def build2(m: str, is_primary: bool) -> list[ClaimTest]:
+            st = _settings(cube, m, t_infer=set(few))
+            return [_test(cube, f"mean over {len(st)} size/budget/T settings", m, _pair_terms(cube, st, m), cs.rule,
+                          is_primary, True)] if st else []
+        tests = _metric_tests(cube, metrics, primary, build2)
+        verdict, reason = decide(tests, cs.margins, alpha)
+        c2 = Claim("few_steps", title, scope, verdict, reason, tests)
+    c2.evidence = _evidence(comparisons, cube, primary, t_infer=set(few))
+    claims.append(c2)
+
+    # 3. Robust at small size: the interaction
+    title = "Robust at small network size: PriorGrad's advantage holds (or grows) with fewer parameters"
+    if len(sizes) < 2:
+        c3 = _not_judged("small_size", title, "needs at least two network sizes",
+                         f"only one network size ({', '.join(sizes) or 'none'}) was run, so the advantage cannot "
+                         "be compared across sizes")
+        c3.evidence = _evidence(comparisons, cube, primary)
+    else:
+        small, large = sizes[0], sizes[-1]
+        scope = (f"the PriorGrad - DiffWave difference at {small} ({fmt_params(cube.n_params[small])} parameters) "
+                 f"minus the same at {large} ({fmt_params(cube.n_params[large])}), over their common budgets and "
+                 "T_infer; with the comparison at the small size as a guard")
+
+        def build3(m: str, is_primary: bool) -> list[ClaimTest]:
+            common = sorted({s[1:] for s in _settings(cube, m, sizes={small})} &
+                            {s[1:] for s in _settings(cube, m, sizes={large})})
+            if not common:
+                return []
+            inter = _pair_terms(cube, [(small, b, t) for b, t in common], m) + \
+                _pair_terms(cube, [(large, b, t) for b, t in common], m, weight=-1.0)
+            at_small = _pair_terms(cube, [(small, b, t) for b, t in common], m)
+            return [_test(cube, f"interaction ({small} advantage - {large} advantage) over {len(common)} settings",
+                          m, inter, cs.rule, is_primary, True),
+                    _test(cube, f"PriorGrad - DiffWave at {small} over {len(common)} settings", m, at_small, cs.rule,
+                          is_primary, False)]
+        tests = _metric_tests(cube, metrics, primary, build3)
+        verdict, reason = decide(tests, cs.margins, alpha)
+        c3 = Claim("small_size", title, scope, verdict, reason, tests)
+        c3.evidence = _evidence(comparisons, cube, primary, sizes={small})
+    claims.append(c3)
+    return claims
+
+
+def _evidence(comparisons: pd.DataFrame | None, cube: ScoreCube, primary: set[str], sizes=None,
+              t_infer=None) -> list[Evidence]:
+    """The per-setting comparisons in a claim's scope, primary metrics first (each with its own CI)."""
+    from eval.aggregate import outcome_words
+
+    if comparisons is None or comparisons.empty:
+        return []
+    c = comparisons[comparisons["kind"] == "systems"]
+    if sizes is not None:
+        c = c[c["size"].isin(sizes)]
+    if t_infer is not None:
+        c = c[c["t_infer"].isin(t_infer)]
+    c = c.assign(_p=~c["metric"].isin(primary), _np=c["size"].map(lambda s: -cube.n_params.get(s, 0)))
+    c = c.sort_values(["_p", "_np", "size", "budget", "t_infer", "metric"], kind="mergesort")
+    out = []
+    for _, r in c.iterrows():
+        info = metric_info(str(r["metric"]), bool(r["higher_is_better"]))
+        ok = not pd.isna(r["ci_low"])
+        d = info.decimals + 1
+        out.append(Evidence(
+            str(r["size"]), fmt_params(cube.n_params.get(str(r["size"]), 0)), int(r["budget"]), int(r["t_infer"]),
+            info.heading, str(r["metric"]) in primary, int(r["n"]),
+            f"{int(r['n_seeds_a'])} / {int(r['n_seeds_b'])}",
+            f"{int(r['n_dropped'])} ({r['dropped']})" if int(r["n_dropped"]) else "0",
+            f"{r['mean_diff']:+.{d}f}" if not pd.isna(r["mean_diff"]) else "n/a",
+            f"[{r['ci_low']:+.{d}f}, {r['ci_high']:+.{d}f}]" if ok else "n/a",
+            outcome_words(r.to_dict())))
     return out
 
 
-def evaluate_claims(comparisons: pd.DataFrame, summary: pd.DataFrame, convergence: pd.DataFrame,
-                    metrics: list[str], few_steps: list[int], min_fraction: float,
-                    convergence_metric: str | None, min_n: int = 0) -> list[Claim]:
-    comps = comparisons[comparisons["metric"].isin(metrics)]
-    n_params = {str(s): int(n) for s, n in summary.groupby("size")["n_params"].max().items()}
-    claims: list[Claim] = []
+# --- convergence: steps to reach DiffWave's final validation score ---
 
-    # 1. Faster convergence: at equal training steps PriorGrad is better. Tested at the longest
-    #    inference schedule so the few-step effect (claim 2) does not leak into it.
-    t_full = int(comps["t_infer"].max()) if not comps.empty else 0
-    c1 = _make("convergence", "Faster convergence: at equal training steps PriorGrad scores better",
-               f"all sizes and training budgets, at T_infer = {t_full} (the longest schedule run)",
-               comps[comps["t_infer"] == t_full], n_params, metrics, min_fraction, min_n)
-    if convergence_metric is not None:
-        hib = False
-        if convergence_metric in set(summary["metric"]):
-            hib = bool(summary.loc[summary["metric"] == convergence_metric, "higher_is_better"].iloc[0])
-        else:
-            hib = metric_info(convergence_metric).higher_is_better
-        c1.notes = steps_to_reach(convergence, convergence_metric, hib)
-    claims.append(c1)
+def _first_reach(higher_is_better: bool, steps: np.ndarray):
+    """The first step from which PriorGrad's seed-mean curve stays at least as good as DiffWave's final
+    seed-mean value until the end of the run (inf if its last point is worse). 'Stays', not 'first
+    touches': on a plateau, noise touches any nearby target early, so a first touch would report an
+    earlier step for two identical systems most of the time."""
+    def stat(pg: np.ndarray, dw: np.ndarray) -> float:
+        target = dw[:, -1].mean()
+        curve = pg.mean(axis=0)
+        hit = curve >= target if higher_is_better else curve <= target
+        if not hit[-1]:
+            return math.inf
+        misses = np.flatnonzero(~hit)
+        return float(steps[misses[-1] + 1]) if misses.size else float(steps[0])
+    return stat
 
-    # 2. Better at few inference steps.
-    few = sorted(t for t in set(comps["t_infer"]) if t in few_steps)
-    c2 = _make("few_steps", "Better quality at few inference steps",
-               f"T_infer in {few} (few-step schedules among {sorted(set(int(t) for t in few_steps))} that were run), "
-               "all sizes and budgets" if few else f"no run used a few-step schedule {sorted(few_steps)}",
-               comps[comps["t_infer"].isin(few)], n_params, metrics, min_fraction, min_n)
-    claims.append(c2)
 
-    # 3. Robust to a smaller network: PriorGrad still better at the smallest size.
-    sizes = sorted(n_params, key=lambda s: (n_params[s], s))
-    if len(sizes) >= 2:
-        small = sizes[0]
-        c3 = _make("small_size", "Robust at small network size: PriorGrad stays better with fewer parameters",
-                   f"the smallest network run ({small}, {fmt_params(n_params[small])} parameters), "
-                   "all budgets and T_infer", comps[comps["size"] == small], n_params, metrics, min_fraction,
-                   min_n)
-    else:
-        c3 = Claim("small_size", "Robust at small network size: PriorGrad stays better with fewer parameters",
-                   "needs at least two network sizes", "inconclusive",
-                   f"only one network size ({', '.join(sizes) or 'none'}) was run")
-    claims.append(c3)
-    return claims
+def reach_steps(convergence: pd.DataFrame, metric: str, higher_is_better: bool, rule: Rule) -> list[dict[str, Any]]:
+    """Per size: the step from which PriorGrad's seed-mean validation curve stays at DiffWave's final
+    seed-mean value or better (inf: not within the run; see _first_reach), with a 95% bootstrap-over-seeds CI (seeds are the only
+    unit of a curve), DiffWave's final step and value, and the seeds of each."""
+    from eval.hierarchical import bootstrap_seed_statistic
+
+    out: list[dict[str, Any]] = []
+    df = convergence[convergence["metric"].str.removeprefix("valid/") == metric]
+    for size in sorted(df["size"].unique()):
+        d = df[df["size"] == size]
+        curves = {}
+        for prior in (PRIOR_OF_SYSTEM[TREATMENT], PRIOR_OF_SYSTEM[BASELINE]):
+            p = d[d["prior"] == prior]
+            if p.empty:
+                break
+            p = p[p["budget"] == p["budget"].max()]
+            curves[prior] = p.pivot_table(index="seed", columns="step", values="value", aggfunc="mean")
+        if len(curves) < 2:
+            continue
+        treated, base = PRIOR_OF_SYSTEM[TREATMENT], PRIOR_OF_SYSTEM[BASELINE]
+        steps = sorted(set(curves[treated].columns) & set(curves[base].columns))
+        pg = curves[treated][steps].dropna(axis=0).to_numpy()
+        dw = curves[base][steps].dropna(axis=0).to_numpy()
+        if not steps or pg.shape[0] == 0 or dw.shape[0] == 0:
+            continue
+        st = np.asarray(steps, dtype=float)
+        est, lo, hi, _ = bootstrap_seed_statistic(pg, dw, _first_reach(higher_is_better, st),
+                                                  n_boot=min(rule.n_boot, 2000), seed=rule.seed, level=rule.level)
+        out.append({"size": size, "step": est, "ci_low": lo, "ci_high": hi, "final_step": int(st[-1]),
+                    "target": float(dw[:, -1].mean()), "seeds_pg": pg.shape[0], "seeds_dw": dw.shape[0],
+                    "judged": min(pg.shape[0], dw.shape[0]) >= rule.min_seeds})
+    return out
+
+
+def steps_to_reach(convergence: pd.DataFrame, metric: str, higher_is_better: bool, rule: Rule) -> list[str]:
+    """reach_steps in words, one line per size; descriptive (it does not vote)."""
+    info = metric_info(metric, higher_is_better)
+    fmt = lambda v: "not within the run" if math.isinf(v) else f"step {int(v)}"  # noqa: E731
+    out = []
+    for r in reach_steps(convergence, metric, higher_is_better, rule):
+        reason = "" if r["judged"] else f" Not judged: fewer than {rule.min_seeds} seeds per system."
+        out.append(f"{r['size']}: DiffWave's final validation {info.label} (step {r['final_step']}, seed mean) is "
+                   f"{info.fmt(r['target'])}; PriorGrad's seed-mean curve reaches it for good at {fmt(r['step'])} "
+                   f"(95% CI over seeds: {fmt(r['ci_low'])} to {fmt(r['ci_high'])}; {r['seeds_pg']} PriorGrad / "
+                   f"{r['seeds_dw']} DiffWave seeds). Descriptive: it does not vote.{reason}")
+    return out

@@ -24,13 +24,18 @@ import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from reports.metrics_info import MetricInfo, metric_info  # noqa: E402
-from reports.tables import SYSTEM_LABELS, fmt_params, size_order  # noqa: E402
+from eval.aggregate import FLOOR  # noqa: E402
+from reports.tables import SYSTEM_LABELS, fmt_params, models, size_order  # noqa: E402
+from priorgrad import registry  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-PRIOR_LABELS = {"standard": "DiffWave (N(0, I))", "energy": "PriorGrad (energy prior)"}
-SYSTEM_COLORS = {"diffwave": "#1f77b4", "priorgrad": "#d62728"}
-PRIOR_COLORS = {"standard": SYSTEM_COLORS["diffwave"], "energy": SYSTEM_COLORS["priorgrad"]}
+# names, labels and colours: the one registry (priorgrad.registry), baselines first
+VOCODER_PRIORS = [registry.system(s).name for s in registry.system_names("vocoder")]
+SYSTEMS = registry.system_names("vocoder")
+PRIOR_LABELS = {p: registry.prior(p).label for p in VOCODER_PRIORS}
+SYSTEM_COLORS = {s: registry.system(s).colour for s in SYSTEMS}
+PRIOR_COLORS = {p: registry.prior(p).colour for p in VOCODER_PRIORS}
 LINESTYLES = ["-", "--", ":", "-."]
 MARKERS = ["o", "s", "^", "D", "v", "P"]
 
@@ -97,8 +102,8 @@ def convergence_figure(conv: pd.DataFrame, metric: str, info: MetricInfo, sizes:
     for ax, size in zip(axes, panels):
         d = df[df["size"] == size].sort_values(["prior", "budget", "seed", "step"], kind="mergesort")
         sns.lineplot(data=d, x="step", y="value", hue="system",
-                     hue_order=[PRIOR_LABELS[p] for p in ("standard", "energy")],
-                     palette=[PRIOR_COLORS["standard"], PRIOR_COLORS["energy"]],
+                     hue_order=[PRIOR_LABELS[p] for p in VOCODER_PRIORS],
+                     palette=[PRIOR_COLORS[p] for p in VOCODER_PRIORS],
                      style="training budget" if len(budgets) > 1 else None,
                      style_order=[f"{b} steps" for b in budgets] if len(budgets) > 1 else None,
                      estimator="mean", errorbar=("pi", 100), marker="o", markersize=3, ax=ax,
@@ -138,7 +143,7 @@ def quality_vs_tinfer(summary: pd.DataFrame, infos: list[MetricInfo], sizes: lis
     for ax, info in zip(axes, infos):
         d = s[s["metric"] == info.key]
         for i, size in enumerate(sizes):
-            for system in ("diffwave", "priorgrad"):
+            for system in SYSTEMS:
                 g = d[(d["size"] == size) & (d["system"] == system)].sort_values("t_infer")
                 if g.empty:
                     continue
@@ -164,7 +169,7 @@ def quality_vs_size(summary: pd.DataFrame, infos: list[MetricInfo]) -> Figure:
     for ax, info in zip(axes, infos):
         d = s[s["metric"] == info.key]
         for i, t in enumerate(ts):
-            for system in ("diffwave", "priorgrad"):
+            for system in SYSTEMS:
                 g = d[(d["t_infer"] == t) & (d["system"] == system)].sort_values("n_params")
                 if g.empty:
                     continue
@@ -192,7 +197,7 @@ def quality_vs_rtf(summary: pd.DataFrame, rtf: pd.DataFrame, infos: list[MetricI
     for ax, info in zip(axes, infos):
         d = s[s["metric"] == info.key]
         for i, size in enumerate(sizes):
-            for system in ("diffwave", "priorgrad"):
+            for system in SYSTEMS:
                 g = d[(d["size"] == size) & (d["system"] == system)].sort_values("t_infer")
                 keys = [(system, size, int(t)) for t in g["t_infer"]]
                 have = [k in r.index for k in keys]
@@ -218,10 +223,47 @@ def quality_vs_rtf(summary: pd.DataFrame, rtf: pd.DataFrame, infos: list[MetricI
     return fig
 
 
+def quality_vs_budget(summary: pd.DataFrame, infos: list[MetricInfo], sizes: list[str]) -> Figure:
+    """Test-set score against training steps (the checkpoints of the ladder), per system, size and T_infer,
+    with each prior's noise floor as a dashed line."""
+    full = summary
+    s = models(summary)
+    ts = sorted(int(t) for t in s["t_infer"].unique())
+    fig, axes = _grid(len(infos))
+    for ax, info in zip(axes, infos):
+        d = s[s["metric"] == info.key]
+        for i, size in enumerate(sizes):
+            for j, t in enumerate(ts):
+                for system in SYSTEMS:
+                    g = d[(d["size"] == size) & (d["system"] == system) & (d["t_infer"] == t)].sort_values("budget")
+                    if g.empty:
+                        continue
+                    _errorbar(ax, g["budget"], g["mean"], g["ci_low"], g["ci_high"], color=SYSTEM_COLORS[system],
+                              linestyle=LINESTYLES[(i * len(ts) + j) % 4], marker=MARKERS[j % 6], markersize=4,
+                              label=f"{SYSTEM_LABELS[system]}, {size}, T={t}")
+        if "kind" in full.columns:
+            fl = full[(full["kind"] == FLOOR) & (full["metric"] == info.key)]
+            for _, r in fl.sort_values("system").iterrows():
+                if not pd.isna(r["mean"]):
+                    ax.axhline(r["mean"], color=SYSTEM_COLORS[r["system"]], linestyle=(0, (2, 2)), linewidth=1,
+                               label=f"{SYSTEM_LABELS[r['system']]} prior noise")
+        bs = sorted(int(b) for b in d["budget"].unique())
+        ax.set_xticks(bs, [str(b) for b in bs])
+        ax.set_xlabel("training steps (checkpoint)")
+        ax.set_ylabel(info.heading)
+    axes[0].legend(fontsize=5)
+    _suptitle(fig, "Test-set quality across the training-step ladder (bars: 95% CI over seeds and utterances; "
+                   "dashed: prior noise)")
+    fig.tight_layout()
+    return fig
+
+
 def build_figures(conv: pd.DataFrame, summary: pd.DataFrame, rtf: pd.DataFrame, table_infos: list[MetricInfo],
                   convergence_metrics: list[str]) -> list[tuple[str, str, str, Figure]]:
     """(key, title, caption, figure) for every figure, in report order. Call inside report_style()."""
     sizes = size_order(summary)
+    full = summary
+    summary = models(summary)
     out: list[tuple[str, str, str, Figure]] = []
     conv_present = set(conv["metric"].str.removeprefix("valid/"))
     directions = dict(zip(summary["metric"], summary["higher_is_better"].astype(bool)))
@@ -234,6 +276,11 @@ def build_figures(conv: pd.DataFrame, summary: pd.DataFrame, rtf: pd.DataFrame, 
                     f"Validation {info.label} against training step for both priors, one panel per network size. "
                     "Line: mean over seeds; band: min-max over seeds.",
                     convergence_figure(conv, m, info, sizes)))
+    out.append(("quality_vs_budget", "Quality across the training-step ladder",
+                "Mean test-set score with its 95% two-level bootstrap CI at each checkpoint of the budget ladder "
+                "(the same training runs, evaluated at each budget), per system, size and T_infer; dashed lines: "
+                "each prior's own noise sample scored without denoising.",
+                quality_vs_budget(full, table_infos, sizes)))
     out.append(("quality_vs_tinfer", "Quality vs inference steps",
                 "Mean test-set score with its 95% CI per system and size against the number of inference steps.",
                 quality_vs_tinfer(summary, table_infos, sizes)))

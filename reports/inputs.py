@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,22 +15,22 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
-PRIORS = ("standard", "energy")
-SYSTEMS = ("diffwave", "priorgrad")
-SYSTEM_OF_PRIOR = {"standard": "diffwave", "energy": "priorgrad"}
+from eval.aggregate import BASELINE, FLOOR, KINDS, SYSTEM_OF_PRIOR, TREATMENT  # noqa: E402
+from experiments.contract import (AUDIO_DIR, AUDIO_INDEX, CONVERGENCE_COLUMNS, KIND_MODEL,  # noqa: E402
+                                  REFERENCE_AUDIO, RTF_COLUMNS, SCORE_COLUMNS, TRIAL_KEYS)
 
-CONVERGENCE_COLUMNS = ["trial", "prior", "size", "n_params", "seed", "budget", "step", "metric", "value"]
-SCORES_COLUMNS = ["system", "prior", "size", "n_params", "seed", "budget", "t_infer", "utt", "metric", "value"]
-RTF_COLUMNS = ["system", "size", "n_params", "t_infer", "rtf", "device"]
-SUMMARY_KEYS = ["system", "prior", "size", "n_params", "budget", "t_infer", "metric", "n", "n_failed",
-                "mean", "std", "ci_low", "ci_high", "higher_is_better"]
-COMPARISON_KEYS = ["size", "budget", "t_infer", "metric", "n", "mean_diff", "ci_low", "ci_high",
-                   "p_wilcoxon", "higher_is_better", "a", "b"]
-TRIAL_KEYS = ["trial", "prior", "size", "n_params", "seed", "budget", "checkpoint", "mlflow_run_id"]
+PRIORS = tuple(sorted(SYSTEM_OF_PRIOR))
+SYSTEMS = (BASELINE, TREATMENT)
+
+SCORES_COLUMNS = list(SCORE_COLUMNS)
+SUMMARY_KEYS = ["kind", "system", "prior", "size", "n_params", "budget", "t_infer", "metric", "n", "n_seeds",
+                "n_failed", "n_dropped", "dropped", "mean", "seed_sd", "ci_low", "ci_high", "higher_is_better",
+                "judged", "not_judged"]
+COMPARISON_KEYS = ["kind", "a", "b", "prior_b", "size", "budget", "t_infer", "metric", "n", "n_seeds_a", "n_seeds_b",
+                   "n_dropped", "dropped", "mean_diff", "ci_low", "ci_high", "p_boot", "higher_is_better", "judged",
+                   "not_judged", "outcome"]
 PROVENANCE_KEYS = ["git_commit", "params_hash", "corpus", "machine", "metric_versions"]
 
-# `<system>-<size>-<budget>-T<t>`; the size name may itself contain dashes.
-AUDIO_DIR_RE = re.compile(r"^(?P<system>priorgrad|diffwave)-(?P<size>.+)-(?P<budget>\d+)-T(?P<t_infer>\d+)$")
 
 
 class ReportInputError(ValueError):
@@ -40,12 +39,15 @@ class ReportInputError(ValueError):
 
 @dataclass(frozen=True)
 class AudioSetting:
-    """One directory of synthesized examples: a system at one size, budget and T_infer."""
+    """One directory of kept examples: a system at one size, budget and T_infer (kind "model"), or a
+    system's prior noise without denoising (kind "prior_noise": size "", budget 0, T_infer 0)."""
     system: str
     size: str
     budget: int
     t_infer: int
     directory: Path
+    kind: str = KIND_MODEL
+    seed: int = 0
 
     @property
     def name(self) -> str:
@@ -68,7 +70,8 @@ class RunData:
 
     def input_files(self) -> list[Path]:
         """Every file the report is built from (for the provenance section's input list)."""
-        files = [self.sweep_dir / "convergence.csv", self.sweep_dir / "trials.json"]
+        files = [self.sweep_dir / "convergence.csv", self.sweep_dir / "trials.json",
+                 self.eval_dir / AUDIO_DIR / AUDIO_INDEX]
         files += [self.eval_dir / n for n in ("scores.csv", "summary.json", "comparisons.json",
                                                "rtf.csv", "provenance.json")]
         return files
@@ -153,19 +156,30 @@ def _numeric_frame(path: Path, records: list[dict[str, Any]], keys: list[str],
 
 
 def _load_audio(eval_dir: Path) -> tuple[dict[str, Path], list[AudioSetting]]:
-    audio_dir = eval_dir / "audio"
-    ref_dir = audio_dir / "reference"
+    """The recordings and every kept set, as the evaluate stage's audio/index.json lists them."""
+    audio_dir = eval_dir / AUDIO_DIR
+    index_path = audio_dir / AUDIO_INDEX
+    index = _read_json(index_path)
+    if not isinstance(index, dict) or not isinstance(index.get("sets"), list):
+        raise ReportInputError(f"{index_path}: expected an object with a 'sets' list")
+    ref_dir = audio_dir / index.get("reference", REFERENCE_AUDIO)
     if not ref_dir.is_dir():
         raise ReportInputError(f"{ref_dir}: reference audio directory not found")
     reference = {p.stem: p for p in sorted(ref_dir.glob("*.wav"))}
     if not reference:
         raise ReportInputError(f"{ref_dir}: no .wav files")
     settings: list[AudioSetting] = []
-    for d in sorted(p for p in audio_dir.iterdir() if p.is_dir() and p.name != "reference"):
-        m = AUDIO_DIR_RE.match(d.name)
-        if not m:
-            raise ReportInputError(f"{d}: audio directory name is not <system>-<size>-<budget>-T<t>")
-        settings.append(AudioSetting(m["system"], m["size"], int(m["budget"]), int(m["t_infer"]), d))
+    for i, rec in enumerate(index["sets"]):
+        missing = [k for k in ("dir", "kind", "system", "size", "budget", "t_infer", "seed") if k not in rec]
+        if missing:
+            raise ReportInputError(f"{index_path}: set {i}: missing keys {missing}")
+        if rec["system"] not in SYSTEMS or rec["kind"] not in KINDS:
+            raise ReportInputError(f"{index_path}: set {i}: unknown system {rec['system']!r} or kind {rec['kind']!r}")
+        d = audio_dir / rec["dir"]
+        if not d.is_dir():
+            raise ReportInputError(f"{d}: audio directory listed in {index_path} not found")
+        settings.append(AudioSetting(rec["system"], str(rec["size"]), int(rec["budget"]), int(rec["t_infer"]), d,
+                                     rec["kind"], int(rec["seed"])))
     return reference, settings
 
 
@@ -194,7 +208,8 @@ def load_runs(eval_dir: str | Path, sweep_dir: str | Path) -> RunData:
                        allow_empty_value=True)
     _check_values(scores_path, scores, "system", SYSTEMS)
     _check_values(scores_path, scores, "prior", PRIORS)
-    dup = scores.duplicated(["system", "size", "seed", "budget", "t_infer", "utt", "metric"])
+    _check_values(scores_path, scores, "kind", KINDS)
+    dup = scores.duplicated(["kind", "system", "size", "seed", "budget", "t_infer", "utt", "metric"])
     if dup.any():
         i = int(dup.to_numpy().nonzero()[0][0])
         raise ReportInputError(f"{scores_path}: row {i + 2}: duplicate score for one system, size, seed, budget, "
@@ -202,22 +217,27 @@ def load_runs(eval_dir: str | Path, sweep_dir: str | Path) -> RunData:
 
     summary_path = eval_dir / "summary.json"
     summary = _numeric_frame(summary_path, _records(summary_path, SUMMARY_KEYS), SUMMARY_KEYS,
-                             floats=["mean", "std", "ci_low", "ci_high"],
-                             ints=["n_params", "budget", "t_infer", "n", "n_failed"],
-                             nullable=("mean", "std", "ci_low", "ci_high"))
+                             floats=["mean", "seed_sd", "ci_low", "ci_high"],
+                             ints=["n_params", "budget", "t_infer", "n", "n_seeds", "n_failed", "n_dropped"],
+                             nullable=("mean", "seed_sd", "ci_low", "ci_high"))
     _check_values(summary_path, summary, "system", SYSTEMS)
     if summary.empty:
         raise ReportInputError(f"{summary_path}: no rows")
 
     comp_path = eval_dir / "comparisons.json"
     comparisons = _numeric_frame(comp_path, _records(comp_path, COMPARISON_KEYS), COMPARISON_KEYS,
-                                 floats=["mean_diff", "ci_low", "ci_high", "p_wilcoxon"],
-                                 ints=["budget", "t_infer", "n"],
-                                 nullable=("mean_diff", "ci_low", "ci_high", "p_wilcoxon"))
+                                 floats=["mean_diff", "ci_low", "ci_high", "p_boot"],
+                                 ints=["budget", "t_infer", "n", "n_seeds_a", "n_seeds_b", "n_dropped"],
+                                 nullable=("mean_diff", "ci_low", "ci_high", "p_boot"))
     for i, rec in comparisons.iterrows():
-        if (rec["a"], rec["b"]) != ("priorgrad", "diffwave"):
-            raise ReportInputError(f"{comp_path}: item {i}: expected a=priorgrad, b=diffwave, "
-                                   f"got a={rec['a']!r}, b={rec['b']!r}")
+        want = {"systems": (TREATMENT, BASELINE)}.get(rec["kind"])
+        if rec["kind"] == "floor":
+            ok = rec["b"] == FLOOR and rec["a"] in SYSTEMS
+        else:
+            ok = want is not None and (rec["a"], rec["b"]) == want
+        if not ok:
+            raise ReportInputError(f"{comp_path}: item {i}: kind {rec['kind']!r} with a={rec['a']!r}, b={rec['b']!r} "
+                                   f"(expected systems: a={TREATMENT}, b={BASELINE}; floor: b={FLOOR})")
 
     rtf_path = eval_dir / "rtf.csv"
     rtf = _read_csv(rtf_path, RTF_COLUMNS, {"n_params": "int", "t_infer": "int", "rtf": "float"},

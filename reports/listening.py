@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from reports.inputs import AudioSetting, RunData
+from reports.inputs import FLOOR, SYSTEMS, AudioSetting, RunData
 from reports.metrics_info import metric_info
-from reports.tables import SYSTEM_LABELS, fmt_params
+from reports.tables import SYSTEM_LABELS, fmt_params, models
 
 log = logging.getLogger(__name__)
 
@@ -51,30 +51,34 @@ def build_listening(data: RunData, out_dir: Path, n_utts: int, metrics: list[str
     utts = sorted(data.reference_audio)[:n_utts]
     directions = dict(zip(data.summary["metric"], data.summary["higher_is_better"].astype(bool)))
     shown = [m for m in metrics if m in directions]
-    n_params = {str(s): int(n) for s, n in data.summary.groupby("size")["n_params"].max().items()}
+    n_params = {str(s): int(n) for s, n in models(data.summary).groupby("size")["n_params"].max().items()}
     sizes_rank = {s: -n for s, n in n_params.items()}
 
     # The evaluate stage keeps one clip per setting, the lowest seed's; show that seed's scores, so the
     # numbers under a player belong to the clip it plays.
     sc = data.scores[data.scores["utt"].isin(utts) & data.scores["metric"].isin(shown)]
-    keys = ["system", "size", "budget", "t_infer"]
+    keys = ["kind", "system", "size", "budget", "t_infer"]
     sc = sc[sc["seed"] == sc.groupby(keys)["seed"].transform("min")]
     clip_scores = sc.set_index(keys + ["utt", "metric"])[["seed", "value"]]
 
-    groups: dict[tuple[str, int, int], dict[str, AudioSetting]] = {}
+    groups: dict[tuple[str, str, int, int], dict[str, AudioSetting]] = {}
     for s in data.audio_settings:
-        groups.setdefault((s.size, s.budget, s.t_infer), {})[s.system] = s
-    order = sorted(groups, key=lambda k: (sizes_rank.get(k[0], 0), k[0], k[1], k[2]))
+        groups.setdefault((s.kind, s.size, s.budget, s.t_infer), {})[s.system] = s
+    # the floor (each prior's own noise) first: what every trained system must beat
+    order = sorted(groups, key=lambda k: (k[0] != FLOOR, sizes_rank.get(k[1], 0), k[1], k[2], k[3]))
 
     out: list[ListeningUtt] = []
     for utt in utts:
         ref = _copy(data.reference_audio[utt], out_dir, f"audio/reference/{utt}.wav")
         rows: list[ListeningRow] = []
         for key in order:
-            size, budget, t = key
-            label = f"{size} ({fmt_params(n_params[size]) if size in n_params else '?'}), {budget} steps, T={t}"
+            kind, size, budget, t = key
+            if kind == FLOOR:
+                label = "prior noise: each prior's own sample, no denoising (the floor)"
+            else:
+                label = f"{size} ({fmt_params(n_params[size]) if size in n_params else '?'}), {budget} steps, T={t}"
             players: dict[str, Player] = {}
-            for system in ("diffwave", "priorgrad"):
+            for system in SYSTEMS:
                 setting = groups[key].get(system)
                 if setting is None:
                     players[system] = Player(None, note=f"no {SYSTEM_LABELS[system]} examples at this setting")
@@ -88,13 +92,14 @@ def build_listening(data: RunData, out_dir: Path, n_utts: int, metrics: list[str
                 scores, seed = [], None
                 for m in shown:
                     info = metric_info(m, directions[m])
-                    k = (system, size, budget, t, utt, m)
+                    k = (kind, system, size, budget, t, utt, m)
                     if k in clip_scores.index:
                         seed, value = int(clip_scores.loc[k, "seed"]), clip_scores.loc[k, "value"]
                         scores.append((info.heading, "failed" if pd.isna(value) else info.fmt(value)))
                     else:
                         scores.append((info.heading, "not scored"))
-                players[system] = Player(rel, scores, note=f"seed {seed}" if seed is not None else "")
+                unit = "noise draw" if kind == FLOOR else "seed"  # a floor's "seed" indexes its noise draw
+                players[system] = Player(rel, scores, note=f"{unit} {seed}" if seed is not None else "")
             rows.append(ListeningRow(label, players))
         out.append(ListeningUtt(utt, ref, rows))
     if not data.audio_settings:

@@ -1,9 +1,12 @@
 """The paper-style results table: system x training steps x T_infer x network size, mean +- 95% CI.
 
 Rows follow the paper's grouping (size, then training budget, then T_infer, DiffWave before
-PriorGrad) so the two systems at one setting sit next to each other. Per column the best mean is
-marked, and a PriorGrad cell carries a marker when its paired difference to DiffWave at the same
-setting has a 95% CI that excludes 0 (from comparisons.json).
+PriorGrad) so the two systems at one setting sit next to each other, then one "prior noise" row per
+prior (its own sample scored without denoising: the floor). Every cell's CI is eval.aggregate's
+two-level bootstrap (seeds, then utterances), and each row shows its seeds and utterances. Per column
+the best trained system is bold; a PriorGrad cell carries a marker only when its comparison with
+DiffWave at the same setting is judged by the one rule (eval.aggregate.judge) and its 95% CI excludes
+0; a system setting that does not beat its own prior's floor on a primary metric is flagged.
 """
 from __future__ import annotations
 
@@ -12,13 +15,13 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from eval.stats import verdict
+from eval.aggregate import (FLOOR, NOT_JUDGED, SYSTEM_LABELS, SYSTEM_ORDER, TREATMENT, floor_label,
+                            outcome)
 from reports.metrics_info import MetricInfo, metric_info
 
-SYSTEM_LABELS = {"diffwave": "DiffWave", "priorgrad": "PriorGrad"}
-SYSTEM_ORDER = {"diffwave": 0, "priorgrad": 1}
 MARK_BETTER = "\u25b2"   # PriorGrad significantly better than DiffWave at this setting
 MARK_WORSE = "\u25bc"    # PriorGrad significantly worse
+FLOOR_FLAG = "not better than its prior noise"
 
 
 def fmt_params(n: int) -> str:
@@ -30,23 +33,21 @@ def fmt_params(n: int) -> str:
 
 
 def significance(row: pd.Series | dict) -> str:
-    """'better' / 'worse' (for PriorGrad, a = priorgrad) / 'ns' from a comparisons.json record.
-
-    The rule is eval's own (eval.stats.verdict: the CI of a - b excludes 0); a missing CI (NaN)
-    is 'ns'."""
-    winner = verdict({"ci_low": float(row["ci_low"]), "ci_high": float(row["ci_high"])},
-                     bool(row["higher_is_better"]))
-    return {"a": "better", "b": "worse"}.get(winner, "ns")
+    """'better' / 'worse' (for a, PriorGrad) / 'ns' / 'not judged' of a comparisons.json record, by the
+    one rule of eval.aggregate.outcome (a comparison that breaks the rule is never significant)."""
+    o = outcome(dict(row))
+    return {"a better": "better", "b better": "worse", NOT_JUDGED: "not judged"}.get(o, "ns")
 
 
 @dataclass
 class Cell:
     text: str                 # "3.12 ± 0.05" or "n/a"
     mean: float | None
-    ci: str                   # "[3.07, 3.17]" for a tooltip
+    ci: str                   # "95% CI [3.07, 3.17], 3 seeds x 8 utterances" for a tooltip
     best: bool = False
     marker: str = ""          # MARK_BETTER / MARK_WORSE / ""
     n_failed: int = 0
+    floor_flag: bool = False  # this metric's CI does not beat the prior-noise floor (judged comparison)
 
 
 @dataclass
@@ -59,7 +60,10 @@ class Row:
     budget: int
     t_infer: int
     n: int
+    n_seeds: int
+    is_floor: bool = False
     cells: list[Cell] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)   # e.g. "not better than its prior noise (MR-STFT)"
 
 
 @dataclass
@@ -68,6 +72,10 @@ class ResultsTable:
     rows: list[Row]
     unlisted_metrics: list[str]      # scored but not among report.metrics (named in a note, not hidden)
     n_significant: int
+    n_not_judged: int = 0            # PriorGrad cells whose comparison with DiffWave breaks the rule
+    floor_beaten: list[str] = field(default_factory=list)      # settings that beat their floor on every primary
+    floor_not_beaten: list[str] = field(default_factory=list)
+    floor_not_judged: list[str] = field(default_factory=list)
 
 
 def metric_directions(summary: pd.DataFrame) -> dict[str, bool]:
@@ -81,64 +89,110 @@ def metric_directions(summary: pd.DataFrame) -> dict[str, bool]:
     return out
 
 
+def models(summary: pd.DataFrame) -> pd.DataFrame:
+    """The trained systems' rows of summary.json (without the prior-noise floors)."""
+    return summary[summary["kind"] == "model"] if "kind" in summary.columns else summary
+
+
 def size_order(summary: pd.DataFrame) -> list[str]:
     """Sizes from the largest network to the smallest (the paper lists base before small)."""
-    sizes = summary.groupby("size")["n_params"].max().reset_index()
+    sizes = models(summary).groupby("size")["n_params"].max().reset_index()
     sizes = sizes.sort_values(["n_params", "size"], ascending=[False, True])
     return list(sizes["size"])
 
 
-def build_results_table(summary: pd.DataFrame, comparisons: pd.DataFrame, wanted: list[str]) -> ResultsTable:
+def _cell(info: MetricInfo, r) -> Cell:
+    if r is None or pd.isna(r["mean"]):
+        return Cell("n/a", None, "", n_failed=int(r["n_failed"]) if r is not None else 0)
+    half = (r["ci_high"] - r["ci_low"]) / 2 if not pd.isna(r["ci_low"]) else float("nan")
+    text = f"{info.fmt(r['mean'])} \u00b1 {info.fmt(half)}" if not math.isnan(half) else info.fmt(r["mean"])
+    ci = (f"95% CI [{info.fmt(r['ci_low'])}, {info.fmt(r['ci_high'])}], {int(r['n_seeds'])} seed(s) x "
+          f"{int(r['n'])} utterances")
+    if int(r["n_dropped"]):
+        ci += f"; {int(r['n_dropped'])} utterance(s) dropped: {r['dropped']}"
+    return Cell(text, float(r["mean"]), ci, n_failed=int(r["n_failed"]))
+
+
+def build_results_table(summary: pd.DataFrame, comparisons: pd.DataFrame, wanted: list[str],
+                        primary: list[str] | None = None) -> ResultsTable:
+    """Model rows (size, budget, T_infer; DiffWave before PriorGrad) then one prior-noise row per prior."""
     directions = metric_directions(summary)
     present = [m for m in wanted if m in directions]
     if not present:
         raise ValueError(f"summary.json scores none of the report's metrics {wanted} "
                          f"(it has {sorted(directions)}); set report.metrics in params.yaml")
+    primary = [m for m in (primary or []) if m in directions]
     infos = [metric_info(m, directions[m]) for m in present]
     unlisted = sorted(set(directions) - set(present))
+    if "kind" not in comparisons.columns:
+        comparisons = comparisons.assign(kind="systems")
 
     sig: dict[tuple, str] = {}
+    floor: dict[tuple, str] = {}
     for _, c in comparisons.iterrows():
-        sig[(str(c["size"]), int(c["budget"]), int(c["t_infer"]), str(c["metric"]))] = significance(c)
+        k = (str(c["size"]), int(c["budget"]), int(c["t_infer"]), str(c["metric"]))
+        if c["kind"] == "systems":
+            sig[k] = significance(c)
+        else:
+            floor[(str(c["a"]),) + k] = significance(c)
 
+    msum = models(summary)
     rank = {s: i for i, s in enumerate(size_order(summary))}
-    keys = summary[["system", "size", "n_params", "budget", "t_infer"]].drop_duplicates()
+    keys = msum[["system", "size", "n_params", "budget", "t_infer"]].drop_duplicates()
     keys = keys.assign(_size=keys["size"].map(rank), _sys=keys["system"].map(SYSTEM_ORDER))
     keys = keys.sort_values(["_size", "budget", "t_infer", "_sys"], kind="mergesort")
-    by_key = {k: g for k, g in summary.groupby(["system", "size", "budget", "t_infer"], sort=True)}
+    by_key = {k: g for k, g in msum.groupby(["system", "size", "budget", "t_infer"], sort=True)}
 
     rows: list[Row] = []
-    n_sig = 0
+    n_sig = n_nj = 0
+    beaten, not_beaten, floor_nj = [], [], []
     for _, k in keys.iterrows():
+        system, size, budget, t = str(k["system"]), str(k["size"]), int(k["budget"]), int(k["t_infer"])
         grp = by_key[(k["system"], k["size"], k["budget"], k["t_infer"])]
         by_metric = {str(r["metric"]): r for _, r in grp.iterrows()}
         cells: list[Cell] = []
         for info in infos:
-            r = by_metric.get(info.key)
-            if r is None or pd.isna(r["mean"]):
-                failed = int(r["n_failed"]) if r is not None else 0
-                cells.append(Cell("n/a", None, "", n_failed=failed))
-                continue
-            half = (r["ci_high"] - r["ci_low"]) / 2 if not pd.isna(r["ci_low"]) else float("nan")
-            text = f"{info.fmt(r['mean'])} \u00b1 {info.fmt(half)}" if not math.isnan(half) else info.fmt(r["mean"])
-            ci = f"95% CI [{info.fmt(r['ci_low'])}, {info.fmt(r['ci_high'])}], n={int(r['n'])}"
-            cell = Cell(text, float(r["mean"]), ci, n_failed=int(r["n_failed"]))
-            if k["system"] == "priorgrad":
-                s = sig.get((str(k["size"]), int(k["budget"]), int(k["t_infer"]), info.key), "ns")
+            cell = _cell(info, by_metric.get(info.key))
+            if cell.mean is not None and system == TREATMENT:
+                s = sig.get((size, budget, t, info.key), "ns")
                 cell.marker = {"better": MARK_BETTER, "worse": MARK_WORSE}.get(s, "")
-                n_sig += s != "ns"
+                n_sig += s in ("better", "worse")
+                n_nj += s == "not judged"
+            f = floor.get((system, size, budget, t, info.key))
+            cell.floor_flag = f in ("ns", "worse")
             cells.append(cell)
-        n = max((int(r["n"]) for r in by_metric.values()), default=0)
-        rows.append(Row(str(k["system"]), SYSTEM_LABELS[str(k["system"])], str(k["size"]), int(k["n_params"]),
-                        fmt_params(int(k["n_params"])), int(k["budget"]), int(k["t_infer"]), n, cells))
+        setting = f"{SYSTEM_LABELS[system]} {size} {budget} steps T={t}"
+        row = Row(system, SYSTEM_LABELS[system], size, int(k["n_params"]), fmt_params(int(k["n_params"])), budget,
+                  t, max((int(r["n"]) for r in by_metric.values()), default=0),
+                  max((int(r["n_seeds"]) for r in by_metric.values()), default=0), cells=cells)
+        fl = [floor.get((system, size, budget, t, m)) for m in primary]
+        if primary and all(f is not None for f in fl):
+            if "not judged" in fl:
+                floor_nj.append(setting)
+            elif all(f == "better" for f in fl):
+                beaten.append(setting)
+            else:
+                bad = [metric_info(m, directions[m]).label for m, f in zip(primary, fl) if f != "better"]
+                row.flags.append(f"{FLOOR_FLAG} ({', '.join(bad)})")
+                not_beaten.append(setting)
+        rows.append(row)
 
-    # Best per column, in the metric's own direction (ties are all marked).
+    fsum = summary[summary["kind"] == FLOOR] if "kind" in summary.columns else summary.iloc[0:0]
+    for system in sorted(set(fsum["system"]), key=lambda s: SYSTEM_ORDER.get(s, 9)):
+        grp = fsum[fsum["system"] == system]
+        by_metric = {str(r["metric"]): r for _, r in grp.iterrows()}
+        rows.append(Row(system, floor_label(system), "", 0, "", 0, 0,
+                        max(int(r["n"]) for r in by_metric.values()),
+                        max(int(r["n_seeds"]) for r in by_metric.values()), is_floor=True,
+                        cells=[_cell(info, by_metric.get(info.key)) for info in infos]))
+
+    # Best per column among the trained systems, in the metric's own direction (ties are all marked).
     for j, info in enumerate(infos):
-        means = [r.cells[j].mean for r in rows if r.cells[j].mean is not None]
+        means = [r.cells[j].mean for r in rows if r.cells[j].mean is not None and not r.is_floor]
         if not means:
             continue
         best = max(means) if info.higher_is_better else min(means)
         for r in rows:
-            if r.cells[j].mean is not None and info.fmt(r.cells[j].mean) == info.fmt(best):
+            if not r.is_floor and r.cells[j].mean is not None and info.fmt(r.cells[j].mean) == info.fmt(best):
                 r.cells[j].best = True
-    return ResultsTable(infos, rows, unlisted, n_sig)
+    return ResultsTable(infos, rows, unlisted, n_sig, n_nj, beaten, not_beaten, floor_nj)

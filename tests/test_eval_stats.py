@@ -1,4 +1,5 @@
-"""Statistics: seeded bootstrap CIs, paired comparison, summaries with failures, tidy tables."""
+"""Statistics of one scored run: seeded bootstrap CIs, summaries with failures, tidy tables.
+(Comparisons of systems over seeds: tests/test_eval_hierarchical.py.)"""
 from __future__ import annotations
 
 import math
@@ -8,7 +9,7 @@ import pytest
 
 from eval.registry import METRICS
 from eval.runner import summarize_records
-from eval.stats import bootstrap_ci, paired_comparison, summarize, tidy_table, verdict
+from eval.stats import bootstrap_ci, summarize, tidy_table
 
 
 def test_bootstrap_ci_is_seeded_and_covers_the_mean():
@@ -42,33 +43,6 @@ def test_summarize_counts_failures_and_never_scores_them_as_zero():
     assert empty == {"n": 0, "n_failed": 2, "mean": None, "std": None, "ci_low": None, "ci_high": None}
     one = summarize([2.5])
     assert one["std"] is None and one["ci_low"] == one["ci_high"] == 2.5
-
-
-def test_paired_comparison_detects_a_shift_and_not_noise():
-    rng = np.random.default_rng(0)
-    base = rng.normal(3.0, 0.5, size=40)
-    a = {f"u{i}": float(v + 0.2 + rng.normal(0, 0.05)) for i, v in enumerate(base)}
-    b = {f"u{i}": float(v) for i, v in enumerate(base)}
-    b["u0"] = None  # failed in b: dropped from the pairs
-    b["extra"] = 1.0  # only in b: not paired
-    res = paired_comparison(a, b, seed=0)
-    assert set(res) == {"n", "mean_diff", "ci_low", "ci_high", "p_wilcoxon"}
-    assert res["n"] == 39
-    assert res["mean_diff"] == pytest.approx(0.2, abs=0.03)
-    assert 0 < res["ci_low"] < res["mean_diff"] < res["ci_high"]
-    assert res["p_wilcoxon"] < 1e-6
-    assert verdict(res, higher_is_better=True) == "a" and verdict(res, higher_is_better=False) == "b"
-
-    same = paired_comparison(list(base), list(base))
-    assert same["mean_diff"] == 0 and same["ci_low"] == same["ci_high"] == 0 and same["p_wilcoxon"] == 1.0
-    assert verdict(same, True) is None
-
-    noise = paired_comparison(list(base + rng.normal(0, 0.3, 40)), list(base), seed=0)
-    assert noise["ci_low"] < 0 < noise["ci_high"] and noise["p_wilcoxon"] > 0.05
-    with pytest.raises(ValueError, match="no utterance"):
-        paired_comparison({"a": None}, {"a": 1.0})
-    with pytest.raises(ValueError, match="differ in length"):
-        paired_comparison([1.0, 2.0], [1.0])
 
 
 def test_tidy_table_and_summary_records():

@@ -38,7 +38,7 @@ def test_smoke_repro_writes_the_documented_outputs(smoke_repro: Path) -> None:
     with open(p / "runs/eval/scores.csv") as f:
         scores = list(csv.DictReader(f))
     assert list(scores[0]) == ["system", "prior", "size", "n_params", "seed", "budget", "t_infer", "utt",
-                               "metric", "value"]
+                               "metric", "value", "kind"]
     assert {(r["system"], r["t_infer"]) for r in scores} == {(s, t) for s in ("priorgrad", "diffwave")
                                                              for t in ("6", "12")}
     assert len({r["utt"] for r in scores}) == 3
@@ -95,7 +95,8 @@ def test_smoke_repro_dvc_metrics_plots_and_status(smoke_repro: Path) -> None:
     headline = data["runs/eval/metrics.json"]["data"]
     assert set(headline) == {"tiny-b30-T6", "tiny-b30-T12"}
     cell = headline["tiny-b30-T6"]["ls_mae"]
-    assert set(cell) == {"priorgrad", "diffwave", "diff", "ci_low", "ci_high"}
+    assert set(cell) == {"priorgrad", "diffwave", "diff", "ci_low", "ci_high", "n_seeds", "n", "judged", "outcome"}
+    assert (cell["n_seeds"], cell["judged"]) == (1, 0)   # one seed: shown, never judged
     assert cell["diff"] == pytest.approx(cell["priorgrad"] - cell["diffwave"], abs=1e-9)
     assert set(data["runs/sweep/final_valid.json"]["data"]) == {"priorgrad-tiny-s0-b30", "diffwave-tiny-s0-b30"}
     plots = json.loads(run_in(smoke_repro, ["dvc", "plots", "show", "--json"]).stdout)

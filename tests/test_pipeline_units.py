@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from eval.aggregate import aggregate, headline
 from experiments.convergence import convergence_rows, write_tables
-from experiments.summaries import aggregate, headline
-from support.project import profile_params
 from experiments.spec import evaluate_config, expand_trials, sweep_config, tracking_config
 from priorgrad.config import ConfigError, Params, load_params
 from priorgrad.schema import read_params
+from support.project import profile_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -160,24 +160,38 @@ def test_convergence_table_is_tidy(tmp_path: Path) -> None:
     assert json.loads(trials_path.read_text())[0]["checkpoints"] == {"5": "x/kept-5.pt", "10": "x/kept-10.pt"}
 
 
-def test_comparison_pairs_by_utterance_after_averaging_seeds() -> None:
+def test_evaluate_aggregates_over_seeds_then_utterances() -> None:
+    """The evaluate stage's tables come from eval.aggregate: seeds are the unit (a seed's offset is
+    seed-level variance, not noise to average away first), failures are counted and dropped from the
+    comparison for both systems."""
+    from eval.aggregate import Rule
+
     rows = []
-    # priorgrad is better (lower) by exactly 1.0 on every utterance once its two seeds are averaged
+    # priorgrad is better (lower) by exactly 1.0 on every utterance once its seeds are averaged
     for u, base in (("u1", 3.0), ("u2", 5.0), ("u3", 4.0), ("u4", 6.0)):
-        for seed, noise in ((0, -0.5), (1, 0.5)):
+        for seed, noise in ((0, -0.5), (1, 0.5), (2, 0.0)):
             rows.append({"system": "priorgrad", "prior": "energy", "size": "tiny", "n_params": 1, "seed": seed,
                          "budget": 10, "t_infer": 6, "utt": u, "metric": "ls_mae", "value": base - 1.0 + noise})
             rows.append({"system": "diffwave", "prior": "standard", "size": "tiny", "n_params": 1, "seed": seed,
                          "budget": 10, "t_infer": 6, "utt": u, "metric": "ls_mae", "value": base})
     rows.append({**rows[-1], "utt": "u5", "value": None})  # a failed utterance counts, never scores 0
-    summary, comparisons = aggregate(rows, {"ls_mae": False}, evaluate_config(_params(evaluate={"n_boot": 500})))
+    import pandas as pd
+
+    from experiments.contract import SCORE_COLUMNS
+
+    scores = pd.DataFrame([{**r, "kind": "model"} for r in rows], columns=SCORE_COLUMNS)
+    summary, comparisons = aggregate(scores, {"ls_mae": False}, Rule(min_seeds=3, min_utts=4, n_boot=500, seed=0,
+                                                                     level=0.95))
     assert len(comparisons) == 1
     c = comparisons[0]
-    assert c["n"] == 4 and c["mean_diff"] == pytest.approx(-1.0)
-    assert c["ci_low"] == pytest.approx(-1.0) and c["ci_high"] == pytest.approx(-1.0)
+    assert (c["n"], c["n_dropped"], c["n_seeds_a"], c["n_seeds_b"]) == (4, 1, 3, 3)
+    assert c["mean_diff"] == pytest.approx(-1.0) and c["judged"]
+    # the seed offsets (-0.5, +0.5, 0) are seed-level variance: the interval is not a point
+    assert c["ci_low"] < -1.0 < c["ci_high"]
     dw = next(s for s in summary if s["system"] == "diffwave")
-    assert dw["n"] == 4 and dw["n_failed"] == 1 and dw["mean"] == pytest.approx(4.5)
-    assert headline(comparisons, summary)["tiny-b10-T6"]["ls_mae"]["diff"] == pytest.approx(-1.0)
+    assert dw["n"] == 4 and dw["n_failed"] == 1 and dw["mean"] == pytest.approx(4.5) and dw["n_seeds"] == 3
+    cell = headline(summary, comparisons)["tiny-b10-T6"]["ls_mae"]
+    assert cell["diff"] == pytest.approx(-1.0) and cell["n_seeds"] == 3
 
 
 def test_mlflow_tracker_logs_and_resumes_its_run(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from test_reports_support import (browse_report, check_audio_records, check_links_resolve, find_chromium,
+from support.reports import (browse_report, check_audio_records, check_links_resolve, find_chromium,
                                   keep_screenshots, tree_bytes)
 
 pytestmark = pytest.mark.slow

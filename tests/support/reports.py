@@ -1,9 +1,12 @@
 """Support for the report tests, and a test of it.
 
 - make_runs: a small fake runs/ tree in the exact layout of docs/interfaces.md ("Pipeline outputs the
-  report reads"): 2 priors x 2 sizes x 2 budgets x T_infer {6, 50}, 3 seeds, 6 test utterances, real
-  (short) wav files. Its statistics are computed from its scores, so the claims section has real CIs to
-  judge: PriorGrad clearly better at T=6, indistinguishable at T=50, faster-converging curves.
+  report reads"): 2 priors x 2 sizes x a ladder of 2 budgets (checkpoints of one run per seed) x
+  T_infer {6, 50}, 3 seeds, 10 test utterances, prior-noise floor rows, real (short) wav files. Only the
+  per-utterance scores are made up (a variance-components model with seed-level and utterance-level
+  noise); summary.json and comparisons.json are computed from them by eval.aggregate, the evaluate
+  stage's own code. PriorGrad is clearly better at T=6, equal at T=50; DiffWave at the small size,
+  200 steps, T=6 is no better than its prior noise; curves converge faster for PriorGrad.
 - browse_report / check_*: headless Chromium and static checks shared with the end-to-end tests.
 """
 from __future__ import annotations
@@ -13,36 +16,34 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import soundfile as sf
 
-from eval.stats import paired_comparison, summarize
+from eval.aggregate import FLOOR, SCORE_COLUMNS, Rule, aggregate
+from priorgrad import registry
 
 SR = 22050
 SIZES = {"base": 2_619_971, "small": 1_227_651}
 BUDGETS = [200, 400]
 SEEDS = [0, 1, 2]
 T_INFER = [6, 50]
-UTTS = [f"LJ001-{i:04d}" for i in range(1, 7)]
+UTTS = [f"LJ001-{i:04d}" for i in range(1, 11)]
 N_AUDIO = 3
 # metric: (higher_is_better, good value, spread); f0_rmse deliberately absent ("whatever is present")
 METRICS = {"pesq_wb": (True, 3.0, 0.15), "stoi": (True, 0.9, 0.02), "mrstft": (False, 1.2, 0.05),
            "ls_mae": (False, 0.5, 0.03), "mcd": (False, 6.0, 0.3), "dnsmos_ovrl": (True, 3.0, 0.1),
            "vuv_error": (False, 0.1, 0.01)}
-SYSTEM = {"energy": "priorgrad", "standard": "diffwave"}
+HIGHER = {m: v[0] for m, v in METRICS.items()}
+SYSTEM = {e.name: e.system for e in registry.PRIORS.values() if e.family == "vocoder"}
+FLOOR_BAD = {"standard": 6.0, "energy": 9.0}    # badness of each prior's own noise (in spreads)
+FIXTURE_RULE = Rule(min_seeds=3, min_utts=8, n_boot=500, seed=0, level=0.95)
 
 
-def _score(rng: np.random.Generator, metric: str, prior: str, size: str, budget: int, t: int) -> float:
-    hib, good, spread = METRICS[metric]
-    # quality loss ("badness" in units of spread): fewer steps, smaller net, shorter training hurt;
-    # the prior helps DiffWave's weak spot, few inference steps, a lot.
-    bad = 0.0
-    bad += 4.0 if t == 6 else 0.0
-    bad += 1.0 if size == "small" else 0.0
-    bad += 1.0 if budget == 200 else 0.0
-    if prior == "energy" and t == 6:
-        bad -= 3.0
-    value = good - bad * spread if hib else good + bad * spread
-    return float(value + rng.normal(0, spread * 0.5))
+def _badness(prior: str, size: str, budget: int, t: int) -> float:
+    """quality loss in units of spread: fewer steps, smaller net, shorter training hurt; the prior helps
+    DiffWave's weak spot, few inference steps, a lot."""
+    bad = (4.0 if t == 6 else 0.0) + (1.0 if size == "small" else 0.0) + (1.0 if budget == min(BUDGETS) else 0.0)
+    return bad - (3.0 if prior == "energy" and t == 6 else 0.0)
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
@@ -59,6 +60,53 @@ def _tone(freq: float, seconds: float, noise: float, seed: int) -> np.ndarray:
     return (0.95 * x / np.abs(x).max()).astype(np.float32)
 
 
+def simulate_scores(sizes: dict[str, int], budgets: list[int], seeds: list[int], t_infer: list[int],
+                    utts: list[str] = UTTS, seed: int = 1234) -> pd.DataFrame:
+    """Per-utterance scores in the scores.csv contract: value = good -+ badness * spread + seed effect of the
+    checkpoint (shared by its T_infer) + utterance effect (shared by all systems) + residual."""
+    rng = np.random.default_rng(seed)
+    utt_eff = {m: rng.normal(0, spec[2] * 0.5, len(utts)) for m, spec in METRICS.items()}
+    rows = []
+
+    def value(metric: str, bad: float, seed_eff: float, i: int) -> float:
+        hib, good, spread = METRICS[metric]
+        v = good - bad * spread if hib else good + bad * spread
+        return float(v + seed_eff + utt_eff[metric][i] + rng.normal(0, spread * 0.3))
+
+    for prior in ("standard", "energy"):
+        system = SYSTEM[prior]
+        for size, n_params in sizes.items():
+            for s in seeds:
+                run_eff = {m: rng.normal(0, spec[2] * 0.2) for m, spec in METRICS.items()}
+                for budget in budgets:
+                    eff = {m: run_eff[m] + rng.normal(0, spec[2] * 0.2) for m, spec in METRICS.items()}
+                    for t in t_infer:
+                        for metric in METRICS:
+                            for i, utt in enumerate(utts):
+                                v = value(metric, _badness(prior, size, budget, t), eff[metric], i)
+                                failed = (metric == "pesq_wb" and prior == "standard" and size == "small"
+                                          and budget == min(budgets) and t == min(t_infer) and s == seeds[0]
+                                          and i == 0)
+                                rows.append([system, prior, size, n_params, s, budget, t, utt, metric,
+                                             np.nan if failed else round(v, 6), "model"])
+        for s in seeds:   # the floor: one noise draw per training seed
+            for metric in METRICS:
+                for i, utt in enumerate(utts):
+                    rows.append([system, prior, "", 0, s, 0, 0, utt, metric,
+                                 round(value(metric, FLOOR_BAD[prior], 0.0, i), 6), FLOOR])
+    return pd.DataFrame(rows, columns=SCORE_COLUMNS)
+
+
+def write_eval_tables(ev: Path, scores: pd.DataFrame, rule: Rule = FIXTURE_RULE) -> None:
+    """scores.csv, summary.json, comparisons.json as the evaluate stage writes them (eval.aggregate)."""
+    out = scores.copy()
+    out["value"] = out["value"].map(lambda v: "" if pd.isna(v) else v)
+    out.to_csv(ev / "scores.csv", index=False, lineterminator="\n")
+    summary, comparisons = aggregate(scores, HIGHER, rule)
+    (ev / "summary.json").write_text(json.dumps(summary, indent=1))
+    (ev / "comparisons.json").write_text(json.dumps(comparisons, indent=1))
+
+
 def make_runs(root: Path, sizes: dict[str, int] | None = None, budgets: list[int] | None = None,
               seeds: list[int] | None = None, t_infer: list[int] | None = None) -> tuple[Path, Path]:
     """Write root/runs/{sweep,eval}; returns (eval_dir, sweep_dir). Defaults: the full grid above."""
@@ -69,64 +117,31 @@ def make_runs(root: Path, sizes: dict[str, int] | None = None, budgets: list[int
     sweep, ev = root / "runs" / "sweep", root / "runs" / "eval"
     sweep.mkdir(parents=True)
     ev.mkdir(parents=True)
-    rng = np.random.default_rng(1234)
+    rng = np.random.default_rng(99)
 
+    # the ladder: one trial per prior, size and seed, trained to the largest budget
     trials, conv_rows = [], []
+    top = max(budgets)
     for prior in ("standard", "energy"):
         for size, n_params in sizes.items():
-            for budget in budgets:
-                for seed in seeds:
-                    trial = f"{prior}-{size}-b{budget}-s{seed}"
-                    trials.append({"trial": trial, "prior": prior, "size": size, "n_params": n_params, "seed": seed,
-                                   "budget": budget, "checkpoint": f"runs/sweep/trials/{trial}/checkpoints/last.pt",
-                                   "mlflow_run_id": f"run{len(trials):04d}"})
-                    tau = 60.0 if prior == "energy" else 150.0
-                    for step in range(0, budget + 1, 50):
-                        for metric, base in (("ls_mae", 0.5), ("mrstft", 1.2), ("loss", 0.05)):
-                            v = base * (1 + 2 * np.exp(-step / tau)) * (1.1 if size == "small" else 1.0)
-                            conv_rows.append([trial, prior, size, n_params, seed, budget, step, metric,
-                                              round(float(v + rng.normal(0, base * 0.03)), 6)])
+            for seed in seeds:
+                trial = f"{prior}-{size}-s{seed}"
+                trials.append({"trial": trial, "prior": prior, "system": SYSTEM[prior], "size": size,
+                               "n_params": n_params, "seed": seed, "budget": top,
+                               "checkpoints": {str(b): f"runs/sweep/trials/{trial}/checkpoints/kept-{b:08d}.pt"
+                                               for b in budgets},
+                               "mlflow_run_id": f"run{len(trials):04d}", "mlflow_experiment": "fixture"})
+                tau = 60.0 if prior == "energy" else 150.0
+                for step in range(0, top + 1, 50):
+                    for metric, base in (("ls_mae", 0.5), ("mrstft", 1.2), ("loss", 0.05)):
+                        v = base * (1 + 2 * np.exp(-step / tau)) * (1.1 if size == "small" else 1.0)
+                        conv_rows.append([trial, prior, size, n_params, seed, top, step, metric,
+                                          round(float(v + rng.normal(0, base * 0.03)), 6)])
     (sweep / "trials.json").write_text(json.dumps(trials, indent=1))
     _write_csv(sweep / "convergence.csv",
                ["trial", "prior", "size", "n_params", "seed", "budget", "step", "metric", "value"], conv_rows)
 
-    score_rows = []
-    values: dict[tuple, dict[tuple, float]] = {}
-    for prior in ("standard", "energy"):
-        for size, n_params in sizes.items():
-            for budget in budgets:
-                for t in t_infer:
-                    for metric in METRICS:
-                        cell = values.setdefault((SYSTEM[prior], size, budget, t, metric), {})
-                        for seed in seeds:
-                            for utt in UTTS:
-                                v = _score(rng, metric, prior, size, budget, t)
-                                failed = (metric == "pesq_wb" and prior == "standard" and size == "small"
-                                          and budget == 200 and t == 6 and seed == 0 and utt == UTTS[0])
-                                score_rows.append([SYSTEM[prior], prior, size, n_params, seed, budget, t, utt, metric,
-                                                   "" if failed else round(v, 6)])
-                                if not failed:
-                                    cell[(seed, utt)] = v
-    _write_csv(ev / "scores.csv", ["system", "prior", "size", "n_params", "seed", "budget", "t_infer", "utt",
-                                   "metric", "value"], score_rows)
-
-    # the statistics the evaluate stage computes, with eval's own functions
-    summary, comparisons = [], []
-    for (system, size, budget, t, metric), cell in sorted(values.items()):
-        all_keys = [(seed, utt) for seed in seeds for utt in UTTS]
-        stats = summarize([cell.get(k) for k in all_keys], seed=0, n_boot=500)
-        summary.append({"system": system, "prior": "energy" if system == "priorgrad" else "standard", "size": size,
-                        "n_params": sizes[size], "budget": budget, "t_infer": t, "metric": metric, **stats,
-                        "higher_is_better": METRICS[metric][0]})
-        if system == "priorgrad":
-            other = values[("diffwave", size, budget, t, metric)]
-            as_map = {f"{k[0]}/{k[1]}": v for k, v in cell.items()}
-            bs_map = {f"{k[0]}/{k[1]}": v for k, v in other.items()}
-            comparisons.append({"size": size, "budget": budget, "t_infer": t, "metric": metric,
-                                **paired_comparison(as_map, bs_map, seed=0, n_boot=500),
-                                "higher_is_better": METRICS[metric][0], "a": "priorgrad", "b": "diffwave"})
-    (ev / "summary.json").write_text(json.dumps(summary, indent=1))
-    (ev / "comparisons.json").write_text(json.dumps(comparisons, indent=1))
+    write_eval_tables(ev, simulate_scores(sizes, budgets, seeds, t_infer))
 
     rtf_rows = []
     for system in ("diffwave", "priorgrad"):
@@ -142,33 +157,36 @@ def make_runs(root: Path, sizes: dict[str, int] | None = None, budgets: list[int
         "metric_versions": {"pesq_wb": "pesq 0.0.4 (wb, 16 kHz)", "stoi": "pystoi 0.4.1",
                             "dnsmos_ovrl": "speechmos 0.0.1.1"}}, indent=1))
 
-    audio = ev / "audio"
-    (audio / "reference").mkdir(parents=True)
+    # kept audio through the evaluate stage's own code (experiments.examples): folders and audio/index.json
+    from experiments.contract import KIND_MODEL, KIND_PRIOR_NOISE, audio_setting_dir, prior_noise_dir
+    from experiments.examples import copy_examples
+
+    work = root / "work"
+    (work / "ref").mkdir(parents=True)
     for i, utt in enumerate(UTTS[:N_AUDIO]):
-        sf.write(audio / "reference" / f"{utt}.wav", _tone(220 + 40 * i, 0.4, 0.0, i), SR, subtype="PCM_16")
+        sf.write(work / "ref" / f"{utt}.wav", _tone(220 + 40 * i, 0.4, 0.0, i), SR, subtype="PCM_16")
+    sets = []
+
+    def gen(name: str, noise: float) -> Path:
+        d = work / "gen" / name
+        d.mkdir(parents=True)
+        for i, utt in enumerate(UTTS[:N_AUDIO]):
+            sf.write(d / f"{utt}.wav", _tone(220 + 40 * i, 0.4, noise, 100 + i), SR, subtype="PCM_16")
+        return d
+
     for prior in ("standard", "energy"):
+        sets.append({"dir": prior_noise_dir(SYSTEM[prior]), "src": str(gen(f"{prior}-floor", 0.5)),
+                     "kind": KIND_PRIOR_NOISE, "system": SYSTEM[prior], "prior": prior, "size": "", "budget": 0,
+                     "t_infer": 0, "seed": 0})
         for size in sizes:
             for budget in budgets:
                 for t in t_infer:
-                    d = audio / f"{SYSTEM[prior]}-{size}-{budget}-T{t}"
-                    d.mkdir()
-                    for i, utt in enumerate(UTTS[:N_AUDIO]):
-                        noise = 0.2 if t == 6 else 0.05
-                        sf.write(d / f"{utt}.wav", _tone(220 + 40 * i, 0.4, noise, 100 + i), SR, subtype="PCM_16")
+                    name = audio_setting_dir(SYSTEM[prior], size, budget, t)
+                    sets.append({"dir": name, "src": str(gen(name, 0.2 if t == 6 else 0.05)), "kind": KIND_MODEL,
+                                 "system": SYSTEM[prior], "prior": prior, "size": size, "budget": budget,
+                                 "t_infer": t, "seed": min(seeds)})
+    copy_examples(ev, work / "ref", list(UTTS[:N_AUDIO]), N_AUDIO, sets)
     return ev, sweep
-
-
-def test_fixture_matches_the_contract(tmp_path: Path) -> None:
-    """The fake tree itself follows docs/interfaces.md (so the report tests test the real contract)."""
-    from reports.inputs import load_runs
-
-    ev, sweep = make_runs(tmp_path)
-    data = load_runs(ev, sweep)
-    assert len(data.trials) == 2 * 2 * 2 * 3
-    assert set(data.summary["system"]) == {"priorgrad", "diffwave"}
-    assert sorted(set(data.scores["t_infer"])) == T_INFER
-    assert data.scores["value"].isna().sum() == 1          # one failed utterance, recorded as empty
-    assert len(data.audio_settings) == 16 and len(data.reference_audio) == N_AUDIO
 
 
 # --- headless Chromium (Debian `chromium`; .ci/install-chromium.sh installs it where it can) ---
@@ -279,7 +297,7 @@ def keep_screenshots(shots: list[Path], prefix: str) -> list[Path]:
     """Copy screenshots to reports/screenshots/ (git-ignored) so a person can look at them."""
     import shutil
 
-    dest = Path(__file__).resolve().parents[1] / "reports" / "screenshots"
+    dest = Path(__file__).resolve().parents[2] / "reports" / "screenshots"
     dest.mkdir(parents=True, exist_ok=True)
     out = []
     for s in shots:
