@@ -138,8 +138,8 @@ class Vocabulary:
             elif strip_stress(tok) in self:
                 ids.append(self.id(strip_stress(tok)))
             else:
-                raise TextError(f"utterance {utt}: symbol {tok!r} is not in the vocabulary "
-                                f"({len(self)} tokens) and neither is {strip_stress(tok)!r}")
+                also = f" and neither is {strip_stress(tok)!r}" if strip_stress(tok) != tok else ""
+                raise TextError(f"utterance {utt}: symbol {tok!r} is not in the vocabulary ({len(self)} tokens){also}")
         return ids
 
     def decode(self, ids: Iterable[int]) -> list[str]:
