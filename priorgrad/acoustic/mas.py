@@ -185,8 +185,19 @@ def train_aligner(items: Sequence[AlignItem], vocab_size: int, steps: int, batch
 
     for it in items:
         check_alignable(int(it.align_mask.sum()), it.mel.shape[1], it.utt)
+    prev_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
+    try:
+        return _train(items, vocab_size, steps, batch_size, hidden, layers, kernel, learning_rate, seed, progress)
+    finally:
+        torch.set_num_threads(prev_threads)
+
+
+def _train(items, vocab_size, steps, batch_size, hidden, layers, kernel, learning_rate, seed, progress):
+    import torch
+    from tqdm import tqdm
+
     torch.manual_seed(seed)
     n_mels = items[0].mel.shape[0]
     model = _build_encoder(vocab_size, hidden, layers, kernel, n_mels)
@@ -196,16 +207,18 @@ def train_aligner(items: Sequence[AlignItem], vocab_size: int, steps: int, batch
     for step in tqdm(range(steps), desc="MAS aligner", unit="step", disable=not progress if progress is not None else None):
         batch = [items[int(i)] for i in rng.choice(len(items), size=bs, replace=False)]
         mu, path, xa, ty, mel = _align_batch(model, batch)
-        mu_y = torch.einsum("bxk,bxy->bky", mu, path)                 # [B, 80, Y], zeros on padding frames
+        # each frame's aligned token (a gather: far cheaper than a product with the 0/1 path)
+        frame_tok = path.argmax(dim=1)                                  # [B, Y]; 0 on padding frames
+        mu_y = torch.gather(mu, 1, frame_tok[..., None].expand(-1, -1, n_mels)).transpose(1, 2)  # [B, 80, Y]
         fmask = (torch.arange(mel.shape[2])[None, :] < torch.from_numpy(ty)[:, None]).float()[:, None, :]
         loss = (0.5 * ((mel - mu_y) ** 2 + math.log(2 * math.pi)) * fmask).sum() / (fmask.sum() * n_mels)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if not math.isfinite(float(loss)):
+        if not math.isfinite(loss.item()):
             raise AlignmentError(f"MAS aligner: loss is not finite at step {step}")
         if step % 250 == 0 or step == steps - 1:
-            log.info("MAS aligner step %d: prior loss %.4f", step, float(loss))
+            log.info("MAS aligner step %d: prior loss %.4f", step, loss.item())
     return model
 
 
