@@ -23,7 +23,7 @@ LABEL = "PriorGrad (phoneme prior)"
 __all__ = ["PhonemePrior", "MODES", "NAME", "LABEL", "frame_token_ids"]
 
 
-@dataclass
+@dataclass(eq=False)  # holds arrays: compare their contents explicitly
 class PhonemePrior:
     mu: np.ndarray                 # [V, 80] float32
     std: np.ndarray                # [V, 80] float32, > 0
