@@ -52,20 +52,24 @@ def maximum_path(value: np.ndarray, t_x: Sequence[int] | None = None, t_y: Seque
     ty = np.full(b, ny, dtype=np.int64) if t_y is None else np.asarray(t_y, dtype=np.int64)
     for i in range(b):
         check_alignable(int(tx[i]), int(ty[i]), f"#{i} of the batch")
-    x = np.arange(nx)[None, :]                       # [1, X]
-    prev = np.empty((b, nx), dtype=np.float32)
-    for y in range(ny):
-        col = v[:, :, y]
-        if y == 0:
-            new = np.where(x == 0, np.float32(0.0), MAX_NEG) + col
-        else:
-            stay = np.where(x == y, MAX_NEG, prev)
-            adv = np.concatenate([np.full((b, 1), MAX_NEG, np.float32), prev[:, :-1]], axis=1)
-            new = np.maximum(adv, stay) + col
-        # only the band max(0, tx + y - ty) <= x <= min(tx - 1, y) is updated, as in core.pyx
-        band = (x <= y) & (x >= (tx + y - ty)[:, None]) & (x < tx[:, None]) & (y < ty)[:, None]
-        v[:, :, y] = np.where(band, new, col)
-        prev = v[:, :, y]
+    # frames first, so that each step reads and writes one contiguous [B, X] slab
+    vt = np.ascontiguousarray(v.transpose(2, 0, 1))  # [Y, B, X]
+    x = np.arange(nx)[None, None, :]
+    y_ = np.arange(ny)[:, None, None]
+    # only the band max(0, tx + y - ty) <= x <= min(tx - 1, y) is updated, as in core.pyx
+    band = (x <= y_) & (x >= (tx[None, :, None] + y_ - ty[None, :, None])) & (x < tx[None, :, None]) \
+        & (y_ < ty[None, :, None])
+    first = np.where(np.arange(nx)[None, :] == 0, np.float32(0.0), MAX_NEG) + vt[0]
+    vt[0] = np.where(band[0], first, vt[0])
+    for y in range(1, ny):
+        prev = vt[y - 1]
+        new = prev.copy()                                # stay on token x ...
+        if y < nx:
+            new[:, y] = MAX_NEG                          # ... closed at x == y
+        np.maximum(new[:, 1:], prev[:, :-1], out=new[:, 1:])  # advance from x - 1 (closed at x = 0)
+        new += vt[y]
+        np.copyto(vt[y], new, where=band[y])
+    v = vt.transpose(1, 2, 0)                            # back to [B, X, Y] (a view)
     path = np.zeros((b, nx, ny), dtype=np.int32)
     for i in range(b):
         index = int(tx[i]) - 1
