@@ -138,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_params(tr)
     tr.set_defaults(func=cmd_train)
 
+    ac = sub.add_parser("acoustic", help="the acoustic model (text -> mel): preprocess, prior-stats, ...")
+    asub = ac.add_subparsers(dest="acoustic_command", required=True)
+    from priorgrad.acoustic.cli_data import add_data_commands
+
+    add_data_commands(asub, _add_params)
+
     sy = sub.add_parser("synthesize", help="checkpoint + mels (.npy) or wavs -> wavs")
     sy.add_argument("--checkpoint", required=True)
     sy.add_argument("--input", required=True, nargs="+", help="mel .npy / .wav files or directories")

@@ -106,7 +106,7 @@ def test_deterministic_bytes_and_partial_completion(tmp_path):
     assert a["written"] == 4 and not a["up_to_date"]
     ref = _tree_bytes(tmp_path / "a")
     assert ref == _tree_bytes(tmp_path / "b")
-    assert set(ref) == {"corpus.json", "metadata.csv", *(f"wavs/SYN5-000{i}.wav" for i in range(1, 5))}
+    assert set(ref) == {"corpus.json", "metadata.csv", synth.EVENTS_FILE, *(f"wavs/SYN5-000{i}.wav" for i in range(1, 5))}
     # an interrupted run: summary and metadata not yet written, one wav missing, one truncated
     (tmp_path / "a/corpus.json").unlink()
     (tmp_path / "a/metadata.csv").unlink()

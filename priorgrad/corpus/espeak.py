@@ -10,6 +10,12 @@ wave generator carries state from one utterance to the next (pitch-flutter phase
 ``espeak_Terminate`` does not reset, so an utterance's samples also depend on what the process
 synthesised before. ``priorgrad.corpus.synth`` therefore synthesises a corpus in a fresh worker
 process, always in the same order.
+
+Phoneme events: the engine is initialised with ``espeakINITIALIZE_PHONEME_EVENTS`` by default, so every
+synthesis also reports eSpeak's phoneme events (type 7: the exact output-sample index where each
+phoneme starts, and its mnemonic name with stress). The events only add callbacks; the samples are
+bit-identical with them on or off (a test checks this on the whole default corpus). Text-to-phonemes
+(:func:`text_to_phonemes`) uses the same voice tables, so its phonemes match the events one for one.
 """
 from __future__ import annotations
 
@@ -25,6 +31,9 @@ log = logging.getLogger(__name__)
 # speak_lib.h constants
 AUDIO_OUTPUT_SYNCHRONOUS = 2
 INITIALIZE_DONT_EXIT = 0x8000      # return an error instead of calling exit() when data is missing
+INITIALIZE_PHONEME_EVENTS = 0x0001  # report phoneme events (type 7) to the synth callback
+EVENT_LIST_TERMINATED = 0
+EVENT_PHONEME = 7
 POS_CHARACTER = 1
 CHARS_UTF8 = 1
 ENDPAUSE = 0x1000
@@ -59,13 +68,24 @@ class Prosody:
                 raise ValueError(f"eSpeak {name} must be in [{lo}, {hi}], got {value}")
 
 
-_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+class _EventId(ctypes.Union):
+    _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_void_p), ("string", ctypes.c_char * 8)]
+
+
+class _Event(ctypes.Structure):
+    """speak_lib.h espeak_EVENT (40 bytes on 64-bit): the list passed to the callback ends at type 0."""
+    _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint), ("text_position", ctypes.c_int),
+                ("length", ctypes.c_int), ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
+                ("user_data", ctypes.c_void_p), ("id", _EventId)]
+
+
+_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
 
 
 class _Engine:
     """The process-wide eSpeak NG instance (create through :func:`engine`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, phoneme_events: bool = True) -> None:
         try:
             import espeakng_loader
         except ImportError as e:  # a dependency of the project, so this means a broken environment
@@ -95,20 +115,32 @@ class _Engine:
         lib.espeak_Synchronize.restype = ctypes.c_int
         lib.espeak_Info.argtypes = [ctypes.c_void_p]
         lib.espeak_Info.restype = ctypes.c_char_p
+        lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_int]
+        lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
 
-        sr = lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path.encode(), INITIALIZE_DONT_EXIT)
+        options = INITIALIZE_DONT_EXIT | (INITIALIZE_PHONEME_EVENTS if phoneme_events else 0)
+        sr = lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path.encode(), options)
         if sr <= 0:
             raise EspeakError(f"espeak_Initialize failed (returned {sr}) with data path {data_path}")
         self.sample_rate = int(sr)
         self.version = lib.espeak_Info(None).decode()
         self.lib_path, self.data_path = lib_path, data_path
+        self.phoneme_events = bool(phoneme_events)
         self._lib = lib
         self._chunks: list[np.ndarray] = []
+        self._events: list[tuple[int, str]] = []
         self._voice: str | None = None
 
         def on_audio(wav, n_samples, events):  # called from inside espeak_Synth, same thread
             if n_samples > 0 and wav:
                 self._chunks.append(np.ctypeslib.as_array(wav, shape=(n_samples,)).copy())
+            if events:
+                i = 0
+                while events[i].type != EVENT_LIST_TERMINATED:
+                    ev = events[i]
+                    if ev.type == EVENT_PHONEME:  # sample = index of the phoneme's first output sample
+                        self._events.append((int(ev.sample), ev.id.string.decode("ascii", "replace")))
+                    i += 1
             return 0  # 0 = continue synthesis
 
         self._callback = _CALLBACK(on_audio)  # keep a reference: the library holds only the pointer
@@ -120,19 +152,22 @@ class _Engine:
         if rc != EE_OK:
             raise EspeakError(f"espeak_SetParameter({name}={value}) failed with code {rc}")
 
-    def synth(self, text: str, prosody: Prosody, voice: str) -> np.ndarray:
-        prosody.check()
+    def _select_voice(self, voice: str) -> None:
         if voice != self._voice:
             rc = self._lib.espeak_SetVoiceByName(voice.encode())
             if rc != EE_OK:
                 raise EspeakError(f"eSpeak NG voice {voice!r} not found in {self.data_path} (code {rc})")
             self._voice = voice
+
+    def synth(self, text: str, prosody: Prosody, voice: str) -> np.ndarray:
+        prosody.check()
+        self._select_voice(voice)
         self._set(PARAM_RATE, prosody.rate, "rate")
         self._set(PARAM_PITCH, prosody.pitch, "pitch")
         self._set(PARAM_RANGE, prosody.pitch_range, "range")
         self._set(PARAM_VOLUME, prosody.volume, "volume")
         data = text.encode("utf-8") + b"\0"
-        self._chunks = []
+        self._chunks, self._events = [], []
         rc = self._lib.espeak_Synth(data, len(data), 0, POS_CHARACTER, 0, CHARS_UTF8 | ENDPAUSE, None, None)
         if rc != EE_OK:
             raise EspeakError(f"espeak_Synth failed with code {rc} for text {text!r}")
@@ -142,17 +177,45 @@ class _Engine:
         chunks, self._chunks = self._chunks, []
         return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
 
+    def take_events(self) -> list[tuple[int, str]]:
+        """The phoneme events of the last :meth:`synth` call as (sample, name), in order."""
+        events, self._events = self._events, []
+        return events
+
+    def text_to_phonemes(self, text: str, voice: str) -> list[tuple[str, str]]:
+        """espeak_TextToPhonemes clause by clause: [(consumed text, phonemes)], mnemonic names
+        separated by '|' within a word and by spaces between words."""
+        self._select_voice(voice)
+        raw = text.encode("utf-8")
+        buf = ctypes.create_string_buffer(raw + b"\0")
+        base = ctypes.addressof(buf)
+        ptr = ctypes.c_void_p(base)
+        out: list[tuple[str, str]] = []
+        while ptr.value is not None:
+            start = ptr.value - base
+            res = self._lib.espeak_TextToPhonemes(ctypes.byref(ptr), CHARS_UTF8, ord("|") << 8)
+            end = len(raw) if ptr.value is None else min(len(raw), ptr.value - base)
+            if end <= start and ptr.value is not None:  # no progress: never loop forever
+                raise EspeakError(f"espeak_TextToPhonemes made no progress at byte {start} of {text!r}")
+            out.append((raw[start:end].decode("utf-8", "replace"), (res or b"").decode("utf-8", "replace")))
+        return out
+
 
 _LOCK = threading.Lock()
 _ENGINE: _Engine | None = None
 
 
-def engine() -> _Engine:
-    """The process's eSpeak NG instance, loaded on first use."""
+def engine(phoneme_events: bool | None = None) -> _Engine:
+    """The process's eSpeak NG instance, loaded on first use (with phoneme events unless
+    ``phoneme_events`` is False). Asking for the other events setting once loaded is an error: the
+    library is initialised once per process."""
     global _ENGINE
     with _LOCK:
         if _ENGINE is None:
-            _ENGINE = _Engine()
+            _ENGINE = _Engine(True if phoneme_events is None else phoneme_events)
+        elif phoneme_events is not None and phoneme_events != _ENGINE.phoneme_events:
+            raise EspeakError(f"eSpeak NG is already initialised with phoneme_events={_ENGINE.phoneme_events}"
+                              " in this process")
         return _ENGINE
 
 
@@ -166,6 +229,29 @@ def synthesize_int16(text: str, prosody: Prosody = Prosody(), voice: str = "en-u
     if wav.size == 0:
         raise EspeakError(f"eSpeak NG produced no audio for text {text!r}")
     return wav
+
+
+def synthesize_with_events(text: str, prosody: Prosody = Prosody(),
+                           voice: str = "en-us") -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """Like :func:`synthesize_int16`, plus eSpeak's phoneme events [(sample index, name)] (pauses included)."""
+    if not text.strip():
+        raise ValueError("cannot synthesise an empty text")
+    eng = engine()
+    if not eng.phoneme_events:
+        raise EspeakError("eSpeak NG was initialised without phoneme events in this process")
+    with _LOCK:
+        wav = eng.synth(text, prosody, voice)
+        events = eng.take_events()
+    if wav.size == 0:
+        raise EspeakError(f"eSpeak NG produced no audio for text {text!r}")
+    return wav, events
+
+
+def text_to_phonemes(text: str, voice: str = "en-us") -> list[tuple[str, str]]:
+    """eSpeak NG's phonemes of ``text``, one (consumed text, phoneme string) pair per clause."""
+    eng = engine()
+    with _LOCK:
+        return eng.text_to_phonemes(text, voice)
 
 
 def synthesize(text: str, prosody: Prosody = Prosody(), voice: str = "en-us") -> np.ndarray:

@@ -6,6 +6,11 @@ prosody (speaking rate, base pitch, pitch range) drawn from the seed. Same argum
 the same machine): synthesis runs in a fresh worker process, in utterance order, because eSpeak's wave
 generator carries state from one utterance to the next (see :mod:`priorgrad.corpus.espeak`).
 
+With ``phoneme_events`` (the default) the synthesis also records eSpeak's phoneme events, written to
+``phoneme_events.jsonl`` (one line per utterance: the events' [sample, name] in raw-synthesis samples,
+the raw length and the trim offset of :func:`_finish`); the acoustic model takes its durations from
+them. The wav bytes are identical with events on or off.
+
 Re-running with the same arguments on a complete corpus does nothing (``corpus.json`` records the
 arguments and the file list); a partial corpus is completed, rewriting only files whose bytes differ.
 """
@@ -36,7 +41,8 @@ log = logging.getLogger(__name__)
 
 CORPUS_JSON = "corpus.json"
 FORMAT = "priorgrad-synth-corpus"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2          # 2: phoneme_events.jsonl (eSpeak phoneme events); wav bytes as in version 1
+EVENTS_FILE = "phoneme_events.jsonl"
 MAX_ATTEMPTS = 8            # sentence replacements tried before an utterance that stays too short is an error
 TRIM_THRESHOLD_DB = -40.0   # samples below peak - 40 dB at either end count as silence
 TRIM_MARGIN_S = 0.05        # silence kept before the first and after the last speech sample
@@ -84,16 +90,23 @@ def prosody_for(args: dict[str, Any], index: int) -> espeak.Prosody:
                           pitch_range=draw(args["pitch_range"]), volume=int(args["volume"]))
 
 
-def trim_silence(wav: np.ndarray, sample_rate: int, threshold_db: float = TRIM_THRESHOLD_DB,
-                 margin_s: float = TRIM_MARGIN_S) -> np.ndarray:
-    """Cut leading/trailing silence, keeping ``margin_s`` around the speech."""
+def trim_bounds(wav: np.ndarray, sample_rate: int, threshold_db: float = TRIM_THRESHOLD_DB,
+                margin_s: float = TRIM_MARGIN_S) -> tuple[int, int]:
+    """[start, end) of the speech plus ``margin_s`` on each side; (0, 0) for an all-zero clip."""
     mag = np.abs(wav.astype(np.float32))
     peak = float(mag.max()) if mag.size else 0.0
     if peak == 0.0:
-        return wav[:0]
+        return 0, 0
     loud = np.flatnonzero(mag > peak * 10.0 ** (threshold_db / 20.0))
     margin = int(round(margin_s * sample_rate))
-    return wav[max(0, loud[0] - margin): min(len(wav), loud[-1] + 1 + margin)]
+    return max(0, int(loud[0]) - margin), min(len(wav), int(loud[-1]) + 1 + margin)
+
+
+def trim_silence(wav: np.ndarray, sample_rate: int, threshold_db: float = TRIM_THRESHOLD_DB,
+                 margin_s: float = TRIM_MARGIN_S) -> np.ndarray:
+    """Cut leading/trailing silence, keeping ``margin_s`` around the speech."""
+    start, end = trim_bounds(wav, sample_rate, threshold_db, margin_s)
+    return wav[start:end]
 
 
 def to_int16(wav: np.ndarray) -> np.ndarray:
@@ -105,17 +118,25 @@ def _worker_version() -> str:
     return espeak.version()
 
 
-def _worker_synth(jobs: list[tuple[str, dict[str, int], str]]) -> list[np.ndarray]:
-    """Runs in the worker process: int16 audio for each (text, prosody fields, voice), in order."""
-    return [espeak.synthesize_int16(text, espeak.Prosody(**p), voice) for text, p, voice in jobs]
+def _worker_init(phoneme_events: bool) -> None:
+    espeak.engine(phoneme_events=phoneme_events)
+
+
+def _worker_synth(jobs: list[tuple[str, dict[str, int], str]]
+                  ) -> list[tuple[np.ndarray, list[tuple[int, str]] | None]]:
+    """Runs in the worker process: (int16 audio, phoneme events or None) per (text, prosody, voice)."""
+    if espeak.engine().phoneme_events:
+        return [espeak.synthesize_with_events(text, espeak.Prosody(**p), voice) for text, p, voice in jobs]
+    return [(espeak.synthesize_int16(text, espeak.Prosody(**p), voice), None) for text, p, voice in jobs]
 
 
 class _Synthesiser:
     """A fresh single-process worker, so the library state at the first utterance is always the same."""
 
-    def __init__(self) -> None:
+    def __init__(self, phoneme_events: bool = True) -> None:
         # spawn (not fork): a forked child would inherit eSpeak state from this process
-        self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_worker_init, initargs=(bool(phoneme_events),))
 
     def _run(self, fn, *args):
         try:
@@ -123,7 +144,8 @@ class _Synthesiser:
         except BrokenProcessPool as e:  # the library crashed the worker (it cannot raise a Python error)
             raise espeak.EspeakError(f"the eSpeak NG worker process died ({e})") from e
 
-    def __call__(self, jobs: list[tuple[str, espeak.Prosody, str]]) -> list[np.ndarray]:
+    def __call__(self, jobs: list[tuple[str, espeak.Prosody, str]]
+                 ) -> list[tuple[np.ndarray, list[tuple[int, str]] | None]]:
         return self._run(_worker_synth, [(text, asdict(p), voice) for text, p, voice in jobs])
 
     def version(self) -> str:
@@ -147,10 +169,15 @@ def _load_summary(out_dir: Path) -> dict[str, Any] | None:
     return summary
 
 
-def is_complete(out_dir: Path, args: dict[str, Any]) -> bool:
-    """True when ``out_dir`` holds the corpus of exactly these arguments (summary, metadata, every wav)."""
+def is_complete(out_dir: Path, args: dict[str, Any], phoneme_events: bool = True) -> bool:
+    """True when ``out_dir`` holds the corpus of exactly these arguments (summary, metadata, every wav,
+    and the phoneme events when asked for)."""
     summary = _load_summary(out_dir)
     if summary is None or summary.get("args") != args or summary.get("format_version") != FORMAT_VERSION:
+        return False
+    if bool(summary.get("phoneme_events")) != bool(phoneme_events):
+        return False
+    if phoneme_events and not (out_dir / EVENTS_FILE).is_file():
         return False
     ids = [u["id"] for u in summary.get("utterances", [])]
     if len(ids) != args["n_utterances"] or not (out_dir / "metadata.csv").is_file():
@@ -177,18 +204,19 @@ def _check_target_dir(out_dir: Path) -> None:
 
 def make_corpus(out_dir: str | os.PathLike, n_utterances: int = 300, seed: int = 0,
                 sample_rate: int = espeak.NATIVE_SAMPLE_RATE, *, progress: bool | None = None,
-                **options: Any) -> dict[str, Any]:
+                phoneme_events: bool = True, **options: Any) -> dict[str, Any]:
     """Synthesise the corpus into ``out_dir`` (LJSpeech layout) and return its summary.
 
     ``options`` override the other entries of :func:`default_args` (voice, min_words, max_words,
     rate, pitch, pitch_range as [lo, hi], volume, min_seconds). The summary is also written to
     ``out_dir/corpus.json`` (deterministic: no timestamps); the returned dict adds ``up_to_date``
-    (nothing had to be done), ``written`` (files rewritten) and ``wall_seconds``.
+    (nothing had to be done), ``written`` (files rewritten) and ``wall_seconds``. ``phoneme_events``
+    records eSpeak's phoneme events into ``phoneme_events.jsonl`` (the audio is the same either way).
     """
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     args = default_args(n_utterances=int(n_utterances), seed=int(seed), sample_rate=int(sample_rate), **options)
-    if is_complete(out_dir, args):
+    if is_complete(out_dir, args, phoneme_events):
         summary = _load_summary(out_dir)
         log.info("%s: corpus is up to date (%d utterances), nothing to do", out_dir, args["n_utterances"])
         return {**summary, "up_to_date": True, "written": 0, "wall_seconds": time.perf_counter() - t0}
@@ -198,6 +226,7 @@ def make_corpus(out_dir: str | os.PathLike, n_utterances: int = 300, seed: int =
     old = out_dir / CORPUS_JSON
     if old.exists():  # the old summary no longer describes the directory's content
         old.unlink()
+    (out_dir / EVENTS_FILE).unlink(missing_ok=True)  # rewritten below, with the summary
 
     n, sr = args["n_utterances"], args["sample_rate"]
     min_words = args["min_words"]
@@ -209,17 +238,18 @@ def make_corpus(out_dir: str | os.PathLike, n_utterances: int = 300, seed: int =
 
     records: list[dict[str, Any]] = []
     rows: list[tuple[str, str]] = []
+    event_lines: list[str] = []
     written = 0
-    worker = _Synthesiser()
+    worker = _Synthesiser(phoneme_events)
     try:
         espeak_ng = worker.version()
         with tqdm(total=n, desc="synthesising corpus", unit="utt", disable=None if progress is None else not progress) as bar:
             for start in range(0, n, CHUNK):
                 idx = list(range(start, min(n, start + CHUNK)))
                 audio = worker([(sentences[i], prosodies[i], args["voice"]) for i in idx])
-                for i, raw in zip(idx, audio):
+                for i, (raw, events) in zip(idx, audio):
                     text, attempts = sentences[i], 0
-                    wav = _finish(raw, sr)
+                    wav, offset = _finish(raw, sr)
                     # Skip nothing silently: a clip too short for training is re-made with another sentence.
                     while len(wav) < args["min_seconds"] * sr:
                         attempts += 1
@@ -228,13 +258,18 @@ def make_corpus(out_dir: str | os.PathLike, n_utterances: int = 300, seed: int =
                                               f"{args['min_seconds']} s after {MAX_ATTEMPTS} replacement sentences")
                         text = replacement_sentence(args["seed"], i, attempts, max(min_words, 6))
                         log.info("utterance %s: %.2f s is too short, using another sentence", ids[i], len(wav) / sr)
-                        wav = _finish(worker([(text, prosodies[i], args["voice"])])[0], sr)
+                        raw, events = worker([(text, prosodies[i], args["voice"])])[0]
+                        wav, offset = _finish(raw, sr)
                     data = encode_wav(wav, sr)
                     path = out_dir / "wavs" / f"{ids[i]}.wav"
                     if not (path.is_file() and path.read_bytes() == data):
                         atomic_write_bytes(path, data)
                         written += 1
                     rows.append((ids[i], text))
+                    if events is not None:
+                        event_lines.append(json.dumps(
+                            {"id": ids[i], "native_rate": espeak.NATIVE_SAMPLE_RATE, "raw_samples": int(len(raw)),
+                             "offset": int(offset), "events": [[int(s), name] for s, name in events]}) + "\n")
                     records.append({"id": ids[i], "words": word_count(text), "seconds": round(len(wav) / sr, 4),
                                     "replaced": attempts, **asdict(prosodies[i])})
                     bar.update(1)
@@ -248,11 +283,13 @@ def make_corpus(out_dir: str | os.PathLike, n_utterances: int = 300, seed: int =
     if stale:
         log.info("%s: removed %d wav files of an earlier corpus", out_dir, len(stale))
     atomic_write_bytes(out_dir / "metadata.csv", format_metadata(rows).encode("utf-8"))
+    if phoneme_events:
+        atomic_write_bytes(out_dir / EVENTS_FILE, "".join(event_lines).encode("utf-8"))
 
     seconds = np.array([r["seconds"] for r in records])
     summary = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "args": args,
-        "espeak_ng": espeak_ng, "n_utterances": n,
+        "espeak_ng": espeak_ng, "n_utterances": n, "phoneme_events": bool(phoneme_events),
         "total_seconds": round(float(seconds.sum()), 3), "min_seconds": float(seconds.min()),
         "max_seconds": float(seconds.max()), "mean_words": round(float(np.mean([r["words"] for r in records])), 3),
         "replaced_sentences": int(sum(r["replaced"] > 0 for r in records)),
@@ -265,14 +302,16 @@ def make_corpus(out_dir: str | os.PathLike, n_utterances: int = 300, seed: int =
     return {**summary, "up_to_date": False, "written": written, "wall_seconds": time.perf_counter() - t0}
 
 
-def _finish(raw: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Trim eSpeak's silences and bring the clip to the corpus rate; int16 out."""
-    wav = trim_silence(raw, espeak.NATIVE_SAMPLE_RATE)
+def _finish(raw: np.ndarray, sample_rate: int) -> tuple[np.ndarray, int]:
+    """Trim eSpeak's silences and bring the clip to the corpus rate: (int16 clip, trim offset in raw
+    native-rate samples; the clip's first sample is raw sample ``offset``)."""
+    start, end = trim_bounds(raw, espeak.NATIVE_SAMPLE_RATE)
+    wav = raw[start:end]
     if sample_rate != espeak.NATIVE_SAMPLE_RATE and len(wav):
         from priorgrad.audio import resample
 
         wav = to_int16(resample(wav.astype(np.float32) / 32768.0, espeak.NATIVE_SAMPLE_RATE, sample_rate))
-    return wav
+    return wav, start
 
 
 # ----------------------------------------------------------------------------- CLI
