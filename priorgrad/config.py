@@ -103,7 +103,8 @@ CORE_SECTIONS: dict[str, type] = {
     "infer": InferConfig,
 }
 # Sections owned by other packages (validated there); kept as raw dicts.
-EXTRA_SECTIONS = ("sweep", "tracking", "evaluate", "report", "sizes")
+EXTRA_SECTIONS = ("sweep", "tracking", "evaluate", "report", "sizes",
+                  "acoustic", "acoustic_sizes")  # acoustic: validated by priorgrad/acoustic
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""The PriorGrad acoustic model (text -> mel): ..."""
