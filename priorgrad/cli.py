@@ -142,7 +142,22 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--seed", type=int, default=0)
     sy.add_argument("--device", default="auto")
     sy.set_defaults(func=cmd_synthesize)
+
+    _register_acoustic_model(_acoustic_group(sub))
     return parser
+
+
+def _acoustic_group(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """The `priorgrad acoustic ...` group (model side: train/synthesize/search-schedule; data side:
+    preprocess/prior-stats register into the same group)."""
+    acoustic = sub.add_parser("acoustic", help="the acoustic model (text -> mel): train, synthesize, ...")
+    return acoustic.add_subparsers(dest="acoustic_command", required=True)
+
+
+def _register_acoustic_model(asub: argparse._SubParsersAction) -> None:
+    from priorgrad.acoustic.cli import register
+
+    register(asub, _add_params)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
