@@ -97,7 +97,7 @@ def _train_cmd(toy: Path, run: Path, steps: int, prior: str = "phoneme") -> list
 @pytest.mark.slow
 @pytest.mark.parametrize("prior", ["phoneme", "trainable"])
 def test_sigkill_and_resume_matches_uninterrupted_run(toy, tmp_path, prior):
-    steps = 24
+    steps = 25  # a multiple of log_every (5): the last step is logged
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     subprocess.run(_train_cmd(toy, tmp_path / "straight", steps, prior), cwd=ROOT, check=True, capture_output=True,
                    timeout=600, env=env)
