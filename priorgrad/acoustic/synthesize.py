@@ -246,10 +246,14 @@ def text_to_tokens(texts: Sequence[str], vocab: list[str]) -> torch.Tensor:
     except ImportError as e:
         raise NotImplementedError("synthesis from raw text needs the text front-end priorgrad/acoustic/text.py "
                                   "(the data side of issue 10), which is not in this checkout") from e
+    tokenize = getattr(text_mod, "tokenize", None)
+    if tokenize is None:
+        raise NotImplementedError("priorgrad/acoustic/text.py has no tokenize(text) -> list[str]; "
+                                  "adapt text_to_tokens in priorgrad/acoustic/synthesize.py to its API")
     seqs = []
     index = {t: i for i, t in enumerate(vocab)}
     for i, txt in enumerate(texts):
-        toks = text_mod.tokenize(txt)
+        toks = list(tokenize(txt))
         unknown = [t for t in toks if t not in index]
         if unknown:
             raise ValueError(f"text {i} ({txt[:40]!r}): tokens {unknown} are not in the checkpoint's vocabulary")
