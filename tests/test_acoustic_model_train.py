@@ -136,22 +136,25 @@ def test_sigkill_and_resume_matches_uninterrupted_run(toy, tmp_path, prior):
 @pytest.mark.slow
 @pytest.mark.parametrize("prior", ["phoneme", "standard"])
 def test_tiny_training_lowers_the_e1_mel_l1(toy, tmp_path, prior):
-    """E1 mel L1 after 200 steps clearly below its step-0 value (PriorGrad and B1); the mu-alone floor is logged.
+    """E1 mel L1 after 300 steps clearly below its step-0 value (PriorGrad and B1); the mu-alone floor is logged.
 
-    Not asserted: going below the floor. With the official decoder (ReLU'd 1x1 input projection, zero-initialised
-    output) the network needs thousands of steps to pass the noise through at t near T (per-step loss at t = 399
-    still ~0.67 after 300 steps here), and the sampler amplifies that error by up to 1/sqrt(gamma_S) ~ 20; see
-    docs/acoustic-model.md.
+    The tiny size with its decoder widened to 96 channels (the tiny decoder's 16 channels cannot carry the 80
+    bins' noise at all, and its E1 L1 moves only ~5% in 200 steps). Not asserted: going below the floor. With the
+    official decoder (ReLU'd 1x1 input projection, gated units, zero-initialised output) the network needs far
+    more than a few hundred steps to pass the noise through at t near T, and the sampler amplifies that error
+    by up to 1/sqrt(gamma_S) ~ 20 at the first strided step; see docs/acoustic-model.md.
     """
-    cfg = _cfg("acoustic.train.max_steps=200", "acoustic.train.validate_every=200", "acoustic.train.checkpoint_every=200",
+    cfg = _cfg("acoustic.train.max_steps=300", "acoustic.train.validate_every=300", "acoustic.train.checkpoint_every=300",
                f"acoustic.model.prior={prior}", "acoustic.train.batch_size=8", "acoustic.train.window_frames=64",
-               "acoustic.train.valid_steps=12")
+               "acoustic.train.valid_steps=6", "acoustic.train.log_every=50", "acoustic_sizes.tiny.decoder_channels=96")
     train_acoustic(cfg, toy, tmp_path / "run", prior=toy / "phoneme_stats.npz")
     recs = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     curve = {r["step"]: r["valid/mel_l1"] for r in recs if "valid/mel_l1" in r}
     floor = [r["valid/floor_mel_l1"] for r in recs if "valid/floor_mel_l1" in r]
-    assert sorted(curve) == [0, 200] and len(set(floor)) == 1 and floor[0] > 0
-    assert curve[200] < 0.8 * curve[0], curve
+    diff = [r["train/diff"] for r in recs if "train/diff" in r]
+    assert sorted(curve) == [0, 300] and len(set(floor)) == 1 and floor[0] > 0
+    assert diff[-1] < 0.9 * diff[0], diff
+    assert curve[300] < 0.8 * curve[0], curve
 
 
 def test_synthesize_conditions_vocoder_and_schedule_search_through_the_cli(toy, tmp_path):
