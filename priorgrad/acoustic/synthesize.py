@@ -215,7 +215,9 @@ def synthesize(checkpoint: str | Path, out_dir: str | Path, features: str | Path
             if chunk is not None and c in ("E1", "E2"):
                 floor = r["mu"] if table is None else _floor_mu(table, chunk[j])
                 metrics.setdefault(c, []).append(mel_metrics(r["mel"], chunk[j].mel, floor))
-            if voc is not None:
+            if voc is not None and r["mel"].shape[1] == 0:
+                log.warning("%s/%s: predicted durations are all 0 frames; no audio rendered", c, name)
+            elif voc is not None:
                 t1 = time.perf_counter()
                 wav = voc(r["mel"], f"{c}:{name}")
                 voc_wall += time.perf_counter() - t1
