@@ -138,12 +138,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_params(tr)
     tr.set_defaults(func=cmd_train)
 
-    ac = sub.add_parser("acoustic", help="the acoustic model (text -> mel): preprocess, prior-stats, ...")
-    asub = ac.add_subparsers(dest="acoustic_command", required=True)
-    from priorgrad.acoustic.cli_data import add_data_commands
-
-    add_data_commands(asub, _add_params)
-
     sy = sub.add_parser("synthesize", help="checkpoint + mels (.npy) or wavs -> wavs")
     sy.add_argument("--checkpoint", required=True)
     sy.add_argument("--input", required=True, nargs="+", help="mel .npy / .wav files or directories")
@@ -159,7 +153,24 @@ def build_parser() -> argparse.ArgumentParser:
                     help="replay the whole sampler as one CUDA graph per batch shape (CUDA only)")
     _add_params(sy)
     sy.set_defaults(func=cmd_synthesize)
+
+    _register_acoustic(_acoustic_group(sub))
     return parser
+
+
+def _acoustic_group(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """The `priorgrad acoustic ...` group: preprocess, prior-stats, train, synthesize, search-schedule."""
+    acoustic = sub.add_parser("acoustic", help="the acoustic model (text -> mel): preprocess, prior-stats, train, "
+                                               "synthesize, search-schedule")
+    return acoustic.add_subparsers(dest="acoustic_command", required=True)
+
+
+def _register_acoustic(asub: argparse._SubParsersAction) -> None:
+    from priorgrad.acoustic.cli import register
+    from priorgrad.acoustic.cli_data import add_data_commands
+
+    add_data_commands(asub, _add_params)   # the data side: preprocess, prior-stats
+    register(asub, _add_params)            # the model side: train, synthesize, search-schedule
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -242,16 +242,21 @@ def _set_dotted(d: dict[str, Any], dotted: str, value: Any) -> None:
     cur[keys[-1]] = value
 
 
-def load_params(path: str | Path = "params.yaml", overrides: dict[str, Any] | list[str] | None = None) -> Params:
-    """Load and validate params.yaml with its profile overlay; overrides are {"train.max_steps": 10} or
-    ["train.max_steps=10"] and apply last (command-line ``--set``)."""
+def load_raw(path: str | Path = "params.yaml", overrides: dict[str, Any] | list[str] | None = None) -> dict[str, Any]:
+    """params.yaml as a dict: its profile overlay applied, then ``overrides`` ({"train.max_steps": 10} or
+    ["train.max_steps=10"]); a ``profile`` override picks the overlay. Every section's loader starts here."""
     items = list(overrides.items() if isinstance(overrides, dict) else map(_parse_override, overrides or []))
-    # a profile override picks the overlay (applied first); every other override applies last
     profile = [v for k, v in items if k == PROFILE_KEY]
     raw = read_params(path, profile=str(profile[-1]) if profile else None)
     for k, v in items:
         if k != PROFILE_KEY:
             _set_dotted(raw, k, v)
+    return raw
+
+
+def load_params(path: str | Path = "params.yaml", overrides: dict[str, Any] | list[str] | None = None) -> Params:
+    """Load and validate params.yaml with its profile overlay and command-line overrides (``load_raw``)."""
+    raw = load_raw(path, overrides)
     missing = [k for k in EXTRA_SECTIONS if k not in raw]
     if missing:
         raise ConfigError(f"{path}: missing section(s) {missing}")

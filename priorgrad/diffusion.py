@@ -3,9 +3,15 @@
 Training, validation and inference all call this module (spec section 3). The prior enters only as
 ``sigma`` (a tensor broadcastable to the waveform): sigma = 1 is DiffWave, sigma from the frame
 energy is PriorGrad.
+
+The acoustic model (../shared/spec/priorgrad-acoustic.md section 6) uses the same class with T = 400,
+a per-bin ``sigma`` of shape (B, 80, N), a prior mean ``mu`` (training on x0 - mu, mu added back after
+sampling), a frame ``mask`` (padding excluded from the loss, zeroed in the output), no clamp, and
+schedules given directly as (eta, t~) (``StepSchedule``, the strided schedules of section 7).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -78,6 +84,57 @@ def align_steps(inference_betas: np.ndarray, training_betas: np.ndarray) -> np.n
     return np.asarray(steps, dtype=np.float64)
 
 
+@dataclass(frozen=True)
+class StepSchedule:
+    """An inference schedule given directly: eta_1..eta_S and the (possibly fractional) training step
+    t~_s each is run at. Used where re-aligning from the betas would fail in float (the strided
+    schedules end exactly at alpha_bar_T, spec section 7)."""
+
+    eta: np.ndarray
+    t: np.ndarray
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        eta, t = np.asarray(self.eta, dtype=np.float64), np.asarray(self.t, dtype=np.float64)
+        if eta.ndim != 1 or len(eta) == 0 or eta.shape != t.shape:
+            raise ScheduleError(f"schedule {self.name!r}: eta and t must be equally long 1-D lists")
+        if np.any(eta <= 0) or np.any(eta >= 1):
+            raise ScheduleError(f"schedule {self.name!r}: eta must lie in (0, 1), got {eta.tolist()}")
+        object.__setattr__(self, "eta", eta)
+        object.__setattr__(self, "t", t)
+
+    def __len__(self) -> int:
+        return len(self.eta)
+
+
+def strided_schedule(train_betas: np.ndarray, steps: int, kind: str = "quadratic") -> StepSchedule:
+    """A sub-sequence t_1 < ... < t_S of the training steps (0-based), spec section 7.
+
+    quadratic: t_s = round(((s - 1) / (S - 1) * sqrt(T - 1))^2); uniform: t_s = round((s - 1) / (S - 1) * (T - 1)).
+    gamma_bar_s = alpha_bar_{t_s}, so eta_s = 1 - alpha_bar_{t_s} / alpha_bar_{t_{s-1}} (alpha_bar_{t_0} = 1),
+    and t~_s = t_s exactly. S = T is the training schedule itself.
+    """
+    betas = np.asarray(train_betas, dtype=np.float64)
+    T = len(betas)
+    abar = np.cumprod(1.0 - betas)
+    if steps == T:
+        return StepSchedule(betas.copy(), np.arange(T, dtype=np.float64), f"train{T}")
+    if not 2 <= steps < T:
+        raise ScheduleError(f"strided schedule: steps must be in 2..{T}, got {steps}")
+    s = np.arange(steps, dtype=np.float64)
+    if kind == "quadratic":
+        t = np.round((s / (steps - 1) * np.sqrt(T - 1)) ** 2).astype(np.int64)
+    elif kind == "uniform":
+        t = np.round(s / (steps - 1) * (T - 1)).astype(np.int64)
+    else:
+        raise ScheduleError(f"strided schedule: kind must be quadratic or uniform, got {kind!r}")
+    if np.any(np.diff(t) <= 0):
+        raise ScheduleError(f"{kind} strided schedule with {steps} steps repeats a training step "
+                            f"({t.tolist()}); use fewer steps or the full {T}-step schedule")
+    prev = np.concatenate([[1.0], abar[t[:-1]]])
+    return StepSchedule(1.0 - abar[t] / prev, t.astype(np.float64), f"{kind}{steps}")
+
+
 class Diffusion:
     """DDPM with a linear beta schedule and a (possibly data-dependent) Gaussian prior N(0, sigma^2)."""
 
@@ -117,15 +174,20 @@ class Diffusion:
             self._device_coefficients[key] = (self._sqrt_abar.to(device), self._sqrt_1m_abar.to(device))
         return self._device_coefficients[key]
 
-    def loss(self, eps_hat: torch.Tensor, eps: torch.Tensor, sigma: torch.Tensor | float = 1.0) -> torch.Tensor:
+    def loss(self, eps_hat: torch.Tensor, eps: torch.Tensor, sigma: torch.Tensor | float = 1.0,
+             mask: torch.Tensor | None = None) -> torch.Tensor:
         """PriorGrad: mean(((eps_hat - eps) / sigma)^2), the Sigma^-1 weighted MSE; sigma = 1 is DiffWave's MSE.
 
-        ``l1`` (lmnt-com/diffwave's choice) is mean(|eps_hat - eps| / sigma).
+        ``l1`` (lmnt-com/diffwave's choice) is mean(|eps_hat - eps| / sigma). With a ``mask`` (1 = real
+        frame, broadcastable to eps, e.g. (B, 1, N) for mels) the mean runs over the real elements only:
+        sum_mask(...) / (80 * frames) for a mel.
         """
         diff = (eps_hat - eps) / sigma
-        if self.loss_kind == "l1":
-            return diff.abs().mean()
-        return diff.pow(2).mean()
+        value = diff.abs() if self.loss_kind == "l1" else diff.pow(2)
+        if mask is None:
+            return value.mean()
+        m = mask.to(value.dtype).expand_as(value)
+        return (value * m).sum() / m.sum().clamp_min(1.0)
 
     def draw_training_noise(self, x0: torch.Tensor, generator: torch.Generator | None = None
                             ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -139,33 +201,46 @@ class Diffusion:
         return t, n
 
     def training_loss(self, model: Callable, x0: torch.Tensor, cond: torch.Tensor, sigma: torch.Tensor,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
-        """One training objective evaluation: noise, predict, weight by the prior (x0 and sigma: (B, N))."""
+                      generator: torch.Generator | None = None, mu: torch.Tensor | None = None,
+                      mask: torch.Tensor | None = None) -> torch.Tensor:
+        """One training objective evaluation: noise, predict, weight by the prior.
+
+        Vocoder: x0 and sigma (B, N). Acoustic model: x0, sigma and mu (B, 80, N), mask (B, 1, N); the
+        process diffuses x0 - mu (mu = None: x0 itself).
+        """
         t, n = self.draw_training_noise(x0, generator)
-        return self.training_loss_given(model, x0, cond, sigma, t, n)
+        return self.training_loss_given(model, x0, cond, sigma, t, n, mu, mask)
 
     def training_loss_given(self, model: Callable, x0: torch.Tensor, cond: torch.Tensor, sigma: torch.Tensor,
-                            t: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+                            t: torch.Tensor, n: torch.Tensor, mu: torch.Tensor | None = None,
+                            mask: torch.Tensor | None = None) -> torch.Tensor:
         """The training objective for given steps t (B,) and standard normal draws n (shaped like x0)."""
         eps = sigma * n
-        x_t = self.q_sample(x0, t, eps)
+        x_t = self.q_sample(x0 if mu is None else x0 - mu, t, eps)
         eps_hat = model(x_t, cond, t.to(torch.float32))
-        return self.loss(eps_hat.float(), eps.float(), sigma.float())
+        return self.loss(eps_hat.float(), eps.float(), sigma.float() if torch.is_tensor(sigma) else sigma, mask)
 
     # --------------------------------------------------------------------- sampling
-    def schedule(self, steps: int | list[float]) -> tuple[np.ndarray, np.ndarray]:
+    def schedule(self, steps: int | list[float] | StepSchedule) -> tuple[np.ndarray, np.ndarray]:
         """(eta, t~) for an inference schedule; raises ScheduleError when it cannot be aligned."""
+        if isinstance(steps, StepSchedule):
+            if np.any(steps.t < 0) or np.any(steps.t > self.num_steps - 1):
+                raise ScheduleError(f"schedule {steps.name!r}: t~ {steps.t.tolist()} outside 0..{self.num_steps - 1}")
+            return steps.eta, steps.t
         eta = inference_betas(steps, self.betas)
         return eta, align_steps(eta, self.betas)
 
     @torch.no_grad()
-    def sample(self, model: Callable, cond: torch.Tensor, sigma: torch.Tensor, steps: int | list[float] = 6,
+    def sample(self, model: Callable, cond: torch.Tensor, sigma: torch.Tensor,
+               steps: int | list[float] | StepSchedule = 6,
                noise: Callable[[int], torch.Tensor] | None = None,
-               generator: torch.Generator | None = None, clamp: bool = True) -> torch.Tensor:
+               generator: torch.Generator | None = None, clamp: bool = True,
+               mu: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Ancestral DDPM sampling (DiffWave fast-sampling notation), starting from x_S = sigma * n.
 
         ``noise(k)`` returns the k-th standard normal draw shaped like sigma (per-utterance seeding);
         by default draws come from ``generator``. ``model(x, cond, t)`` may cache the conditioner.
+        Mels: ``clamp=False``; ``mu`` is added after the last step and the result multiplied by ``mask``.
         """
         eta, t_align = self.schedule(steps)
         gamma = 1.0 - eta
@@ -182,4 +257,8 @@ class Diffusion:
                 x = x + np.sqrt(var) * sigma * draw(len(eta) - s)
             if clamp:
                 x = torch.clamp(x, -1.0, 1.0)
+        if mu is not None:
+            x = x + mu
+        if mask is not None:
+            x = x * mask
         return x

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from support.project import ROOT, VENV_BIN, copy_project, run_in, set_profile
+from support.project import ROOT, VENV_BIN, copy_project, profile_params, run_in, set_profile
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +27,18 @@ def smoke_repro(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_in(project, ["dvc", "repro"], timeout=600)
     (project / "smoke_repro_seconds.txt").write_text(f"{time.perf_counter() - t0:.1f}\n")
     return project
+
+
+@pytest.fixture(scope="session")
+def tiny_features(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The smoke profile's corpus -> features -> prior statistics, made once through the real code."""
+    from priorgrad.config import load_params
+    from priorgrad.corpus.synth import make_corpus
+    from priorgrad.preprocess import preprocess, prior_stats
+
+    d = tmp_path_factory.mktemp("tiny")
+    params = load_params(profile_params(d / "params", "smoke"))
+    make_corpus(d / "corpus", n_utterances=params.corpus.n_utterances, seed=0)
+    preprocess(d / "corpus", d / "features", params, progress=False)
+    prior_stats(d / "features", d / "stats.json", params.audio.preset)
+    return d / "features", d / "stats.json"

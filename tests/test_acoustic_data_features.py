@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
+from priorgrad.schema import read_params
+from support.project import write_params
 
 from priorgrad.acoustic import features as ft
 from priorgrad.acoustic.data_config import load_data_config
@@ -133,10 +134,9 @@ def test_data_config_from_params_missing_and_unknown_keys(tmp_path):
     cfg = load_data_config(PARAMS)
     assert cfg.prior.std_min == 0.1 and cfg.prior.std_max == -1 and cfg.prior.min_frames == 20
     assert cfg.features.durations in ("auto", "espeak", "mas") and cfg.text.voice == "en-us"
-    raw = yaml.safe_load(PARAMS.read_text())
+    raw = read_params(PARAMS)
     del raw["acoustic"]["prior"]["min_frames"]
-    p = tmp_path / "p.yaml"
-    p.write_text(yaml.safe_dump(raw))
+    p = write_params(tmp_path, raw)
     with pytest.raises(ConfigError, match=r"acoustic.prior: missing key\(s\) \['min_frames'\]"):
         load_data_config(p)
     with pytest.raises(ConfigError, match=r"acoustic.features.mas: unknown key\(s\) \['stepz'\]"):

@@ -68,12 +68,16 @@ def _leaves(d, prefix=""):
 def _validate_everything(path: Path) -> None:
     """Every validator of every params section, as the stages run them."""
     from experiments.spec import evaluate_config, expand_trials, sizes_of, sweep_config, tracking_config
+    from priorgrad.acoustic.data_config import load_data_config
+    from priorgrad.acoustic.model_config import load_acoustic_config
     from reports.config import load_report_config
 
     p = load_params(path)
     sweep_config(p), tracking_config(p), evaluate_config(p), sizes_of(p)
     expand_trials(p)
     load_report_config(path)
+    load_data_config(path)
+    load_acoustic_config(path)
 
 
 LEAVES = sorted(_leaves(read_params(ROOT / "params.yaml")))

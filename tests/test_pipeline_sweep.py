@@ -12,20 +12,6 @@ from priorgrad.schema import read_params
 from support.project import profile_params, write_params
 
 
-@pytest.fixture(scope="module")
-def tiny_features(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from priorgrad.config import load_params
-    from priorgrad.corpus.synth import make_corpus
-    from priorgrad.preprocess import preprocess, prior_stats
-
-    d = tmp_path_factory.mktemp("tiny")
-    params = load_params(profile_params(d / "params", "smoke"))
-    make_corpus(d / "corpus", n_utterances=params.corpus.n_utterances, seed=0)
-    preprocess(d / "corpus", d / "features", params, progress=False)
-    prior_stats(d / "features", d / "stats.json", params.audio.preset)
-    return d / "features", d / "stats.json"
-
-
 @pytest.mark.slow
 def test_sequential_sweep_trains_without_mlflow_and_skips_finished_trials(
         tiny_features: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -20,10 +20,11 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
+
+from priorgrad.schema import read_params
+from support.project import write_params
 
 from support.project import project_env
-from test_pipeline_sweep import tiny_features  # noqa: F401 - the real corpus -> features fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -65,17 +66,17 @@ def _stop(proc: subprocess.Popen) -> None:
     proc.wait(timeout=10)
 
 
-def test_smoke_sweep_runs_on_an_existing_cluster_with_gpu_fractions(tiny_features, tmp_path):  # noqa: F811
+def test_smoke_sweep_runs_on_an_existing_cluster_with_gpu_fractions(tiny_features, tmp_path):
     features, stats = tiny_features
     ray_bin = Path(sys.executable).parent / "ray"
     if not ray_bin.exists():
         pytest.skip(f"the ray command line is not installed next to {sys.executable}")
-    params = yaml.safe_load((ROOT / "params.smoke.yaml").read_text())
-    params["sweep"].update(backend="ray", budgets=[4], seeds=[0], gpus_per_trial=0.5, cpus_per_trial=1,
+    params = read_params(ROOT / "params.yaml", profile="smoke")
+    params["sweep"].update(backend="ray", budgets=[2, 4], seeds=[0], gpus_per_trial=0.5, cpus_per_trial=1,
                            max_concurrent_trials=2)
     params["train"].update(validate_every=2, checkpoint_every=2, log_every=2)
     params["tracking"].update(enabled=False)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    write_params(tmp_path, params)
     out = tmp_path / "runs" / "sweep"
 
     # Ray's unix sockets live under the temp dir and must stay < 107 bytes: a short path in /tmp

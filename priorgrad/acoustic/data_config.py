@@ -140,19 +140,8 @@ class AcousticDataConfig:
 def load_data_config(path: str | Path = "params.yaml", overrides: list[str] | dict[str, Any] | None = None
                      ) -> AcousticDataConfig:
     """params.yaml (+ key=value overrides) -> AcousticDataConfig; errors name the file and key."""
-    import yaml
-
-    from priorgrad.config import _parse_override, _set_dotted
+    from priorgrad.config import load_raw
 
     p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"{p}: parameters file not found")
-    try:
-        raw = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: invalid YAML ({e})") from e
-    if overrides:
-        items = overrides.items() if isinstance(overrides, dict) else (_parse_override(o) for o in overrides)
-        for k, v in items:
-            _set_dotted(raw, k, v)
+    raw = load_raw(p, overrides)
     return AcousticDataConfig.from_dict(raw, source=str(p))

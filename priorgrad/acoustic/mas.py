@@ -194,7 +194,6 @@ def train_aligner(items: Sequence[AlignItem], vocab_size: int, steps: int, batch
                   progress: bool | None = None):
     """Stage 1: fit the encoder and mu head with the prior loss under MAS alignments. Returns the model."""
     import torch
-    from tqdm import tqdm
 
     for it in items:
         check_alignable(int(it.align_mask.sum()), it.mel.shape[1], it.utt)

@@ -15,7 +15,6 @@ uses them. Rules, in order:
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Iterable

@@ -18,9 +18,7 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import shutil
-import sys
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -31,7 +29,8 @@ from priorgrad.acoustic import features as ft
 from priorgrad.acoustic.data_config import AcousticDataConfig
 from priorgrad.acoustic.mas import AlignItem, AlignmentError, export_durations, train_aligner
 from priorgrad.acoustic.text import WORD, TextError, Vocabulary, text_to_tokens
-from priorgrad.fileio import write_json_atomic, write_text_atomic
+from priorgrad.fileio import save_npz_atomic, write_json_atomic, write_text_atomic
+from priorgrad.logs import show_progress
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +47,6 @@ class AcousticDataError(ValueError):
     """A corpus or features problem; the message names the file(s) or utterance(s)."""
 
 
-def save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-
-
 def _load_npz(path: Path) -> dict[str, np.ndarray] | None:
     """The arrays of an npz, or None when missing or unreadable (then it is recomputed)."""
     if not path.is_file():
@@ -64,10 +56,6 @@ def _load_npz(path: Path) -> dict[str, np.ndarray] | None:
             return {k: z[k] for k in z.files}
     except (OSError, ValueError, EOFError):
         return None
-
-
-def _tty() -> bool:
-    return sys.stderr.isatty()
 
 
 def _digest(obj: Any) -> str:
@@ -109,7 +97,7 @@ def preprocess_acoustic(corpus_dir: str | Path, features_dir: str | Path, out_di
     from priorgrad.data import read_manifest
 
     corpus_dir, features_dir, out_dir = Path(corpus_dir), Path(features_dir), Path(out_dir)
-    show = progress if progress is not None else _tty()
+    show = show_progress(progress)
     preset = get_preset(params.audio.preset)
     if preset.name != "hifigan":
         raise AcousticDataError(f"audio.preset: the acoustic model needs the hifigan ln-mel, got {preset.name!r}")

@@ -1,0 +1,239 @@
+"""Typed, validated configuration of the acoustic model side: params.yaml sections acoustic.model,
+acoustic.diffusion, acoustic.train, acoustic.infer and the top-level acoustic_sizes.
+
+No dataclass here has defaults: every value comes from params.yaml (or a checkpoint's copy of it),
+a missing key is an error naming it, an unknown key is an error naming it. The data side's
+subsections (acoustic.text / features / prior) are validated by priorgrad/acoustic/data_config.py
+and passed through untouched here.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, get_type_hints
+
+from priorgrad.config import ConfigError
+
+PRIORS = ("phoneme", "standard", "trainable")   # PriorGrad | B1 N(0, I) | B2 Grad-TTS-style trainable mean
+PRIOR_MODES = ("mean_std", "mean_only", "std_only")
+SCHEDULES = ("strided", "uniform", "betas")
+VOCODERS = ("griffin_lim", "priorgrad")
+DATA_SECTIONS = ("text", "features", "prior")   # the data side's subsections of `acoustic:`
+
+
+@dataclass
+class SizeConfig:
+    hidden: int            # H, encoder width
+    predictor: int         # P, variance-predictor channels
+    encoder_layers: int    # L_enc
+    decoder_channels: int  # C
+    decoder_layers: int    # L (dilation 1)
+
+
+@dataclass
+class AcousticModelConfig:
+    size: str                 # a name from acoustic_sizes
+    prior: str                # phoneme (PriorGrad) | standard (B1) | trainable (B2)
+    prior_mode: str           # mean_std | mean_only | std_only (phoneme prior ablations)
+    heads: int                # encoder attention heads
+    ffn_kernel: int           # encoder conv-FFN kernel
+    encoder_dropout: float
+    duration_layers: int
+    duration_kernel: int
+    variance_layers: int      # pitch and energy predictors
+    variance_kernel: int
+    predictor_dropout: float
+    pitch_embed_dropout: float
+    max_positions: int        # sinusoidal table length (tokens and frames)
+
+
+@dataclass
+class AcousticDiffusionConfig:
+    num_steps: int
+    beta_start: float
+    beta_end: float
+
+
+@dataclass
+class AcousticTrainConfig:
+    batch_size: int
+    window_frames: int        # diffusion loss on one random window per utterance; 0 = whole utterance
+    lr_scale: float           # lr = scale * min(step / warmup, 1) * max(warmup, step)^-1/2 * H^-1/2
+    warmup_steps: int
+    adam_beta1: float
+    adam_beta2: float
+    weight_decay: float
+    grad_clip: float          # max gradient norm; 0 = off
+    max_steps: int
+    seed: int
+    device: str
+    threads: int
+    max_frames: int           # utterances longer than this are dropped from training (count logged)
+    max_tokens: int
+    validate_every: int
+    valid_utterances: int
+    valid_steps: int          # strided schedule of the validation sampling (E1)
+    checkpoint_every: int
+    log_every: int
+    keep_checkpoints: int
+
+
+@dataclass
+class AcousticInferConfig:
+    schedule: str             # strided | uniform | betas
+    steps: int                # S of a strided / uniform schedule
+    betas: list               # explicit inference betas (schedule: betas)
+    batch_size: int
+    seed: int
+    device: str
+    vocoder: str              # griffin_lim | priorgrad
+    griffin_lim_iters: int
+    vocoder_steps: int        # inference steps of a project vocoder checkpoint
+    search_max_candidates: int  # cap of the grid search (0 = all candidates)
+
+
+def _check_type(value: Any, hint: Any, where: str) -> Any:
+    if hint in (int, "int"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if hint in (float, "float"):
+        if isinstance(value, str):  # PyYAML reads "1e-3" as a string
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return float(value)
+    if hint in (str, "str"):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    if hint in (list, "list"):
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_check_type(v, float, f"{where}[{i}]") for i, v in enumerate(value)]
+    raise AssertionError(hint)
+
+
+def build_section(cls: type, raw: Any, where: str) -> Any:
+    """cls(**raw) with every field required, no unknown keys, and types checked."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: must be a mapping, got {type(raw).__name__}")
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(raw) - set(names))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown} (known: {sorted(names)})")
+    missing = [n for n in names if n not in raw]
+    if missing:
+        raise ConfigError(f"{where}: missing key(s) {missing}")
+    return cls(**{n: _check_type(raw[n], hints[n], f"{where}.{n}") for n in names})
+
+
+def _require(cond: bool, where: str, msg: str) -> None:
+    if not cond:
+        raise ConfigError(f"{where}: {msg}")
+
+
+@dataclass
+class AcousticConfig:
+    model: AcousticModelConfig
+    diffusion: AcousticDiffusionConfig
+    train: AcousticTrainConfig
+    infer: AcousticInferConfig
+    sizes: dict[str, SizeConfig]
+    raw: dict[str, Any]        # the validated sections as plain dicts (checkpoints carry them)
+
+    @property
+    def size(self) -> SizeConfig:
+        return self.sizes[self.model.size]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"acoustic": {k: dataclasses.asdict(getattr(self, k))
+                             for k in ("model", "diffusion", "train", "infer")},
+                "acoustic_sizes": {k: dataclasses.asdict(v) for k, v in self.sizes.items()}}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "params") -> "AcousticConfig":
+        """From a full params dict (params.yaml or a checkpoint's), reading acoustic: and acoustic_sizes:."""
+        if "acoustic" not in d:
+            raise ConfigError(f"{source}: missing section 'acoustic'")
+        if "acoustic_sizes" not in d:
+            raise ConfigError(f"{source}: missing section 'acoustic_sizes'")
+        ac = d["acoustic"]
+        if not isinstance(ac, dict):
+            raise ConfigError(f"{source}: acoustic: must be a mapping")
+        known = ("model", "diffusion", "train", "infer") + DATA_SECTIONS
+        unknown = sorted(set(ac) - set(known))
+        if unknown:
+            raise ConfigError(f"{source}: acoustic: unknown subsection(s) {unknown} (known: {sorted(known)})")
+        parts = {}
+        for name, klass in (("model", AcousticModelConfig), ("diffusion", AcousticDiffusionConfig),
+                            ("train", AcousticTrainConfig), ("infer", AcousticInferConfig)):
+            if name not in ac:
+                raise ConfigError(f"{source}: acoustic: missing subsection {name!r}")
+            parts[name] = build_section(klass, ac[name], f"{source}: acoustic.{name}")
+        raw_sizes = d["acoustic_sizes"]
+        if not isinstance(raw_sizes, dict) or not raw_sizes:
+            raise ConfigError(f"{source}: acoustic_sizes: must be a non-empty mapping of named sizes")
+        sizes = {k: build_section(SizeConfig, v, f"{source}: acoustic_sizes.{k}") for k, v in raw_sizes.items()}
+        cfg = cls(**parts, sizes=sizes, raw={})
+        cfg.validate(source)
+        cfg.raw = cfg.to_dict()
+        return cfg
+
+    def validate(self, source: str) -> None:
+        m, dif, t, i = self.model, self.diffusion, self.train, self.infer
+        w = f"{source}: acoustic"
+        _require(m.size in self.sizes, f"{w}.model.size", f"{m.size!r} not in acoustic_sizes {sorted(self.sizes)}")
+        _require(m.prior in PRIORS, f"{w}.model.prior", f"{m.prior!r} not in {PRIORS}")
+        _require(m.prior_mode in PRIOR_MODES, f"{w}.model.prior_mode", f"{m.prior_mode!r} not in {PRIOR_MODES}")
+        for key in ("heads", "ffn_kernel", "duration_layers", "duration_kernel", "variance_layers",
+                    "variance_kernel", "max_positions"):
+            _require(getattr(m, key) >= 1, f"{w}.model.{key}", "must be >= 1")
+        for key in ("ffn_kernel", "duration_kernel", "variance_kernel"):
+            _require(getattr(m, key) % 2 == 1, f"{w}.model.{key}", "must be odd (same-length convolution)")
+        for key in ("encoder_dropout", "predictor_dropout", "pitch_embed_dropout"):
+            _require(0.0 <= getattr(m, key) < 1.0, f"{w}.model.{key}", "must be in [0, 1)")
+        for name, s in self.sizes.items():
+            for key in ("hidden", "predictor", "encoder_layers", "decoder_channels", "decoder_layers"):
+                _require(getattr(s, key) >= 1, f"{source}: acoustic_sizes.{name}.{key}", "must be >= 1")
+            _require(s.hidden % m.heads == 0, f"{source}: acoustic_sizes.{name}.hidden",
+                     f"{s.hidden} must be divisible by acoustic.model.heads ({m.heads})")
+        _require(dif.num_steps >= 2, f"{w}.diffusion.num_steps", "must be >= 2")
+        _require(0 < dif.beta_start < dif.beta_end < 1, f"{w}.diffusion.beta_start/beta_end",
+                 "need 0 < beta_start < beta_end < 1")
+        for key in ("batch_size", "warmup_steps", "validate_every", "valid_utterances", "checkpoint_every",
+                    "log_every", "max_frames", "max_tokens"):
+            _require(getattr(t, key) >= 1, f"{w}.train.{key}", "must be >= 1")
+        for key in ("window_frames", "max_steps", "threads", "keep_checkpoints"):
+            _require(getattr(t, key) >= 0, f"{w}.train.{key}", "must be >= 0")
+        _require(t.lr_scale > 0, f"{w}.train.lr_scale", "must be > 0")
+        _require(0 <= t.adam_beta1 < 1 and 0 <= t.adam_beta2 < 1, f"{w}.train.adam_beta1/2", "must be in [0, 1)")
+        _require(t.weight_decay >= 0 and t.grad_clip >= 0, f"{w}.train.weight_decay/grad_clip", "must be >= 0")
+        _require(2 <= t.valid_steps <= dif.num_steps, f"{w}.train.valid_steps", f"must be in 2..{dif.num_steps}")
+        _require(i.schedule in SCHEDULES, f"{w}.infer.schedule", f"{i.schedule!r} not in {SCHEDULES}")
+        _require(2 <= i.steps <= dif.num_steps, f"{w}.infer.steps", f"must be in 2..{dif.num_steps}")
+        _require(i.schedule != "betas" or len(i.betas) >= 1, f"{w}.infer.betas", "schedule: betas needs a list")
+        _require(i.vocoder in VOCODERS, f"{w}.infer.vocoder", f"{i.vocoder!r} not in {VOCODERS}")
+        for key in ("batch_size", "griffin_lim_iters", "vocoder_steps"):
+            _require(getattr(i, key) >= 1, f"{w}.infer.{key}", "must be >= 1")
+        _require(i.search_max_candidates >= 0, f"{w}.infer.search_max_candidates", "must be >= 0")
+        for where, dev in ((f"{w}.train.device", t.device), (f"{w}.infer.device", i.device)):
+            _require(dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit()), where,
+                     f"{dev!r} not auto|cpu|cuda|cuda:N")
+
+
+def load_acoustic_config(path: str = "params.yaml", overrides: list[str] | dict[str, Any] | None = None
+                         ) -> AcousticConfig:
+    """params.yaml (+ key=value overrides) -> AcousticConfig; errors name the file and key."""
+    from priorgrad.config import load_raw
+
+    p = Path(path)
+    raw = load_raw(p, overrides)
+    return AcousticConfig.from_dict(raw, source=str(p))

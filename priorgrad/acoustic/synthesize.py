@@ -1,0 +1,267 @@
+"""Mel synthesis under the spec's conditions (section 11) and the shared sampler of training-time validation.
+
+E1 = ground-truth durations, f0 and energy; E2 = ground-truth durations, predicted f0 / energy;
+E3 = everything predicted (also the only condition for raw text). ``sample_mels`` is the one sampling
+routine: validation, synthesis, the schedule search and the benchmark all call it.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from priorgrad.acoustic.dataset import FeatureSet, Utterance, collate
+from priorgrad.acoustic.model import (AcousticModel, StandardFramePrior, TablePrior, apply_prior_mode,
+                                      build_acoustic_model)
+from priorgrad.acoustic.model_config import AcousticConfig
+from priorgrad.diffusion import Diffusion, StepSchedule, strided_schedule
+from priorgrad.fileio import save_npy_atomic, write_json_atomic
+from priorgrad.logs import show_progress
+from priorgrad.infer import resolve_device, utterance_seed
+
+log = logging.getLogger(__name__)
+
+CONDITIONS = ("E1", "E2", "E3")
+
+
+def load_frame_prior(path: str | Path) -> Any:
+    """The phoneme prior of a stats file: the data side's PhonemePrior when present, else the contract's
+    file format (phoneme_stats.npz: mu, std (V, 80), already backed off and clipped) read directly."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: phoneme statistics not found (run `priorgrad acoustic prior-stats` first)")
+    try:
+        from priorgrad.acoustic.phoneme_prior import PhonemePrior  # the data side's module
+    except ImportError:
+        PhonemePrior = None
+    if PhonemePrior is not None:
+        return PhonemePrior.load(path, mode="mean_std")  # the ablation mode is applied by the caller
+    try:
+        with np.load(path) as z:
+            return TablePrior(z["mu"], z["std"])
+    except KeyError as e:
+        raise ValueError(f"{path}: missing array {e}") from e
+
+
+def make_schedule(diffusion: Diffusion, kind: str, steps: int, betas: Sequence[float] = ()) -> StepSchedule:
+    """strided / uniform (t~ set directly) or explicit betas (aligned; ScheduleError when impossible)."""
+    if kind in ("strided", "uniform"):
+        return strided_schedule(diffusion.betas, steps, "quadratic" if kind == "strided" else "uniform")
+    if kind == "betas":
+        eta, t = diffusion.schedule([float(b) for b in betas])
+        return StepSchedule(eta, t, f"betas{len(eta)}")
+    raise ValueError(f"unknown schedule kind {kind!r} (strided | uniform | betas)")
+
+
+def prior_for(model_cfg, table: TablePrior | None) -> Any | None:
+    """The frame prior of a system: PriorGrad's table, B1's N(0, I), None for B2 (mean from the network)."""
+    if model_cfg.prior == "phoneme":
+        if table is None:
+            raise ValueError("acoustic.model.prior is 'phoneme' but no phoneme statistics were given (--stats)")
+        return table
+    if model_cfg.prior == "standard":
+        return StandardFramePrior()
+    return None
+
+
+def frame_ids(tokens: torch.Tensor, mel2ph: torch.Tensor) -> list[np.ndarray]:
+    """Per utterance, the token id of each real frame (mel2ph 1-based, 0 = padding)."""
+    out = []
+    for tok, m in zip(tokens.cpu().numpy(), mel2ph.cpu().numpy()):
+        m = m[m > 0]
+        out.append(tok[m - 1])
+    return out
+
+
+@torch.no_grad()
+def sample_mels(model: AcousticModel, diffusion: Diffusion, model_cfg, table: TablePrior | None,
+                utts: Sequence[Utterance] | None, schedule: StepSchedule, seeds: Sequence[int], condition: str,
+                f0_stats: tuple[float, float], device: torch.device, tokens: torch.Tensor | None = None
+                ) -> list[dict[str, np.ndarray]]:
+    """Sample mels for a batch of utterances (or bare token sequences under E3).
+
+    Returns per utterance {"mel": (80, n), "mu": (80, n) the prior mean used (zeros for B1),
+    "mel2ph": (n,)}. Utterance i's noise comes from its own generator seeded by seeds[i], drawn at
+    its own length, so the result does not depend on the batch it is in.
+    """
+    if condition not in CONDITIONS:
+        raise ValueError(f"condition must be one of {CONDITIONS}, got {condition!r}")
+    if utts is not None:
+        b = collate(utts)
+        tokens = b["tokens"]
+        gt = condition in ("E1", "E2")
+        out = model.adapt(tokens.to(device), b["mel2ph"].to(device) if gt else None,
+                          b["f0"].to(device) if condition == "E1" else None,
+                          b["uv"].to(device) if condition == "E1" else None,
+                          b["energy"].to(device) if condition == "E1" else None, *f0_stats)
+    else:
+        if condition != "E3" or tokens is None:
+            raise ValueError("synthesis from bare tokens is only possible under E3 (everything predicted)")
+        out = model.adapt(tokens.to(device), None, None, None, None, *f0_stats)
+    mask, mel2ph = out["mask"], out["mel2ph"]
+    bsz, n = mel2ph.shape
+    lengths = (mel2ph > 0).sum(1).tolist()
+    prior = prior_for(model_cfg, table)
+    if prior is None:  # B2: the network's mean, s = 1
+        mu, s = out["mu"], torch.ones(bsz, 80, n, device=device)
+    else:
+        mu_np = np.zeros((bsz, 80, n), np.float32)
+        s_np = np.ones((bsz, 80, n), np.float32)
+        for i, ids in enumerate(frame_ids(tokens, mel2ph)):
+            m, sd = apply_prior_mode(*prior.frame_stats(ids), model_cfg.prior_mode)
+            mu_np[i, :, :len(ids)], s_np[i, :, :len(ids)] = m, sd
+        mu, s = torch.from_numpy(mu_np).to(device), torch.from_numpy(s_np).to(device)
+    gens = [torch.Generator().manual_seed(int(x)) for x in seeds]
+
+    def noise(_k: int) -> torch.Tensor:
+        z = torch.zeros(bsz, 80, n)
+        for i, g in enumerate(gens):
+            z[i, :, :lengths[i]] = torch.randn(80, lengths[i], generator=g)
+        return z.to(device)
+
+    cond_proj = model.decoder.condition(out["cond"])  # once per utterance, not once per step
+    mel = diffusion.sample(lambda x, _c, t: model.decoder.denoise(x, cond_proj, t, mask), None, s, schedule,
+                           noise=noise, clamp=False, mu=None if model_cfg.prior == "standard" else mu, mask=mask)
+    mel, mu = mel.float().cpu().numpy(), (mu * mask).float().cpu().numpy()
+    m2p = mel2ph.cpu().numpy()
+    return [{"mel": mel[i, :, :lengths[i]].copy(), "mu": mu[i, :, :lengths[i]].copy(),
+             "mel2ph": m2p[i, :lengths[i]].copy()} for i in range(bsz)]
+
+
+def load_acoustic_checkpoint(path: str | Path, device: torch.device | str = "cpu"
+                             ) -> tuple[AcousticModel, AcousticConfig, dict[str, Any]]:
+    """(model in eval mode, its config, the checkpoint) rebuilt from the checkpoint alone."""
+    from priorgrad import checkpoint as ckpt_io
+
+    ckpt = ckpt_io.load(path, map_location="cpu")
+    for key in ("vocab", "f0_stats"):
+        if key not in ckpt:
+            raise ValueError(f"{path}: lacks {key!r} (not an acoustic model checkpoint?)")
+    cfg = AcousticConfig.from_dict(ckpt["params"], source=f"{path} params")
+    model = build_acoustic_model(cfg, len(ckpt["vocab"]))
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval(), cfg, ckpt
+
+
+def table_from_ckpt(ckpt: dict[str, Any]) -> TablePrior | None:
+    st = ckpt.get("prior_table")
+    return TablePrior(st["mu"], st["std"], st["name"]) if st else None
+
+
+def synthesize(checkpoint: str | Path, out_dir: str | Path, features: str | Path | None = None,
+               split: str = "test", conditions: Sequence[str] = ("E1",), texts: Sequence[str] = (),
+               schedule: StepSchedule | None = None, seed: int | None = None, batch_size: int | None = None,
+               device: str | None = None, max_utterances: int = 0, vocoder: str | None = None,
+               vocoder_checkpoint: str | Path | None = None, progress: bool | None = None) -> dict[str, Any]:
+    """Write out_dir/<condition>/<utt>.npy (and .wav with a vocoder) for a split and/or raw texts (E3).
+
+    Returns timing (mel RTF, audio RTF) and the settings used (written to out_dir/synthesis.json).
+    """
+    from priorgrad.acoustic.metrics_mel import mel_metrics
+
+    dev = resolve_device(device or "auto")
+    model, cfg, ckpt = load_acoustic_checkpoint(checkpoint, dev)
+    inf = cfg.infer
+    dev = resolve_device(device or inf.device)
+    model = model.to(dev)
+    diffusion = Diffusion(cfg.diffusion.num_steps, cfg.diffusion.beta_start, cfg.diffusion.beta_end)
+    schedule = schedule or make_schedule(diffusion, inf.schedule, inf.steps, inf.betas)
+    seed = inf.seed if seed is None else seed
+    batch_size = batch_size or inf.batch_size
+    table = table_from_ckpt(ckpt)
+    f0_stats = (float(ckpt["f0_stats"]["mean"]), float(ckpt["f0_stats"]["std"]))
+    out_dir = Path(out_dir)
+    jobs: list[tuple[str, list[Utterance] | None, list[str], torch.Tensor | None]] = []
+    if features is not None:
+        fs = FeatureSet(features)
+        if fs.vocab != list(ckpt["vocab"]):
+            raise ValueError(f"{features}: vocabulary differs from the checkpoint's ({checkpoint})")
+        utts = fs.utterances(split)
+        if max_utterances:
+            utts = utts[:max_utterances]
+        if not utts:
+            raise ValueError(f"{features}: no utterances in split {split!r}")
+        for c in conditions:
+            for i in range(0, len(utts), batch_size):
+                chunk = utts[i:i + batch_size]
+                jobs.append((c, chunk, [u.utt for u in chunk], None))
+    if texts:
+        tok = text_to_tokens(texts, list(ckpt["vocab"]))
+        names = [f"text{i:03d}" for i in range(len(texts))]
+        for i in range(0, len(texts), batch_size):
+            jobs.append(("E3", None, names[i:i + batch_size], tok[i:i + batch_size]))
+    voc = None
+    if vocoder or inf.vocoder == "priorgrad" and vocoder_checkpoint:
+        from priorgrad.acoustic.vocode import make_vocoder
+
+        voc = make_vocoder(vocoder or inf.vocoder, vocoder_checkpoint, inf, seed, dev)
+    mel_wall, voc_wall, frames = 0.0, 0.0, 0
+    metrics: dict[str, list[dict[str, float]]] = {}
+    show = show_progress(progress)
+    for c, chunk, names, toks in tqdm(jobs, desc="acoustic synthesize", unit="batch", disable=not show):
+        t0 = time.perf_counter()
+        res = sample_mels(model, diffusion, cfg.model, table, chunk, schedule,
+                          [utterance_seed(seed, f"{c}:{n}") for n in names], c, f0_stats, dev, tokens=toks)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        mel_wall += time.perf_counter() - t0
+        for j, (name, r) in enumerate(zip(names, res)):
+            frames += r["mel"].shape[1]
+            save_npy_atomic(out_dir / c / f"{name}.npy", r["mel"])
+            if chunk is not None and c in ("E1", "E2"):
+                floor = r["mu"] if table is None else _floor_mu(table, chunk[j])
+                metrics.setdefault(c, []).append(mel_metrics(r["mel"], chunk[j].mel, floor))
+            if voc is not None and r["mel"].shape[1] == 0:
+                log.warning("%s/%s: predicted durations are all 0 frames; no audio rendered", c, name)
+            elif voc is not None:
+                t1 = time.perf_counter()
+                wav = voc(r["mel"], f"{c}:{name}")
+                voc_wall += time.perf_counter() - t1
+                from priorgrad.audio import write_wav
+                write_wav(out_dir / c / f"{name}.wav", wav, 22050)
+    audio_s = frames * 256 / 22050
+    summary = {
+        "checkpoint": str(checkpoint), "checkpoint_step": int(ckpt["step"]), "prior": cfg.model.prior,
+        "schedule": {"name": schedule.name, "eta": schedule.eta.tolist(), "t": schedule.t.tolist()},
+        "seed": seed, "device": str(dev), "n_jobs": len(jobs), "audio_seconds": audio_s,
+        "mel_wall_seconds": mel_wall, "mel_rtf": mel_wall / audio_s if audio_s else None,
+        "vocoder": None if voc is None else voc.name,
+        "vocoder_rtf": voc_wall / audio_s if (voc is not None and audio_s) else None,
+        "metrics": {c: {k: float(np.mean([m[k] for m in ms])) for k in ms[0]} for c, ms in metrics.items()},
+    }
+    write_json_atomic(out_dir / "synthesis.json", summary)
+    return summary
+
+
+def _floor_mu(table: TablePrior, u: Utterance) -> np.ndarray:
+    return table.frame_stats(u.frame_ids())[0]
+
+
+def text_to_tokens(texts: Sequence[str], vocab: list[str]) -> torch.Tensor:
+    """Raw text -> padded token ids through the data side's tokenizer (priorgrad.acoustic.text)."""
+    try:
+        from priorgrad.acoustic import text as text_mod  # the data side's module
+    except ImportError as e:
+        raise NotImplementedError("synthesis from raw text needs the text front-end priorgrad/acoustic/text.py "
+                                  "(the data side of issue 10), which is not in this checkout") from e
+    tokenize = getattr(text_mod, "tokenize", None)
+    if tokenize is None:
+        raise NotImplementedError("priorgrad/acoustic/text.py has no tokenize(text) -> list[str]; "
+                                  "adapt text_to_tokens in priorgrad/acoustic/synthesize.py to its API")
+    seqs = []
+    index = {t: i for i, t in enumerate(vocab)}
+    for i, txt in enumerate(texts):
+        toks = list(tokenize(txt))
+        unknown = [t for t in toks if t not in index]
+        if unknown:
+            raise ValueError(f"text {i} ({txt[:40]!r}): tokens {unknown} are not in the checkpoint's vocabulary")
+        seqs.append([index[t] for t in toks])
+    out = torch.zeros(len(seqs), max(len(s) for s in seqs), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        out[i, :len(s)] = torch.tensor(s)
+    return out

@@ -1,0 +1,197 @@
+"""Acoustic model training, resumption, synthesis and the CLI end to end (tiny sizes, toy features in the
+contract's directory format, real components)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from priorgrad.acoustic.dataset import AcousticFeatureError, FeatureSet
+from priorgrad.acoustic.model_config import load_acoustic_config
+from priorgrad.acoustic.toydata import make_toy_features
+from priorgrad.acoustic.train import train_acoustic
+from priorgrad.checkpoint import load
+from priorgrad.train import TrainingDiverged
+
+from support.core import ROOT, run_cli, sets
+
+TINY = ["acoustic.model.size=tiny", "acoustic.train.batch_size=4", "acoustic.train.window_frames=32",
+        "acoustic.train.threads=1", "acoustic.train.valid_utterances=2", "acoustic.train.valid_steps=2",
+        "acoustic.train.log_every=5", "acoustic.train.warmup_steps=20", "acoustic.train.lr_scale=0.1",
+        "acoustic.train.device=cpu", "acoustic.infer.device=cpu"]
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory) -> Path:
+    return make_toy_features(tmp_path_factory.mktemp("toy") / "feats", n_train=24, n_valid=2, n_test=2)
+
+
+def _cfg(*over: str):
+    return load_acoustic_config(ROOT / "params.yaml", TINY + list(over))
+
+
+def test_features_directory_is_read_and_checked(toy, tmp_path):
+    fs = FeatureSet(toy)
+    train = fs.utterances("train")
+    assert len(train) == 24 and fs.vocab[:3] == ["<pad>", "<EOS>", "<UNK>"]
+    u = train[0]
+    assert u.durations.sum() == u.n_frames and u.tokens[0] == 2 and u.tokens[-1] == 1
+    bad = tmp_path / "bad"
+    shutil.copytree(toy, bad)
+    p = bad / "utts" / f"{u.utt}.npz"
+    with np.load(p) as z:
+        arrays = dict(z)
+    arrays["durations"][1] += 1
+    np.savez(p, **arrays)
+    with pytest.raises(AcousticFeatureError, match=f"{u.utt}.npz: durations sum to"):
+        FeatureSet(bad).utterances("train")
+    with pytest.raises(AcousticFeatureError, match="manifest.jsonl: not found"):
+        FeatureSet(tmp_path / "nowhere")
+
+
+def test_phoneme_prior_without_statistics_is_a_clear_error(toy, tmp_path):
+    with pytest.raises(ValueError, match="no phoneme statistics"):
+        train_acoustic(_cfg("acoustic.train.max_steps=1"), toy, tmp_path / "run", prior=None)
+    with pytest.raises(FileNotFoundError, match="phoneme statistics not found"):
+        train_acoustic(_cfg("acoustic.train.max_steps=1"), toy, tmp_path / "run", prior=tmp_path / "missing.npz")
+
+
+def test_nan_loss_stops_naming_the_step(toy, tmp_path):
+    # An absurd learning rate blows the weights up in the first update: step 2's loss is not finite.
+    cfg = _cfg("acoustic.train.max_steps=5", "acoustic.train.lr_scale=1e30", "acoustic.train.validate_every=100",
+               "acoustic.model.prior=standard")
+    with pytest.raises(TrainingDiverged, match=r"at step 2 "):
+        train_acoustic(cfg, toy, tmp_path / "run", prior=toy / "phoneme_stats.npz")
+
+
+def test_resume_with_other_params_is_refused_and_a_longer_budget_continues(toy, tmp_path):
+    stats = toy / "phoneme_stats.npz"
+    base = ["acoustic.train.validate_every=2", "acoustic.train.checkpoint_every=2"]
+    train_acoustic(_cfg("acoustic.train.max_steps=2", *base), toy, tmp_path / "run", prior=stats)
+    with pytest.raises(ValueError, match="acoustic.train.window_frames"):
+        train_acoustic(_cfg("acoustic.train.max_steps=4", "acoustic.train.window_frames=16", *base), toy,
+                       tmp_path / "run", prior=stats)
+    r = train_acoustic(_cfg("acoustic.train.max_steps=4", *base), toy, tmp_path / "run", prior=stats)
+    assert r["step"] == 4 and "valid/floor_mel_l1" in r
+    ck = load(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert ck["vocab"] == FeatureSet(toy).vocab and ck["prior_table"]["mu"].shape == (len(ck["vocab"]), 80)
+    assert ck["params"]["acoustic"]["model"]["size"] == "tiny"
+
+
+def _train_cmd(toy: Path, run: Path, steps: int, prior: str = "phoneme") -> list[str]:
+    return [sys.executable, "-m", "priorgrad", "acoustic", "train", "--features", str(toy), "--stats",
+            str(toy / "phoneme_stats.npz"), "--run-dir", str(run),
+            *sets(*TINY, f"acoustic.train.max_steps={steps}", "acoustic.train.checkpoint_every=3",
+                  "acoustic.train.validate_every=1000", f"acoustic.model.prior={prior}")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("prior", ["phoneme", "trainable"])
+def test_sigkill_and_resume_matches_uninterrupted_run(toy, tmp_path, prior):
+    steps = 25  # a multiple of log_every (5): the last step is logged
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    subprocess.run(_train_cmd(toy, tmp_path / "straight", steps, prior), cwd=ROOT, check=True, capture_output=True,
+                   timeout=600, env=env)
+    run = tmp_path / "killed"
+    proc = subprocess.Popen(_train_cmd(toy, run, steps, prior), cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env)
+    killed_at = None
+    deadline = time.time() + 400
+    while time.time() < deadline and proc.poll() is None:
+        ck = run / "checkpoints" / "last.pt"
+        if ck.exists():
+            try:
+                step = int(torch.load(ck, weights_only=False)["step"])
+            except Exception:  # being replaced right now
+                step = 0
+            if step >= 6:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                killed_at = step
+                break
+        time.sleep(0.02)
+    assert killed_at is not None and killed_at < steps, "training finished before it could be killed"
+    resumed = subprocess.run(_train_cmd(toy, run, steps, prior), cwd=ROOT, capture_output=True, text=True,
+                             timeout=600, env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed" in resumed.stderr
+    a, b = load(tmp_path / "straight" / "checkpoints" / "last.pt"), load(run / "checkpoints" / "last.pt")
+    assert a["step"] == b["step"] == steps
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    logged = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()
+              if "train/loss" in json.loads(x)]
+    assert logged == sorted(set(logged)) and logged[-1] == steps
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("prior", ["phoneme", "standard"])
+def test_tiny_training_lowers_the_e1_mel_l1(toy, tmp_path, prior):
+    """E1 mel L1 after 300 steps at least 10% below its step-0 value (PriorGrad and B1); the mu-alone floor is logged.
+
+    The tiny size with its decoder widened to 96 channels (the tiny decoder's 16 channels cannot carry the 80
+    bins' noise at all, and its E1 L1 moves only ~5% in 200 steps). Not asserted: going below the floor. With the
+    official decoder (ReLU'd 1x1 input projection, gated units, zero-initialised output) the network needs far
+    more than a few hundred steps to pass the noise through at t near T, and the sampler amplifies that error
+    by up to 1/sqrt(gamma_S) ~ 20 at the first strided step; see docs/acoustic-model.md.
+    """
+    cfg = _cfg("acoustic.train.max_steps=300", "acoustic.train.validate_every=300", "acoustic.train.checkpoint_every=300",
+               f"acoustic.model.prior={prior}", "acoustic.train.batch_size=8", "acoustic.train.window_frames=64",
+               "acoustic.train.valid_steps=6", "acoustic.train.log_every=50", "acoustic_sizes.tiny.decoder_channels=96")
+    train_acoustic(cfg, toy, tmp_path / "run", prior=toy / "phoneme_stats.npz")
+    recs = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    curve = {r["step"]: r["valid/mel_l1"] for r in recs if "valid/mel_l1" in r}
+    floor = [r["valid/floor_mel_l1"] for r in recs if "valid/floor_mel_l1" in r]
+    diff = [r["train/diff"] for r in recs if "train/diff" in r]
+    assert sorted(curve) == [0, 300] and len(set(floor)) == 1 and floor[0] > 0
+    assert diff[-1] < 0.9 * diff[0], diff
+    # measured here: PriorGrad 0.72x, B1 0.81x of the step-0 value (seeded, deterministic on one machine)
+    assert curve[300] < 0.9 * curve[0], curve
+
+
+def test_synthesize_conditions_vocoder_and_schedule_search_through_the_cli(toy, tmp_path):
+    r = train_acoustic(_cfg("acoustic.train.max_steps=2", "acoustic.train.validate_every=2",
+                            "acoustic.train.checkpoint_every=2"), toy, tmp_path / "run", prior=toy / "phoneme_stats.npz")
+    ck = r["checkpoint"]
+    outs = []
+    for name in ("a", "b"):
+        p = run_cli("acoustic", "synthesize", "--checkpoint", ck, "--features", str(toy), "--out", str(tmp_path / name),
+                    "--condition", "E1", "--condition", "E2", "--condition", "E3", "--steps", "6",
+                    "--max-utterances", "1", *(["--vocoder", "griffin_lim"] if name == "a" else []))
+        outs.append(json.loads(p.stdout))
+    s = outs[0]
+    assert s["schedule"]["t"] == [0, 16, 64, 144, 255, 399] and s["mel_rtf"] > 0 and s["vocoder"] == "griffin_lim"
+    assert set(s["metrics"]) == {"E1", "E2"} and "floor_mel_l1" in s["metrics"]["E1"]
+    utt = FeatureSet(toy).utterances("test")[0]
+    for c in ("E1", "E2", "E3"):
+        a, b = np.load(tmp_path / "a" / c / f"{utt.utt}.npy"), np.load(tmp_path / "b" / c / f"{utt.utt}.npy")
+        assert np.array_equal(a, b)  # seeded per utterance
+        if c != "E3":
+            assert a.shape == utt.mel.shape
+    import soundfile as sf
+
+    wav, sr = sf.read(tmp_path / "a" / "E1" / f"{utt.utt}.wav")
+    assert sr == 22050 and len(wav) == utt.n_frames * 256
+    bad = run_cli("acoustic", "synthesize", "--checkpoint", ck, "--features", str(toy), "--out", str(tmp_path / "c"),
+                  "--betas", "0.9,0.9,0.9,0.9,0.9,0.9", check=False)
+    assert bad.returncode != 0 and "cannot be aligned" in bad.stderr
+    txt = run_cli("acoustic", "synthesize", "--checkpoint", ck, "--out", str(tmp_path / "d"), "--text", "hello",
+                  check=False)
+    try:
+        import priorgrad.acoustic.text  # noqa: F401  (the data side's tokenizer, once merged)
+    except ImportError:
+        assert txt.returncode != 0 and "priorgrad/acoustic/text.py" in txt.stderr
+    se = run_cli("acoustic", "search-schedule", "--checkpoint", ck, "--features", str(toy), "--steps", "2",
+                 "--out", str(tmp_path / "s.json"), "--max-candidates", "3")
+    res = json.loads((tmp_path / "s.json").read_text())
+    assert res["n_candidates"] == 73 and res["n_evaluated"] == 3 and len(res["betas"]) == 2
+    assert json.loads(se.stdout)["mel_l1"] == res["mel_l1"]
