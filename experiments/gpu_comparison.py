@@ -19,7 +19,7 @@ evaluate and report it like any sweep.
         --out runs/gpu_comparison --bring-back "$OUT" --steps 20000 --deadline-s 1500
     # here
     python -m experiments.gpu_comparison import --from <fetched files> --out runs/gpu_comparison/sweep
-    python -m experiments.evaluate --params params.yaml --features data/features \   # with `profile: gpu` set
+    python -m experiments.evaluate --params params.yaml --features data/features \\   # with `profile: gpu` set
         --sweep runs/gpu_comparison/sweep --out runs/gpu_comparison/eval
 """
 from __future__ import annotations

@@ -136,8 +136,11 @@ class AcousticTrainer:
             return False
         ckpt = ckpt_io.load(path, map_location=self.device)
         old, new = ckpt["params"], self.cfg.to_dict()
-        strip = lambda d: {**d, "acoustic": {**d["acoustic"], "train": {k: v for k, v in d["acoustic"]["train"].items()
-                                                                       if k not in RESUMABLE}, "infer": None}}
+
+        def strip(d: dict[str, Any]) -> dict[str, Any]:  # the keys a resumed run may change are left out
+            train = {k: v for k, v in d["acoustic"]["train"].items() if k not in RESUMABLE}
+            return {**d, "acoustic": {**d["acoustic"], "train": train, "infer": None}}
+
         changed = _diff_keys(strip(old), strip(new))
         if ckpt.get("vocab") != list(self.features.vocab):
             changed.append("vocabulary (features directory)")
