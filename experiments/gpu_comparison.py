@@ -85,6 +85,8 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
                    "--run-dir", str(Path(args.out) / "trials" / name)]
             for k, v in overrides.items():
                 cmd += ["--set", f"{k}={json.dumps(v) if isinstance(v, bool) else v}"]
+            for extra in args.overrides:
+                cmd += ["--set", extra]
             trials.append({"trial": name, "prior": prior, "size": size, "seed": args.seed, "cmd": cmd})
     return {"params": str(params_path), "steps": args.steps, "deadline_s": args.deadline_s,
             "concurrent": len(trials), "trials": trials}
@@ -213,6 +215,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run = sub.add_parser("run", help="train every trial at once on this GPU and pack what evaluation needs")
     run.add_argument("--params", default=str(ROOT / "params.yaml"))
     run.add_argument("--profile", default="gpu", help="profile overlay applied to --params (default: gpu)")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="an extra params override for every trial (repeatable), as `priorgrad train --set`")
     run.add_argument("--features", type=Path, required=True, help="features dir (priorgrad preprocess --out)")
     run.add_argument("--stats", type=Path, required=True, help="prior statistics JSON (priorgrad prior-stats)")
     run.add_argument("--out", type=Path, default=ROOT / "runs" / "gpu_comparison", help="work dir on this machine")

@@ -39,8 +39,12 @@ def test_synthetic_corpus_never_writes_into_a_linked_corpus(tmp_path: Path) -> N
     (user / "wavs").mkdir(parents=True)
     (tmp_path / "corpus").mkdir()
     (tmp_path / "corpus" / "wavs").symlink_to(user / "wavs")
-    params = tmp_path / "params.yaml"
-    params.write_text("corpus:\n  source: synthetic\n  n_utterances: 3\n  n_valid: 1\n  n_test: 1\n")
+    from priorgrad.schema import read_params
+    from support.project import ROOT, write_params
+
+    raw = read_params(ROOT / "params.yaml")
+    raw["corpus"].update(source="synthetic", n_utterances=3, n_valid=1, n_test=1)
+    params = write_params(tmp_path / "p", raw)
     assert main(["--params", str(params), "--out", str(tmp_path / "corpus")]) == 0
     assert list((user / "wavs").iterdir()) == []  # the user's directory is untouched
     assert len(list((tmp_path / "corpus" / "wavs").glob("*.wav"))) == 3

@@ -35,10 +35,12 @@ def _checkpoint_step(run_dir: Path) -> int | None:
 
 def test_killed_sweep_resumes_without_retraining_finished_trials(smoke_repro: Path, tmp_path: Path) -> None:
     project = copy_project(smoke_repro, tmp_path / "project", with_outputs=True)
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    # New trials (seed 1), one at a time, so that one can be finished while the next one trains.
-    params["sweep"].update(seeds=[1], budgets=[60], max_concurrent_trials=1)
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    # New trials (seed 1), one at a time, so that one can be finished while the next one trains. The copy
+    # runs the smoke profile, so the change goes where a user would make it: into the profile overlay.
+    profile = project / "profiles" / "smoke.yaml"
+    over = yaml.safe_load(profile.read_text())
+    over["sweep"].update(seeds=[1], budgets=[60], max_concurrent_trials=1)
+    profile.write_text(yaml.safe_dump(over, sort_keys=False))
 
     log_path = tmp_path / "killed.log"
     with open(log_path, "w") as log:

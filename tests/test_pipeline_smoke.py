@@ -25,32 +25,42 @@ def test_smoke_repro_writes_the_documented_outputs(smoke_repro: Path) -> None:
     trials = json.loads((p / "runs/sweep/trials.json").read_text())
     assert {t["prior"] for t in trials} == {"standard", "energy"}
     for t in trials:
-        assert set(t) >= {"trial", "prior", "size", "n_params", "seed", "budget", "checkpoint", "mlflow_run_id"}
-        assert (p / t["checkpoint"]).exists() and t["budget"] == 30 and t["n_params"] > 0
+        assert set(t) >= {"trial", "prior", "system", "size", "n_params", "seed", "budget", "checkpoints",
+                          "mlflow_run_id", "mlflow_experiment"}
+        # one run per prior to the top of the ladder, a checkpoint kept at each budget
+        assert sorted(t["checkpoints"], key=int) == ["15", "30"] and t["budget"] == 30 and t["n_params"] > 0
+        assert all((p / c).exists() for c in t["checkpoints"].values())
     with open(p / "runs/sweep/convergence.csv") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["trial", "prior", "size", "n_params", "seed", "budget", "step", "metric", "value"]
     for prior in ("standard", "energy"):
         curve = sorted(int(r["step"]) for r in rows if r["prior"] == prior and r["metric"] == "ls_mae")
-        assert curve == [0, 10, 20, 30], (prior, curve)  # validation every 10 steps, from step 0
+        assert curve == [0, 10, 15, 20, 30], (prior, curve)  # every 10 steps from step 0, and at each budget
         assert any(r["prior"] == prior and r["metric"] == "mrstft" for r in rows)  # eval's hook metric
 
     with open(p / "runs/eval/scores.csv") as f:
         scores = list(csv.DictReader(f))
     assert list(scores[0]) == ["system", "prior", "size", "n_params", "seed", "budget", "t_infer", "utt",
                                "metric", "value", "kind"]
-    assert {(r["system"], r["t_infer"]) for r in scores} == {(s, t) for s in ("priorgrad", "diffwave")
-                                                             for t in ("6", "12")}
+    model = [r for r in scores if r["kind"] == "model"]
+    assert {(r["system"], r["budget"], r["t_infer"]) for r in model} == {
+        (s, b, t) for s in ("priorgrad", "diffwave") for b in ("15", "30") for t in ("6", "12")}
+    floor = [r for r in scores if r["kind"] == "prior_noise"]  # each prior's own noise, one draw per seed
+    assert {(r["system"], r["seed"], r["budget"], r["t_infer"]) for r in floor} == {
+        ("priorgrad", "0", "0", "0"), ("diffwave", "0", "0", "0")}
     assert len({r["utt"] for r in scores}) == 3
     summary = json.loads((p / "runs/eval/summary.json").read_text())
     assert {s["metric"] for s in summary} == {"ls_mae", "mrstft", "pesq_wb", "stoi"}
     for s in summary:
         assert s["n"] == 3 and s["ci_low"] <= s["mean"] <= s["ci_high"], s
     comps = json.loads((p / "runs/eval/comparisons.json").read_text())
-    assert len(comps) == 2 * 4  # T_infer x metrics, one size and budget
-    for c in comps:
+    systems = [c for c in comps if c["kind"] == "systems"]
+    assert len(systems) == 2 * 2 * 4  # budgets x T_infer x metrics, one size
+    for c in systems:
         assert c["a"] == "priorgrad" and c["b"] == "diffwave" and c["n"] == 3
         assert c["ci_low"] <= c["mean_diff"] <= c["ci_high"]
+        assert not c["judged"] and "seed" in c["not_judged"]  # one seed: shown, never judged
+    assert len([c for c in comps if c["kind"] == "floor"]) == 2 * 2 * 2 * 4  # each system vs its prior noise
     with open(p / "runs/eval/rtf.csv") as f:
         rtf = list(csv.DictReader(f))
     assert {(r["system"], r["t_infer"]) for r in rtf} == {(s, t) for s in ("priorgrad", "diffwave") for t in ("6", "12")}
@@ -58,6 +68,9 @@ def test_smoke_repro_writes_the_documented_outputs(smoke_repro: Path) -> None:
     audio = p / "runs/eval/audio"
     assert len(list((audio / "reference").glob("*.wav"))) == 1
     assert len(list((audio / "priorgrad-tiny-30-T6").glob("*.wav"))) == 1
+    assert len(list((audio / "priorgrad-prior-noise").glob("*.wav"))) == 1
+    index = json.loads((audio / "index.json").read_text())
+    assert {st["dir"] for st in index["sets"]} == {d.name for d in audio.iterdir() if d.is_dir()} - {"reference"}
     prov = json.loads((p / "runs/eval/provenance.json").read_text())
     assert set(prov) >= {"git_commit", "params_hash", "corpus", "machine", "metric_versions"}
     assert prov["metric_versions"]["pesq_wb"]["version"] != "not-installed"
@@ -80,7 +93,7 @@ def test_smoke_repro_mlflow_runs(smoke_repro: Path) -> None:
         assert run.data.params["model.residual_channels"] == "16"
         assert run.data.params["prior.type"] == tags["prior"]
         steps = [m.step for m in client.get_metric_history(run.info.run_id, "valid/ls_mae")]
-        assert steps == [0, 10, 20, 30]
+        assert steps == [0, 10, 15, 20, 30]
         # the evaluate stage's test scores land in the trial's own run
         assert "test/T6/pesq_wb" in run.data.metrics and "test/T12/ls_mae" in run.data.metrics
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
@@ -93,12 +106,12 @@ def test_smoke_repro_dvc_metrics_plots_and_status(smoke_repro: Path) -> None:
     assert len(shown) == 1, list(shown)  # the workspace only (DVC 3.67 names it "", older ones "workspace")
     data = next(iter(shown.values()))["data"]
     headline = data["runs/eval/metrics.json"]["data"]
-    assert set(headline) == {"tiny-b30-T6", "tiny-b30-T12"}
+    assert set(headline) == {"tiny-b15-T6", "tiny-b15-T12", "tiny-b30-T6", "tiny-b30-T12"}
     cell = headline["tiny-b30-T6"]["ls_mae"]
     assert set(cell) == {"priorgrad", "diffwave", "diff", "ci_low", "ci_high", "n_seeds", "n", "judged", "outcome"}
     assert (cell["n_seeds"], cell["judged"]) == (1, 0)   # one seed: shown, never judged
     assert cell["diff"] == pytest.approx(cell["priorgrad"] - cell["diffwave"], abs=1e-9)
-    assert set(data["runs/sweep/final_valid.json"]["data"]) == {"priorgrad-tiny-s0-b30", "diffwave-tiny-s0-b30"}
+    assert set(data["runs/sweep/final_valid.json"]["data"]) == {"priorgrad-tiny-s0", "diffwave-tiny-s0"}
     plots = json.loads(run_in(smoke_repro, ["dvc", "plots", "show", "--json"]).stdout)
     # one plot per metric (runs/sweep/convergence/<metric>.csv); the browser test draws them offline
     assert "runs/sweep/convergence/valid_ls_mae.csv" in plots["data"]

@@ -57,8 +57,21 @@ def test_profiles_are_overlays_that_load(profile: str, tmp_path: Path) -> None:
 def test_every_profile_key_says_why(profile: str) -> None:
     """Each leaf line of an overlay carries a comment with its reason."""
     for line in (ROOT / "profiles" / f"{profile}.yaml").read_text().splitlines():
-        if line.strip() and not line.lstrip().startswith("#") and not line.rstrip().endswith(":"):
+        if line.strip() and not line.lstrip().startswith("#") and not line.rstrip().endswith((":", ": {}")):
             assert "#" in line, f"profiles/{profile}.yaml: {line.strip()!r} has no reason"
+
+
+@pytest.mark.parametrize("profile", ["default", "smoke", "gpu"])
+def test_every_profile_names_the_sections_dvc_tracks(profile: str) -> None:
+    """DVC tracks each stage's sections of the active profile file (so editing one re-runs only the stages
+    that read it); a profile lacking one of those sections would make `dvc repro` fail."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    tracked = set()
+    for st in stages.values():
+        for entry in st.get("params", []):
+            if isinstance(entry, dict) and "profiles/${profile}.yaml" in entry:
+                tracked |= set(entry["profiles/${profile}.yaml"])
+    assert tracked and tracked <= set(yaml.safe_load((ROOT / "profiles" / f"{profile}.yaml").read_text()))
 
 
 def test_a_profile_cannot_add_a_key(tmp_path: Path) -> None:
