@@ -24,9 +24,12 @@ import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 class AudioError(ValueError):
@@ -63,6 +66,8 @@ class MelPreset:
     @property
     def silence(self) -> float:
         """The compressed value of a silent mel bin (the 1e-5 floor): what a padded frame holds."""
+        import torch
+
         return float(compress_mel(torch.tensor(0.0, dtype=torch.float64), self))
 
     @property
@@ -142,6 +147,8 @@ def preset_filterbank(preset: MelPreset) -> np.ndarray:
 # ----------------------------------------------------------------------------- log-mel
 def compress_mel(mel: torch.Tensor, preset: str | MelPreset = "hifigan") -> torch.Tensor:
     """Linear mel magnitude -> the preset's compressed mel (inverse: ``mel_to_linear_magnitude``)."""
+    import torch  # imported here: presets and config stay importable without torch
+
     p = get_preset(preset)
     if p.name == "diffwave":
         db = 20.0 * torch.log10(torch.clamp(mel, min=LOG_FLOOR)) - 20.0
@@ -151,6 +158,8 @@ def compress_mel(mel: torch.Tensor, preset: str | MelPreset = "hifigan") -> torc
 
 def log_mel_torch(wav: torch.Tensor, preset: str | MelPreset = "hifigan") -> torch.Tensor:
     """Batched log-mel on a torch tensor (..., samples) -> (..., n_mels, samples // hop); differentiable."""
+    import torch  # imported here: presets and config stay importable without torch
+
     p = get_preset(preset)
     shape = wav.shape
     x = wav.reshape(-1, shape[-1]).to(torch.float32)
@@ -174,6 +183,8 @@ def log_mel(wav: np.ndarray, preset: str | MelPreset = "hifigan") -> np.ndarray:
 
     For a hop-trimmed waveform (what ``load_audio`` returns) frames = samples / hop exactly.
     """
+    import torch  # imported here: presets and config stay importable without torch
+
     wav = np.asarray(wav, dtype=np.float32)
     if wav.ndim != 1:
         raise ValueError(f"log_mel expects a 1-D waveform, got shape {wav.shape}")

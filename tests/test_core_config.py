@@ -123,3 +123,15 @@ def test_params_hash_stable_and_sensitive():
     assert params_hash(a) == params_hash(b)
     b.train.seed = 1
     assert params_hash(a) != params_hash(b)
+
+
+def test_config_registry_and_presets_import_without_torch():
+    """Config validation, the registry, presets and the stage contract never import torch (the report and a
+    reader of params need no deep-learning stack; a bare config check stays fast)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, priorgrad.config, priorgrad.registry, priorgrad.audio, experiments.spec, "
+            "experiments.contract, reports.config; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
