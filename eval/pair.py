@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -82,29 +81,17 @@ def parse_length_tolerance(text: str) -> LengthPolicy:
 
 
 def read_mono(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """Read a wav as float32 mono in [-1, 1]; every error names the file.
+    """Read a wav as float32 mono in [-1, 1]; every error names the file (the project's one reader,
+    ``priorgrad.audio.read_wav``, which imports no torch, so scoring workers stay light)."""
+    from priorgrad.audio import AudioError, read_wav
 
-    soundfile directly (not priorgrad.audio.read_wav, which has the same checks) so that worker
-    processes scoring non-torch metrics do not pay torch's import.
-    """
-    import soundfile as sf
-
-    path = Path(path)
-    if not path.is_file():
-        raise PairError(f"{path}: file not found")
-    if path.stat().st_size == 0:
-        raise PairError(f"{path}: file is empty (0 bytes)")
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=False)
-    except Exception as e:  # noqa: BLE001 - libsndfile's errors are terse; name the file
-        raise PairError(f"{path}: cannot decode audio ({e})") from e
-    if data.size == 0:
-        raise PairError(f"{path}: audio has no samples")
+        data, sr = read_wav(path)
+    except AudioError as e:
+        raise PairError(str(e)) from e
     if data.ndim != 1:
         raise PairError(f"{path}: has {data.shape[1]} channels, expected mono")
-    if not np.all(np.isfinite(data)):
-        raise PairError(f"{path}: audio contains NaN or infinite samples")
-    return data, int(sr)
+    return data, sr
 
 
 def _check_waveform(wav: np.ndarray, name: str) -> np.ndarray:

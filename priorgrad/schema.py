@@ -48,6 +48,8 @@ def check_value(value: Any, tp: Any, where: str) -> Any:
         raise ConfigError(f"{where}: {' or '.join(errors)}")
     if value is None:
         raise ConfigError(f"{where}: must not be null")
+    if dataclasses.is_dataclass(tp):  # a nested section
+        return build_section(tp, value, where)
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true/false, got {value!r}")

@@ -9,12 +9,11 @@ ignored here.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any
 
-from priorgrad.config import ConfigError
+from priorgrad.schema import ConfigError, build_section
 
 DURATION_SOURCES = ("auto", "espeak", "mas")
 DATA_SECTIONS = ("text", "features", "prior")
@@ -50,44 +49,6 @@ class PhonemePriorConfig:
     std_min: float            # floor of s (ln-mel units)
     std_max: float            # ceiling of s; -1 = no ceiling
     min_frames: int           # tokens with fewer train frames back off (stress-stripped name, then all frames); 0 = off
-
-
-def _check(value: Any, hint: Any, where: str) -> Any:
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, str):  # PyYAML (YAML 1.1) reads "1e-3" as a string
-            try:
-                value = float(value)
-            except ValueError:
-                raise ConfigError(f"{where}: expected a number, got {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
-            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
-    if dataclasses.is_dataclass(hint):
-        return build_section(hint, value, where)
-    raise AssertionError(f"unsupported type {hint}")
-
-
-def build_section(cls: type, raw: Any, where: str) -> Any:
-    """cls(**raw): every field required, no unknown key, types checked (nested dataclasses too)."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: must be a mapping, got {type(raw).__name__}")
-    hints = get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(raw) - set(names))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown} (known: {sorted(names)})")
-    missing = [n for n in names if n not in raw]
-    if missing:
-        raise ConfigError(f"{where}: missing key(s) {missing}")
-    return cls(**{n: _check(raw[n], hints[n], f"{where}.{n}") for n in names})
 
 
 def _require(cond: bool, where: str, msg: str) -> None:

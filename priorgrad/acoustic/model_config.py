@@ -11,11 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import dataclasses
-import math
 from dataclasses import dataclass
-from typing import Any, get_type_hints
+from typing import Any
 
-from priorgrad.config import ConfigError
+from priorgrad.schema import ConfigError, build_section
 
 PRIORS = ("phoneme", "standard", "trainable")   # PriorGrad | B1 N(0, I) | B2 Grad-TTS-style trainable mean
 PRIOR_MODES = ("mean_std", "mean_only", "std_only")
@@ -85,7 +84,7 @@ class AcousticTrainConfig:
 class AcousticInferConfig:
     schedule: str             # strided | uniform | betas
     steps: int                # S of a strided / uniform schedule
-    betas: list               # explicit inference betas (schedule: betas)
+    betas: list[float]        # explicit inference betas (schedule: betas)
     batch_size: int
     seed: int
     device: str
@@ -93,46 +92,6 @@ class AcousticInferConfig:
     griffin_lim_iters: int
     vocoder_steps: int        # inference steps of a project vocoder checkpoint
     search_max_candidates: int  # cap of the grid search (0 = all candidates)
-
-
-def _check_type(value: Any, hint: Any, where: str) -> Any:
-    if hint in (int, "int"):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if hint in (float, "float"):
-        if isinstance(value, str):  # PyYAML reads "1e-3" as a string
-            try:
-                value = float(value)
-            except ValueError:
-                raise ConfigError(f"{where}: expected a number, got {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
-            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
-        return float(value)
-    if hint in (str, "str"):
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
-    if hint in (list, "list"):
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        return [_check_type(v, float, f"{where}[{i}]") for i, v in enumerate(value)]
-    raise AssertionError(hint)
-
-
-def build_section(cls: type, raw: Any, where: str) -> Any:
-    """cls(**raw) with every field required, no unknown keys, and types checked."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: must be a mapping, got {type(raw).__name__}")
-    hints = get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(raw) - set(names))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown} (known: {sorted(names)})")
-    missing = [n for n in names if n not in raw]
-    if missing:
-        raise ConfigError(f"{where}: missing key(s) {missing}")
-    return cls(**{n: _check_type(raw[n], hints[n], f"{where}.{n}") for n in names})
 
 
 def _require(cond: bool, where: str, msg: str) -> None:
