@@ -238,7 +238,8 @@ class MLflowTracker(Tracker):
                 # integer columns cannot hold missing values: neither applies to a manifest description
                 warnings.simplefilter("ignore", UserWarning)
                 dataset = mlflow.data.from_pandas(pd.DataFrame(rows), source=source, name=name)
-            entity = DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])
+                # the schema is inferred here, lazily: inside the filter too
+                entity = DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])
         except Exception as e:  # a data set we cannot describe is worth a warning, not a lost run
             log.warning("MLflow: cannot describe data set %s (%s: %s)", name, type(e).__name__, e)
             return

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 
 def _trial_dirs(project: Path, seed: int) -> dict[str, Path]:
-    return {d.name.split("-")[0]: d for d in (project / "runs/sweep/trials").glob(f"*-tiny-s{seed}-b*")}
+    return {d.name.split("-")[0]: d for d in (project / "runs/sweep/trials").glob(f"*-tiny-s{seed}-*")}
 
 
 def _checkpoint_step(run_dir: Path) -> int | None:
