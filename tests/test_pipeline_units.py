@@ -246,3 +246,51 @@ def test_unreachable_mlflow_is_a_warning_not_a_failure(caplog: pytest.LogCapture
         t.close()
     assert not t.active
     assert any("MLflow tracking lost" in r.getMessage() and "127.0.0.1:9" in r.getMessage() for r in caplog.records)
+
+
+def test_synthesis_cache_key_covers_code_batch_size_and_checkpoint(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A synthesised test set is reused only when checkpoint bytes, T, inputs, seed, batch size and the
+    sampler's code are all unchanged (a sampler fix re-synthesises; nothing else does)."""
+    import priorgrad.fingerprint as fp
+    from experiments.synthesis import synthesis_key
+
+    ckpt = tmp_path / "last.pt"
+    ckpt.write_bytes(b"weights")
+    p = _params()
+    inputs = {"utts": ["a"], "max_frames": 0, "features": "x"}
+    base = synthesis_key(ckpt, 6, inputs, p)
+    assert synthesis_key(ckpt, 6, inputs, p) == base
+    assert synthesis_key(ckpt, 12, inputs, p) != base
+    assert synthesis_key(ckpt, 6, inputs, _params(infer={"batch_size": 1})) != base  # padding changes tails
+    monkeypatch.setattr(fp, "training_fingerprint", lambda: "trainer-changed")
+    assert synthesis_key(ckpt, 6, inputs, p) == base  # the trainer's code does not enter a synthesis
+    monkeypatch.setattr(fp, "synthesis_fingerprint", lambda: "sampler-changed")
+    assert synthesis_key(ckpt, 6, inputs, p) != base
+    monkeypatch.undo()
+    ckpt.write_bytes(b"other weights")
+    assert synthesis_key(ckpt, 6, inputs, p) != base
+
+
+def test_adding_a_prior_touches_only_the_registry_and_its_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new prior is one registry entry plus its own builder: config validation, the sweep's trials and
+    make_prior accept it without any other edit."""
+    import sys
+    import types
+
+    from priorgrad import registry
+    from priorgrad.prior import StandardPrior, make_prior
+
+    module = types.ModuleType("priorgrad_test_prior")
+    module.build = lambda cfg, stats, preset: StandardPrior(name="half")
+    monkeypatch.setitem(sys.modules, "priorgrad_test_prior", module)
+    entry = registry.PriorEntry(name="half", system="halfwave", label="HalfWave (test)", short="HalfWave",
+                                colour="#000000", family="vocoder", role="baseline",
+                                builder="priorgrad_test_prior:build", needs_stats=False, doc="a test prior",
+                                floor="n")
+    monkeypatch.setitem(registry.PRIORS, "half", entry)
+    p = _params(prior={"type": "half"}, sweep={"priors": ["half", "energy"]})
+    assert make_prior(p.prior, None, "hifigan").name == "half"
+    trials = expand_trials(p)
+    assert {t.system for t in trials} == {"halfwave", "priorgrad"}
+    assert any(t.name.startswith("halfwave-tiny-") for t in trials)
