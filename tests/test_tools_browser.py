@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_cdp import find_chromium, json_probe, keep_screenshots, open_page
+from support.browser import find_chromium, json_probe, keep_screenshots, open_page
 from support.project import copy_project, project_env, run_in
 
 pytestmark = pytest.mark.slow

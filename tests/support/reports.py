@@ -21,6 +21,7 @@ import soundfile as sf
 
 from eval.aggregate import FLOOR, SCORE_COLUMNS, Rule, aggregate
 from priorgrad import registry
+from support.browser import find_chromium, keep_screenshots  # noqa: F401 - used by the report tests
 
 SR = 22050
 SIZES = {"base": 2_619_971, "small": 1_227_651}
@@ -233,16 +234,6 @@ LISTENING_ONLY_JS = ("<script>document.addEventListener('DOMContentLoaded', func
                      "while (l.previousElementSibling) l.previousElementSibling.remove();});</script>")
 
 
-def find_chromium() -> str | None:
-    import shutil
-
-    for name in ("chromium", "chromium-browser"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
-
-
 def _chromium(browser: str, args: list[str], user_data: Path, timeout: float = 90) -> str:
     import subprocess
 
@@ -291,20 +282,6 @@ def check_audio_records(records: list[dict], expected_players: int) -> None:
     assert len(real) == expected_players
     bad = [r for r in real if r["error"] is not None or r["readyState"] < 1 or not r["duration"] > 0]
     assert not bad, f"audio elements failed to load: {bad[:5]}"
-
-
-def keep_screenshots(shots: list[Path], prefix: str) -> list[Path]:
-    """Copy screenshots to reports/screenshots/ (git-ignored) so a person can look at them."""
-    import shutil
-
-    dest = Path(__file__).resolve().parents[2] / "reports" / "screenshots"
-    dest.mkdir(parents=True, exist_ok=True)
-    out = []
-    for s in shots:
-        target = dest / f"{prefix}-{s.name}"
-        shutil.copyfile(s, target)
-        out.append(target)
-    return out
 
 
 # --- static checks of the generated page ---

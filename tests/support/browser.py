@@ -134,7 +134,7 @@ def open_page(chromium: str, url: str, wait_js: str, probe_js: str, shot: Path, 
 
 def keep_screenshots(shots: list[Path], prefix: str) -> list[Path]:
     """Copy screenshots to reports/screenshots/ (git-ignored via reports/) so a person can look at them."""
-    dest = Path(__file__).resolve().parents[1] / "reports" / "screenshots"
+    dest = Path(__file__).resolve().parents[2] / "reports" / "screenshots"
     dest.mkdir(parents=True, exist_ok=True)
     out = []
     for s in shots:
