@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from priorgrad.schema import ConfigError, build_section
+from priorgrad.schema import require as _require
 
 DURATION_SOURCES = ("auto", "espeak", "mas")
 DATA_SECTIONS = ("text", "features", "prior")
@@ -49,11 +50,6 @@ class PhonemePriorConfig:
     std_min: float            # floor of s (ln-mel units)
     std_max: float            # ceiling of s; -1 = no ceiling
     min_frames: int           # tokens with fewer train frames back off (stress-stripped name, then all frames); 0 = off
-
-
-def _require(cond: bool, where: str, msg: str) -> None:
-    if not cond:
-        raise ConfigError(f"{where}: {msg}")
 
 
 @dataclass

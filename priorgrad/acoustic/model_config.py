@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from priorgrad.schema import ConfigError, build_section
+from priorgrad.schema import require as _require
 
 PRIORS = ("phoneme", "standard", "trainable")   # PriorGrad | B1 N(0, I) | B2 Grad-TTS-style trainable mean
 PRIOR_MODES = ("mean_std", "mean_only", "std_only")
@@ -92,11 +93,6 @@ class AcousticInferConfig:
     griffin_lim_iters: int
     vocoder_steps: int        # inference steps of a project vocoder checkpoint
     search_max_candidates: int  # cap of the grid search (0 = all candidates)
-
-
-def _require(cond: bool, where: str, msg: str) -> None:
-    if not cond:
-        raise ConfigError(f"{where}: {msg}")
 
 
 @dataclass
