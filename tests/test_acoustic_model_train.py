@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +20,7 @@ from priorgrad.acoustic.train import train_acoustic
 from priorgrad.checkpoint import load
 from priorgrad.train import TrainingDiverged
 
-from support.core import ROOT, run_cli, sets
+from support.core import ROOT, kill_at_checkpoint, run_cli, sets
 
 TINY = ["acoustic.model.size=tiny", "acoustic.train.batch_size=4", "acoustic.train.window_frames=32",
         "acoustic.train.threads=1", "acoustic.train.valid_utterances=2", "acoustic.train.valid_steps=2",
@@ -104,23 +102,7 @@ def test_sigkill_and_resume_matches_uninterrupted_run(toy, tmp_path, prior):
     subprocess.run(_train_cmd(toy, tmp_path / "straight", steps, prior), cwd=ROOT, check=True, capture_output=True,
                    timeout=600, env=env)
     run = tmp_path / "killed"
-    proc = subprocess.Popen(_train_cmd(toy, run, steps, prior), cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=env)
-    killed_at = None
-    deadline = time.time() + 400
-    while time.time() < deadline and proc.poll() is None:
-        ck = run / "checkpoints" / "last.pt"
-        if ck.exists():
-            try:
-                step = int(torch.load(ck, weights_only=False)["step"])
-            except Exception:  # being replaced right now
-                step = 0
-            if step >= 6:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                killed_at = step
-                break
-        time.sleep(0.02)
+    killed_at = kill_at_checkpoint(_train_cmd(toy, run, steps, prior), run, 6, timeout=400, env=env)
     assert killed_at is not None and killed_at < steps, "training finished before it could be killed"
     resumed = subprocess.run(_train_cmd(toy, run, steps, prior), cwd=ROOT, capture_output=True, text=True,
                              timeout=600, env=env)

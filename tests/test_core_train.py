@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +15,7 @@ from priorgrad.checkpoint import load
 from priorgrad.config import load_params
 from priorgrad.train import TrainingDiverged, train
 
-from support.core import ROOT, TINY, require_mini, run_cli, sets
+from support.core import ROOT, TINY, kill_at_checkpoint, require_mini, run_cli, sets
 
 
 @pytest.fixture(scope="module")
@@ -64,23 +62,7 @@ def test_sigkill_and_resume_matches_uninterrupted_run(synth_feats, tmp_path, cro
     subprocess.run(_train_cmd(feats, stats, tmp_path / "straight", steps, crop), cwd=ROOT, check=True,
                    capture_output=True, timeout=300)
     run = tmp_path / "killed"
-    proc = subprocess.Popen(_train_cmd(feats, stats, run, steps, crop), cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    killed_at = None
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        ck = run / "checkpoints" / "last.pt"
-        if ck.exists():
-            try:
-                step = int(torch.load(ck, weights_only=False)["step"])
-            except Exception:  # being replaced right now
-                step = 0
-            if step >= 10:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                killed_at = step
-                break
-        time.sleep(0.02)
+    killed_at = kill_at_checkpoint(_train_cmd(feats, stats, run, steps, crop), run, 10, timeout=240)
     assert killed_at is not None and killed_at < steps, "training finished before it could be killed"
     resumed = subprocess.run(_train_cmd(feats, stats, run, steps, crop), cwd=ROOT, capture_output=True, text=True,
                              timeout=300)

@@ -36,3 +36,34 @@ def sets(*items: str) -> list[str]:
     for it in items:
         out += ["--set", it]
     return out
+
+
+def kill_at_checkpoint(cmd: list[str], run_dir: Path, min_step: int, timeout: float,
+                       env: dict[str, str] | None = None) -> int | None:
+    """Start a training command, SIGKILL it once its last.pt holds step >= min_step; returns that step
+    (None when it finished or timed out first). The kill-and-resume tests of both trainers use it."""
+    import signal
+    import time
+
+    import torch
+
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            ck = Path(run_dir) / "checkpoints" / "last.pt"
+            if ck.exists():
+                try:
+                    step = int(torch.load(ck, weights_only=False)["step"])
+                except Exception:  # being replaced right now
+                    step = 0
+                if step >= min_step:
+                    proc.send_signal(signal.SIGKILL)
+                    proc.wait()
+                    return step
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return None
