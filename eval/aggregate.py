@@ -25,14 +25,14 @@ from eval.hierarchical import Term, bootstrap_contrast
 from experiments.contract import KIND_MODEL, KIND_PRIOR_NOISE, SCORE_COLUMNS
 from priorgrad import registry
 
-# The systems come from the one registry (priorgrad.registry); these names are its vocoder family's.
+# The systems come from the one registry (priorgrad.registry). BASELINE/TREATMENT are the vocoder family's
+# headline pair; aggregate() takes any family's pairs (registry.comparisons).
 BASELINE, TREATMENT = registry.baseline_and_proposed("vocoder")   # a - b = TREATMENT - BASELINE
 SYSTEM_OF_PRIOR = {e.name: e.system for e in registry.PRIORS.values() if e.family == "vocoder"}
-PRIOR_OF_SYSTEM = {s: p for p, s in SYSTEM_OF_PRIOR.items()}
-SYSTEM_LABELS = {e.system: e.short for e in registry.PRIORS.values()}
-SYSTEM_ORDER = {s: i for i, s in enumerate(registry.system_names("vocoder"))}
+PRIOR_OF_SYSTEM = {e.system: e.name for e in registry.ENTRIES}          # every family's systems
+SYSTEM_LABELS = {e.system: e.short for e in registry.ENTRIES}
+SYSTEM_ORDER = {s: i for i, s in enumerate(registry.system_names())}
 FLOOR = KIND_PRIOR_NOISE            # kind of the floor rows; b of a system-vs-floor comparison
-FLOOR_SAMPLE = {e.name: e.floor for e in registry.PRIORS.values()}  # what the floor of each prior is
 
 KINDS = (KIND_MODEL, KIND_PRIOR_NOISE)
 
@@ -41,8 +41,10 @@ NO_DIFFERENCE = "no significant difference"
 
 
 def floor_label(system: str) -> str:
-    prior = PRIOR_OF_SYSTEM[system]
-    return f"{SYSTEM_LABELS[system]} prior noise ({FLOOR_SAMPLE[prior]}, no denoising)"
+    e = registry.system(system)
+    if e.family == "vocoder":
+        return f"{SYSTEM_LABELS[system]} prior noise ({e.floor}, no denoising)"
+    return f"{SYSTEM_LABELS[system]} floor ({e.floor}, no decoder)"
 
 
 @dataclass(frozen=True)
@@ -281,18 +283,20 @@ def _comparison_row(cube: ScoreCube, a: Key, b: Key, rule: Rule) -> dict[str, An
     return row
 
 
-def aggregate(scores, higher: dict[str, bool], rule: Rule) -> tuple[list[dict], list[dict]]:
-    """summary rows (every system cell and every floor) and comparison rows:
-    PriorGrad - DiffWave at equal size, budget, T_infer and metric ("systems"), and every system
-    cell against its own prior's floor ("floor", a - prior noise)."""
+def aggregate(scores, higher: dict[str, bool], rule: Rule,
+              family: str = "vocoder") -> tuple[list[dict], list[dict]]:
+    """summary rows (every system cell and every floor) and comparison rows: for each of the family's
+    (treatment, baseline) pairs (registry.comparisons; vocoder: PriorGrad - DiffWave) at equal size,
+    budget, T_infer and metric ("systems"), and every system cell against its own floor ("floor", a - floor)."""
     cube = scores if isinstance(scores, ScoreCube) else build_cube(scores, higher)
     summary = [summarize_cell(cube, k, rule) for k in cube.keys("model")] + \
               [summarize_cell(cube, k, rule) for k in cube.keys(FLOOR)]
     comparisons = []
-    for k in cube.keys("model", system=TREATMENT):
-        other = (k[0], BASELINE) + k[2:]
-        if other in cube.cells:
-            comparisons.append(_comparison_row(cube, k, other, rule))
+    for treatment, baseline in registry.comparisons(family):
+        for k in cube.keys("model", system=treatment):
+            other = (k[0], baseline) + k[2:]
+            if other in cube.cells:
+                comparisons.append(_comparison_row(cube, k, other, rule))
     for k in cube.keys("model"):
         fk = floor_key(k[1], k[5])
         if fk in cube.cells:

@@ -124,9 +124,21 @@ TRAINING_SKIP = NO_EFFECT | {"eval.stats", "eval.cache", "eval.files"}
 SYNTHESIS_ENTRIES = ("priorgrad.infer",)
 
 
+def acoustic_modules(root: Path = ROOT) -> frozenset[str]:
+    """The acoustic model's own modules (priorgrad/acoustic/, experiments/acoustic*.py).
+
+    The registry names the builders of both families and the sweep dispatches to both trainers, so a
+    plain walk from the vocoder's entries reaches the acoustic code; no vocoder result depends on it,
+    so the vocoder's fingerprints skip it (an acoustic edit must not retrain the vocoder)."""
+    mods = {"priorgrad.acoustic." + p.stem for p in (root / "priorgrad" / "acoustic").glob("*.py")
+            if p.stem != "__init__"} | {"priorgrad.acoustic"}
+    mods |= {"experiments." + p.stem for p in (root / "experiments").glob("acoustic*.py")}
+    return frozenset(mods)
+
+
 def training_fingerprint() -> str:
-    return code_fingerprint(TRAINING_ENTRIES, skip=TRAINING_SKIP)
+    return code_fingerprint(TRAINING_ENTRIES, skip=TRAINING_SKIP | acoustic_modules())
 
 
 def synthesis_fingerprint() -> str:
-    return code_fingerprint(SYNTHESIS_ENTRIES)
+    return code_fingerprint(SYNTHESIS_ENTRIES, skip=NO_EFFECT | acoustic_modules())

@@ -31,7 +31,8 @@ class PriorEntry:
     floor: str       # the prior's own sample without denoising (the floor every system is shown beside)
 
 
-PRIORS: dict[str, PriorEntry] = {e.name: e for e in (
+ENTRIES: tuple[PriorEntry, ...] = (
+    # vocoder (mel -> waveform); builder(prior_cfg, stats, preset) -> priorgrad.prior.Prior
     PriorEntry(name="standard", system="diffwave", label="DiffWave (N(0, I))", short="DiffWave",
                colour="#4C72B0", family="vocoder", role="baseline",
                builder="priorgrad.prior:build_standard", needs_stats=False,
@@ -40,57 +41,111 @@ PRIORS: dict[str, PriorEntry] = {e.name: e for e in (
                colour="#DD8452", family="vocoder", role="proposed",
                builder="priorgrad.prior:build_energy", needs_stats=True,
                doc="PriorGrad's N(0, diag(sigma^2)), sigma following the mel frame energy", floor="sigma * n"),
-)}
+    # acoustic model (text -> mel), spec priorgrad-acoustic.md section 8; the name is acoustic.model.prior;
+    # builder(model_cfg, table) -> the frame prior the acoustic trainer and sampler use (None for B2, whose
+    # mean comes from the network). The floor of every acoustic system is the same: mu alone (spec section 11).
+    PriorEntry(name="standard", system="b1-normal", label="B1: N(0, I) decoder", short="B1 N(0, I)",
+               colour="#4C72B0", family="acoustic", role="baseline",
+               builder="priorgrad.acoustic.synthesize:prior_for", needs_stats=False,
+               doc="the same decoder with the standard prior N(0, I) (PriorGrad's acoustic baseline)",
+               floor="mu_ph alone"),
+    PriorEntry(name="trainable", system="b2-trainable", label="B2: trainable prior (Grad-TTS-style)",
+               short="B2 trainable", colour="#8172B3", family="acoustic", role="baseline",
+               builder="priorgrad.acoustic.synthesize:prior_for", needs_stats=False,
+               doc="N(mu_theta, I), mu_theta = Linear(H -> 80) of the encoder output, with the prior loss",
+               floor="mu_ph alone"),
+    PriorEntry(name="phoneme", system="priorgrad-am", label="PriorGrad (phoneme prior)", short="PriorGrad-AM",
+               colour="#DD8452", family="acoustic", role="proposed",
+               builder="priorgrad.acoustic.synthesize:prior_for", needs_stats=True,
+               doc="PriorGrad's N(mu_ph, diag(s_ph^2)) from phoneme-level statistics of the training mels",
+               floor="mu_ph alone"),
+)
+
+FAMILIES = ("vocoder", "acoustic")
+
+# The comparisons each family's verdicts are about, (treatment, baseline): the first is the headline one
+# (the paper's claims 1-4); the acoustic family's second is claim 5 (phoneme prior vs trainable prior).
+COMPARISONS: dict[str, list[tuple[str, str]]] = {
+    "vocoder": [("priorgrad", "diffwave")],
+    "acoustic": [("priorgrad-am", "b1-normal"), ("priorgrad-am", "b2-trainable")],
+}
+
+# Prior names are unique within a family (they are that family's config values), system names everywhere.
+_BY_FAMILY: dict[str, dict[str, PriorEntry]] = {f: {e.name: e for e in ENTRIES if e.family == f} for f in FAMILIES}
+assert sum(map(len, _BY_FAMILY.values())) == len(ENTRIES), "a prior name is registered twice in one family"
+assert len({e.system for e in ENTRIES}) == len(ENTRIES), "a system name is registered twice"
+assert all(s in {e.system for e in ENTRIES if e.family == f} for f, pairs in COMPARISONS.items()
+           for pair in pairs for s in pair), "COMPARISONS names a system outside its family"
+
+# The vocoder priors by name (prior.type); kept as the module's historical table.
+PRIORS: dict[str, PriorEntry] = _BY_FAMILY["vocoder"]
 
 
 class UnknownName(ValueError):
     """A prior or system name that is not registered; the message lists the known ones."""
 
 
-def prior(name: str) -> PriorEntry:
+def _entries() -> list[PriorEntry]:
+    """Every registered entry, read from the per-family tables (so a test may add one to a table)."""
+    return [e for f in FAMILIES for e in _BY_FAMILY[f].values()]
+
+
+def _family(family: str) -> dict[str, PriorEntry]:
+    if family not in _BY_FAMILY:
+        raise UnknownName(f"unknown family {family!r} (registered: {list(FAMILIES)})")
+    return _BY_FAMILY[family]
+
+
+def priors(family: str = "vocoder") -> dict[str, PriorEntry]:
+    """A family's priors by name."""
+    return dict(_family(family))
+
+
+def prior(name: str, family: str = "vocoder") -> PriorEntry:
     try:
-        return PRIORS[name]
+        return _family(family)[name]
     except KeyError:
-        raise UnknownName(f"unknown prior {name!r} (registered: {sorted(PRIORS)})") from None
+        raise UnknownName(f"unknown {family} prior {name!r} (registered: {sorted(_family(family))})") from None
 
 
 def system(name: str) -> PriorEntry:
-    for e in PRIORS.values():
+    for e in _entries():
         if e.system == name:
             return e
-    raise UnknownName(f"unknown system {name!r} (registered: {sorted(e.system for e in PRIORS.values())})")
+    raise UnknownName(f"unknown system {name!r} (registered: {sorted(e.system for e in _entries())})")
 
 
 def prior_names(family: str | None = None) -> list[str]:
-    return [e.name for e in PRIORS.values() if family is None or e.family == family]
+    return [e.name for e in _entries() if family is None or e.family == family]
 
 
 def system_names(family: str | None = None) -> list[str]:
     """Systems in registry order (baselines first within a family, as tables show them)."""
-    entries = [e for e in PRIORS.values() if family is None or e.family == family]
-    return [e.system for e in sorted(entries, key=lambda e: (e.family, e.role != "baseline"))]
+    entries = [e for e in _entries() if family is None or e.family == family]
+    return [e.system for e in sorted(entries, key=lambda e: (FAMILIES.index(e.family), e.role != "baseline"))]
 
 
-def system_of(prior_name: str) -> str:
-    return prior(prior_name).system
+def system_of(prior_name: str, family: str = "vocoder") -> str:
+    return prior(prior_name, family).system
+
+
+def comparisons(family: str = "vocoder") -> list[tuple[str, str]]:
+    """(treatment system, baseline system) pairs a family's verdicts are about; the headline one first."""
+    _family(family)
+    return list(COMPARISONS[family])
 
 
 def baseline_and_proposed(family: str = "vocoder") -> tuple[str, str]:
-    """(baseline system, proposed system) of a family: the pair every headline comparison is about."""
-    entries = [e for e in PRIORS.values() if e.family == family]
-    base = [e.system for e in entries if e.role == "baseline"]
-    prop = [e.system for e in entries if e.role == "proposed"]
-    if len(base) != 1 or len(prop) != 1:
-        raise UnknownName(f"family {family!r} needs exactly one baseline and one proposed system, "
-                          f"has {base} / {prop}")
-    return base[0], prop[0]
+    """(baseline system, proposed system) of a family's headline comparison."""
+    treatment, baseline = comparisons(family)[0]
+    return baseline, treatment
 
 
-def builder(name: str) -> Callable[..., Any]:
-    module, _, func = prior(name).builder.partition(":")
+def builder(name: str, family: str = "vocoder") -> Callable[..., Any]:
+    module, _, func = prior(name, family).builder.partition(":")
     return getattr(importlib.import_module(module), func)
 
 
-def builder_modules() -> list[str]:
+def builder_modules(family: str | None = None) -> list[str]:
     """Modules the registry imports lazily (the code-fingerprint and DVC-deps checks follow them)."""
-    return sorted({e.builder.partition(":")[0] for e in PRIORS.values()})
+    return sorted({e.builder.partition(":")[0] for e in _entries() if family is None or e.family == family})
