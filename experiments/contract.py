@@ -59,3 +59,42 @@ def prior_noise_dir(system: str) -> str:
 
 def write_csv(path: str | Path, rows: Iterable[Mapping[str, Any]], columns: list[str]) -> None:
     write_text_atomic(path, format_csv(rows, columns))
+
+
+# ----------------------------------------------------------------------------- acoustic family
+# The acoustic side writes the same files in its own folders (runs/acoustic/sweep, runs/acoustic/eval),
+# with two differences, both in the metric name so that eval.aggregate, the claims and the tables need
+# no new dimension: the synthesis condition (E1 = ground-truth durations, f0 and energy; E2 = ground-truth
+# durations, predicted f0/energy; E3 = all predicted) and, for vocoded audio, the reference it is scored
+# against ("" = the same vocoder run on the ground-truth mel, the primary one; "rec" = the recording).
+#   "E1/mel_l1", "E2/mel_cd", "E1/pesq_wb" (vs vocoder(GT mel)), "E1/pesq_wb@rec" (vs the recording)
+ACOUSTIC_CONDITIONS = ("E1", "E2", "E3")
+ACOUSTIC_REFERENCES = ("", "rec")
+VOCODED_REFERENCE_AUDIO = "reference-vocoded"   # audio/reference-vocoded/<utt>.wav: vocoder(GT mel)
+
+
+def qualified_metric(condition: str, metric: str, reference: str = "") -> str:
+    """The acoustic side's metric name: '<condition>/<metric>[@<reference>]'."""
+    if condition not in ACOUSTIC_CONDITIONS:
+        raise ValueError(f"unknown synthesis condition {condition!r} (known: {list(ACOUSTIC_CONDITIONS)})")
+    if reference not in ACOUSTIC_REFERENCES:
+        raise ValueError(f"unknown audio reference {reference!r} (known: {list(ACOUSTIC_REFERENCES)})")
+    if "/" in metric or "@" in metric or not metric:
+        raise ValueError(f"metric name {metric!r} may not be empty or hold '/' or '@'")
+    return f"{condition}/{metric}" + (f"@{reference}" if reference else "")
+
+
+def split_metric(name: str) -> tuple[str, str, str]:
+    """(condition, base metric, reference) of a metric name; ('', name, '') for an unqualified one (vocoder)."""
+    if "/" not in name:
+        return "", name, ""
+    condition, rest = name.split("/", 1)
+    base, _, reference = rest.partition("@")
+    if condition not in ACOUSTIC_CONDITIONS or reference not in ACOUSTIC_REFERENCES or not base:
+        raise ValueError(f"malformed acoustic metric name {name!r} (expected '<E1|E2|E3>/<metric>[@rec]')")
+    return condition, base, reference
+
+
+def base_metric(name: str) -> str:
+    """The metric a (possibly qualified) name scores: 'E1/pesq_wb@rec' -> 'pesq_wb'."""
+    return split_metric(name)[1]
