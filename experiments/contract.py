@@ -21,7 +21,7 @@ TUNE_DIR = "tune"
 
 # checkpoints: {budget (str): checkpoint path} for every rung of the budget ladder
 TRIAL_KEYS = ["trial", "prior", "system", "size", "n_params", "seed", "budget", "checkpoints", "mlflow_run_id",
-              "mlflow_experiment"]
+              "mlflow_experiment", "family"]  # family: "vocoder" | "acoustic" (priorgrad.registry.FAMILIES)
 CONVERGENCE_COLUMNS = ["trial", "prior", "size", "n_params", "seed", "budget", "step", "metric", "value"]
 
 # ----------------------------------------------------------------------------- evaluate outputs

@@ -179,6 +179,7 @@ class Trial:
     budgets: list[int]
     overrides: dict[str, Any]
     params_hash: str
+    family: str  # "vocoder" or "acoustic" (priorgrad.registry.FAMILIES): which trainer runs it
 
     @property
     def budget(self) -> int:
@@ -186,7 +187,7 @@ class Trial:
 
     @property
     def system(self) -> str:
-        return registry.system_of(self.prior)
+        return registry.system_of(self.prior, self.family)
 
     @property
     def dirname(self) -> str:
@@ -202,11 +203,18 @@ class Trial:
 
 
 def trial_params(params: Params, overrides: dict[str, Any]) -> Params:
-    """The base params with a trial's dotted overrides applied (validated again by the core)."""
+    """The base params with a trial's dotted overrides applied (validated again by the core).
+
+    Keys may be nested ("acoustic.model.prior"); each must already exist, so a typo cannot add one."""
     d = params.to_dict()
     for dotted, value in overrides.items():
-        section, key = dotted.split(".", 1)
-        d[section][key] = copy.deepcopy(value)
+        *parents, key = dotted.split(".")
+        cur = d
+        for k in parents:
+            cur = cur[k]
+        if key not in cur:
+            raise ConfigError(f"trial override {dotted}: not a key of params.yaml")
+        cur[key] = copy.deepcopy(value)
     return Params.from_dict(d, source=f"trial overrides {overrides}")
 
 
@@ -235,14 +243,13 @@ def expand_trials(params: Params) -> list[Trial]:
         assert set(overrides) == set(TRIAL_KEYS), "TRIAL_KEYS must list every per-trial key"
         tp = trial_params(params, overrides)
         name = f"{registry.system_of(prior)}-{size}-s{seed}"
-        trials.append(Trial(name, prior, size, seed, budgets, overrides, training_hash(tp)))
+        trials.append(Trial(name, prior, size, seed, budgets, overrides, training_hash(tp), "vocoder"))
     return trials
 
 
-def sweep_id(params: Params, trials: list[Trial]) -> str:
-    """Identifies one sweep: its trials' settings. Names the MLflow experiment and the Tune experiment."""
-    s = sweep_config(params)
-    return params_hash({"name": s.name, "trials": sorted(t.dirname for t in trials)})
+def sweep_id(name: str, trials: list[Trial]) -> str:
+    """Identifies one sweep: its name and its trials' settings. Names the MLflow and the Tune experiments."""
+    return params_hash({"name": name, "trials": sorted(t.dirname for t in trials)})
 
 
 def project_root(start: Path | None = None) -> Path:

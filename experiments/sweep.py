@@ -2,6 +2,12 @@
 
     python -m experiments.sweep --params params.yaml --features data/features \
         --stats data/prior_stats.json --out runs/sweep
+    python -m experiments.sweep --family acoustic --params params.yaml --features data/acoustic \
+        --stats data/acoustic_stats/phoneme_stats.npz --out runs/acoustic/sweep
+
+The vocoder's design is ``sweep:`` (priors, sizes, seeds, budgets), the acoustic model's is ``acoustic_sweep:``
+(experiments/acoustic_spec.py); both run through the same machinery below, with the backend, resources,
+Ray address and retries of ``sweep:``.
 
 Resuming: every trial trains in ``OUT/trials/<trial>-<hash>/`` and continues from its own last
 checkpoint; a finished trial (``trial_result.json``) is never trained again. Under Ray the Tune
@@ -30,23 +36,60 @@ from priorgrad.logs import setup_logging
 log = logging.getLogger("experiments.sweep")
 
 
+FAMILIES = ("vocoder", "acoustic")
+
+
 class SweepFailed(RuntimeError):
     """Some trials did not finish; the message names them and their errors."""
 
 
-def make_context(params: Params, trials: list[Trial], features: Path, stats: Path, out: Path,
+@dataclasses.dataclass
+class Design:
+    """What a family's sweep trains: its name, trials, validation metrics, inputs and experiment description."""
+
+    family: str
+    name: str
+    trials: list[Trial]
+    validation_metrics: list[str]
+    inputs: list[tuple[str, str]]  # (file name under --features or "" for --stats itself, what it is)
+    description: str
+
+
+def design_of(params: Params, family: str) -> Design:
+    if family == "acoustic":
+        from experiments.acoustic_spec import acoustic_sweep_config, expand_acoustic_trials
+
+        a = acoustic_sweep_config(params)
+        trials = expand_acoustic_trials(params)
+        return Design(family, a.name, trials, [], [("manifest.jsonl", "acoustic feature manifest"),
+                                                   ("", "phoneme statistics")], (
+            f"PriorGrad acoustic model sweep {a.name}: {len(trials)} trials (prior {'/'.join(a.priors)} x decoder "
+            f"size x seed), one run each to {max(a.budgets)} steps with a checkpoint kept at every budget "
+            f"({', '.join(map(str, sorted(a.budgets)))}); curves valid/mel_l1 (E1) and valid/floor_mel_l1 (mu "
+            f"alone), train/*; test scores added by the acoustic evaluate stage."))
+    if family != "vocoder":
+        raise ValueError(f"--family: {family!r} is not one of {list(FAMILIES)}")
+    s = sweep_config(params)
+    trials = expand_trials(params)
+    return Design(family, s.name, trials, list(s.validation_metrics),
+                  [("manifest.jsonl", "feature manifest"), ("", "prior statistics")], (
+                      f"PriorGrad vs DiffWave sweep {s.name}: {len(trials)} trials (prior x size x seed x "
+                      f"budget), one run each; curves valid/* and train/loss, test scores test/T<T>/<metric>."))
+
+
+def make_context(params: Params, design: Design, features: Path, stats: Path, out: Path,
                  root: Path) -> TrialContext:
     s, t = sweep_config(params), tracking_config(params)
-    sid = sweep_id(params, trials)
-    experiment = f"{t.experiment_prefix}-{s.name}-{sid}"
+    trials = design.trials
+    sid = sweep_id(design.name, trials)
+    experiment = f"{t.experiment_prefix}-{design.name}-{sid}"
     uri: str | None = None
     if t.enabled:
         uri = default_tracking_uri(root, t.uri)
         try:
             # Created here, once, so concurrent trials never race to create the store or the experiment.
-            ensure_experiment(uri, experiment, root / "mlartifacts", t.timeout_s, description=(
-                f"PriorGrad vs DiffWave sweep {s.name} ({sid}): {len(trials)} trials (prior x size x seed x "
-                f"budget), one run each; curves valid/* and train/loss, test scores test/T<T>/<metric>."))
+            ensure_experiment(uri, experiment, root / "mlartifacts", t.timeout_s,
+                              description=f"{design.description} Sweep id {sid}.")
             log.info("MLflow: experiment %r at %s", experiment, uri)
         except TrackingUnavailable as e:
             log.warning("%s; the sweep runs without MLflow tracking (metrics stay in each trial's "
@@ -54,10 +97,11 @@ def make_context(params: Params, trials: list[Trial], features: Path, stats: Pat
             uri = None
     return TrialContext(
         base_params=params.to_dict(), features=str(features.resolve()), stats=str(stats.resolve()),
-        trials_dir=str((out / "trials").resolve()), sweep_id=sid, sweep_name=s.name, git_commit=git_commit(root),
-        tracking_uri=uri, experiment=experiment, artifact_root=str((root / "mlartifacts").resolve()),
-        tracking_timeout_s=t.timeout_s, n_audio_samples=t.n_audio_samples,
-        validation_metrics=list(s.validation_metrics), cpus_per_trial=s.cpus_per_trial)
+        trials_dir=str((out / "trials").resolve()), sweep_id=sid, sweep_name=design.name,
+        git_commit=git_commit(root), tracking_uri=uri, experiment=experiment,
+        artifact_root=str((root / "mlartifacts").resolve()), tracking_timeout_s=t.timeout_s,
+        n_audio_samples=t.n_audio_samples, validation_metrics=design.validation_metrics,
+        cpus_per_trial=s.cpus_per_trial)
 
 
 def run_sequential(ctx: TrialContext, trials: list[Trial]) -> dict[str, str]:
@@ -126,7 +170,7 @@ def run_ray(ctx: TrialContext, trials: list[Trial], s: SweepConfig, out: Path, r
                                   f"{have.get(kind, 0)} {kind}(s)")
         storage = (out / "tune").resolve()
         storage.mkdir(parents=True, exist_ok=True)
-        name = f"{s.name}-{ctx.sweep_id}"
+        name = f"{ctx.sweep_name}-{ctx.sweep_id}"
         trainable = tune.with_resources(_trainable, {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
         path = storage / name
         if tune.Tuner.can_restore(str(path)):
@@ -197,20 +241,23 @@ def _relative(path: str, root: Path) -> str:
     return str(p.relative_to(root)) if p.is_relative_to(root) else str(p)
 
 
-def run_sweep(params_path: Path, features: Path, stats: Path, out: Path, backend: str | None = None) -> Path:
+def run_sweep(params_path: Path, features: Path, stats: Path, out: Path, backend: str | None = None,
+              family: str = "vocoder") -> Path:
     params = load_params(params_path)
     s = sweep_config(params)
     tracking_config(params)  # validate now, not in the middle of a trial
     backend = backend or s.backend
-    for p, what in ((features / "manifest.jsonl", "feature manifest"), (stats, "prior statistics")):
+    design = design_of(params, family)
+    for name, what in design.inputs:
+        p = features / name if name else stats
         if not p.exists():
-            raise FileNotFoundError(f"{p}: {what} not found (run the preprocess / prior_stats stages first)")
+            raise FileNotFoundError(f"{p}: {what} not found (run the stages before the {family} sweep first)")
     root = project_root(params_path.resolve().parent)
-    trials = expand_trials(params)
+    trials = design.trials
     out.mkdir(parents=True, exist_ok=True)
     (out / "tune").mkdir(exist_ok=True)  # a DVC output under both backends
-    ctx = make_context(params, trials, features, stats, out, root)
-    log.info("sweep %s (%s): %d trials, backend %s", s.name, ctx.sweep_id, len(trials), backend)
+    ctx = make_context(params, design, features, stats, out, root)
+    log.info("%s sweep %s (%s): %d trials, backend %s", family, design.name, ctx.sweep_id, len(trials), backend)
     pending = [t for t in trials if finished_result(run_dir_of(ctx, t), t) is None]
     if not pending:
         log.info("all %d trials already finished; nothing to train", len(trials))
@@ -231,15 +278,19 @@ def run_sweep(params_path: Path, features: Path, stats: Path, out: Path, backend
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m experiments.sweep", description=__doc__.split("\n")[0])
+    ap.add_argument("--family", choices=FAMILIES, default="vocoder",
+                    help="vocoder (design: sweep:) or acoustic (design: acoustic_sweep:)")
     ap.add_argument("--params", type=Path, default=Path("params.yaml"))
-    ap.add_argument("--features", type=Path, required=True, help="features dir (priorgrad preprocess --out)")
-    ap.add_argument("--stats", type=Path, required=True, help="prior statistics JSON (priorgrad prior-stats)")
+    ap.add_argument("--features", type=Path, required=True,
+                    help="features dir (priorgrad preprocess --out; acoustic: priorgrad acoustic preprocess --out)")
+    ap.add_argument("--stats", type=Path, required=True,
+                    help="prior statistics (priorgrad prior-stats JSON; acoustic: phoneme_stats.npz)")
     ap.add_argument("--out", type=Path, required=True, help="sweep output dir, e.g. runs/sweep")
     ap.add_argument("--backend", choices=["ray", "sequential"], help="override sweep.backend")
     args = ap.parse_args(argv)
     setup_logging()
     try:
-        run_sweep(args.params, args.features, args.stats, args.out, args.backend)
+        run_sweep(args.params, args.features, args.stats, args.out, args.backend, args.family)
     except (SweepFailed, FileNotFoundError, ValueError) as e:
         log.error("%s", e)
         return 1

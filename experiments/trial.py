@@ -157,7 +157,30 @@ def run_trial(ctx: TrialContext, trial: Trial, use_ray: bool = False) -> dict[st
             if use_ray:
                 _report_to_tune(done)
             return done
+        if trial.family == "acoustic":
+            from experiments.acoustic_trial import train_acoustic_trial
+
+            return train_acoustic_trial(ctx, trial, run_dir, use_ray)
         return _train_trial(ctx, trial, run_dir, use_ray)
+
+
+def trial_tags(ctx: TrialContext, trial: Trial, use_ray: bool, params_hash: str, description: str
+               ) -> dict[str, str]:
+    """The MLflow tags of a trial's run (both families): what it is, where it comes from, its description."""
+    from priorgrad import registry
+
+    return {"prior": trial.prior, "prior_label": registry.prior(trial.prior, trial.family).label,
+            "system": trial.system, "family": trial.family, "size": trial.size, "seed": str(trial.seed),
+            "budget": str(trial.budget), "budgets": ",".join(map(str, trial.budgets)), "trial": trial.name,
+            "sweep_id": ctx.sweep_id, "sweep": ctx.sweep_name, "git_commit": ctx.git_commit,
+            "params_hash": params_hash, "trial_hash": trial.params_hash,
+            "backend": "ray" if use_ray else "sequential", "mlflow.note.content": description}
+
+
+def default_threads(ctx: TrialContext) -> int:
+    # Each trial gets its share of the cores; torch would otherwise start one thread per core in every
+    # concurrent trial and they would fight over them.
+    return max(1, int(ctx.cpus_per_trial))
 
 
 def _train_trial(ctx: TrialContext, trial: Trial, run_dir: Path, use_ray: bool) -> dict[str, Any]:
@@ -166,14 +189,8 @@ def _train_trial(ctx: TrialContext, trial: Trial, run_dir: Path, use_ray: bool) 
 
     params = trial_params(Params.from_dict(ctx.base_params, source="sweep params"), trial.overrides)
     if params.train.threads == 0:
-        # Each trial gets its share of the cores; torch would otherwise start one thread per core in
-        # every concurrent trial and they would fight over them.
-        params.train.threads = max(1, int(ctx.cpus_per_trial))
-    tags = {"prior": trial.prior, "system": trial.system, "size": trial.size, "seed": str(trial.seed),
-            "budget": str(trial.budget), "budgets": ",".join(map(str, trial.budgets)), "trial": trial.name, "sweep_id": ctx.sweep_id, "sweep": ctx.sweep_name,
-            "git_commit": ctx.git_commit, "params_hash": params_hash(params),
-            "trial_hash": trial.params_hash, "backend": "ray" if use_ray else "sequential",
-            "mlflow.note.content": run_description(ctx, trial, params)}
+        params.train.threads = default_threads(ctx)
+    tags = trial_tags(ctx, trial, use_ray, params_hash(params), run_description(ctx, trial, params))
     tracker, mlflow_tracker = _make_trackers(ctx, trial, run_dir, use_ray, tags)
     if mlflow_tracker is not None and mlflow_tracker.active:
         log_features_input(tracker, ctx, params)
@@ -199,12 +216,19 @@ def _train_trial(ctx: TrialContext, trial: Trial, run_dir: Path, use_ray: bool) 
     except BaseException:
         tracker.close("FAILED")
         raise
+    return finish_trial(ctx, trial, run_dir, result, tracker, mlflow_tracker, use_ray)
+
+
+def finish_trial(ctx: TrialContext, trial: Trial, run_dir: Path, result: dict[str, Any], tracker: Tracker,
+                 mlflow_tracker: Any, use_ray: bool) -> dict[str, Any]:
+    """Check the ladder's kept checkpoints, write trial_result.json (the trial is then finished), close the run."""
     missing = [b for b in trial.budgets if str(b) not in result["kept_checkpoints"]]
-    if missing:  # the trainer keeps one per train.keep_steps; without them the ladder cannot be evaluated
+    if missing:  # the trainer keeps one per keep_steps; without them the ladder cannot be evaluated
+        tracker.close("FAILED")
         raise RuntimeError(f"{run_dir}: no kept checkpoint for budget(s) {missing}")
     active = mlflow_tracker is not None and mlflow_tracker.active
     out = {**result, "trial": trial.name, "prior": trial.prior, "system": trial.system, "size": trial.size,
-           "seed": trial.seed, "budget": trial.budget, "budgets": trial.budgets,
+           "seed": trial.seed, "budget": trial.budget, "budgets": trial.budgets, "family": trial.family,
            "checkpoints": {str(b): result["kept_checkpoints"][str(b)] for b in trial.budgets},
            "params_hash_training": trial.params_hash,
            "mlflow_run_id": mlflow_tracker.run_id if active else None,

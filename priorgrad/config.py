@@ -114,7 +114,8 @@ CORE_SECTIONS: dict[str, type] = {
 }
 # Sections owned by other packages (validated there); kept as raw dicts.
 EXTRA_SECTIONS = ("sweep", "tracking", "evaluate", "report", "sizes",
-                  "acoustic", "acoustic_sizes")  # acoustic: validated by priorgrad/acoustic
+                  "acoustic", "acoustic_sizes",  # acoustic: validated by priorgrad/acoustic
+                  "acoustic_sweep")  # experiments/acoustic_spec.py
 
 
 @dataclass

@@ -136,8 +136,23 @@ def acoustic_modules(root: Path = ROOT) -> frozenset[str]:
     return frozenset(mods)
 
 
-def training_fingerprint() -> str:
-    return code_fingerprint(TRAINING_ENTRIES, skip=TRAINING_SKIP | acoustic_modules())
+# An acoustic trial: the acoustic trainer (model, diffusion, prior table, data, validation sampler) and the
+# acoustic trial code. experiments.trial is not followed: it holds the plumbing both families share (the
+# context, the lock, the result file, the trackers, the family dispatch) and the vocoder's own trial (its
+# eval-metric validation hook), none of which enters an acoustic model's weights or validation curves.
+# The vocoder modules the acoustic trainer imports (priorgrad.train's seeded steps, the diffusion maths)
+# are followed: editing them retrains both families.
+ACOUSTIC_TRAINING_ENTRIES = ("priorgrad.acoustic.train", "experiments.acoustic_trial")
+ACOUSTIC_TRAINING_SKIP = TRAINING_SKIP | {"experiments.trial"}
+
+
+def training_fingerprint(root: Path = ROOT) -> str:
+    return code_fingerprint(TRAINING_ENTRIES, root, skip=TRAINING_SKIP | acoustic_modules(root))
+
+
+def acoustic_training_fingerprint(root: Path = ROOT) -> str:
+    """The acoustic trainer's code (the acoustic sweep's trial identity; no vocoder trial depends on it)."""
+    return code_fingerprint(ACOUSTIC_TRAINING_ENTRIES, root, skip=ACOUSTIC_TRAINING_SKIP)
 
 
 def synthesis_fingerprint() -> str:

@@ -79,6 +79,7 @@ class AcousticTrainConfig:
     checkpoint_every: int
     log_every: int
     keep_checkpoints: int
+    keep_steps: list[int]     # steps whose checkpoints are always kept (the sweep's budget ladder)
 
 
 @dataclass
@@ -168,6 +169,7 @@ class AcousticConfig:
             _require(getattr(t, key) >= 1, f"{w}.train.{key}", "must be >= 1")
         for key in ("window_frames", "max_steps", "threads", "keep_checkpoints"):
             _require(getattr(t, key) >= 0, f"{w}.train.{key}", "must be >= 0")
+        _require(all(k >= 1 for k in t.keep_steps), f"{w}.train.keep_steps", "every step must be >= 1")
         _require(t.lr_scale > 0, f"{w}.train.lr_scale", "must be > 0")
         _require(0 <= t.adam_beta1 < 1 and 0 <= t.adam_beta2 < 1, f"{w}.train.adam_beta1/2", "must be in [0, 1)")
         _require(t.weight_decay >= 0 and t.grad_clip >= 0, f"{w}.train.weight_decay/grad_clip", "must be >= 0")

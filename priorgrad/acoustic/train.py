@@ -38,14 +38,14 @@ from priorgrad.infer import resolve_device, utterance_seed
 from priorgrad.model import count_parameters
 from priorgrad.tracking import CompositeTracker, JsonlTracker, Tracker
 from priorgrad.logs import show_progress
-from priorgrad.train import TrainingDiverged, _diff_keys, _flatten, _step_generator
+from priorgrad.train import TrainingDiverged, _diff_keys, _flatten, _step_generator, kept_checkpoint
 
 log = logging.getLogger(__name__)
 
 LN_2PI = math.log(2.0 * math.pi)
 # Keys that may change between a run and its resumption (a longer budget, other logging cadence).
 RESUMABLE = {"max_steps", "validate_every", "checkpoint_every", "log_every", "keep_checkpoints", "device",
-             "threads", "valid_utterances", "valid_steps"}
+             "threads", "valid_utterances", "valid_steps", "keep_steps"}
 
 
 def learning_rate(step: int, scale: float, warmup: int, hidden: int) -> float:
@@ -123,6 +123,10 @@ class AcousticTrainer:
                 "n_params": count_parameters(self.model), "kind": "acoustic"}
 
     def save(self) -> Path:
+        if self.step in self.cfg.train.keep_steps:
+            # a rung of the sweep's budget ladder; written before last.pt, so a run killed in between
+            # redoes this step's save on resume (as the vocoder trainer)
+            ckpt_io.save(kept_checkpoint(self.ckpt_dir, self.step), self._state())
         path = ckpt_io.save(self.ckpt_dir / ckpt_io.LAST, self._state())
         if self.cfg.train.keep_checkpoints > 0:
             ckpt_io.save(self.ckpt_dir / f"step-{self.step:08d}.pt", self._state())
@@ -264,11 +268,12 @@ class AcousticTrainer:
                     self.tracker.log_metrics(rec, self.step)
                     bar.set_postfix(loss=f"{rec['train/loss']:.4f}")
                     acc, n_acc = {}, 0
-                if self.step % t.validate_every == 0 or self.step == t.max_steps:
+                kept = self.step in t.keep_steps  # a budget rung: validated and checkpointed there
+                if self.step % t.validate_every == 0 or self.step == t.max_steps or kept:
                     metrics = self.validate()
                     self.tracker.log_metrics(metrics, self.step)
                     bar.set_postfix(mel_l1=f"{metrics['valid/mel_l1']:.3f}")
-                if self.step % t.checkpoint_every == 0 or self.step == t.max_steps:
+                if self.step % t.checkpoint_every == 0 or self.step == t.max_steps or kept:
                     self.save()
         finally:
             bar.close()
@@ -277,8 +282,10 @@ class AcousticTrainer:
         last_valid: dict[str, Any] = {}
         for rec in self.jsonl.records():
             last_valid.update({k: v for k, v in rec.items() if k.startswith("valid/")})
+        kept_ckpts = {str(k): str(kept_checkpoint(self.ckpt_dir, k)) for k in sorted(t.keep_steps)
+                      if 0 < k <= self.step and kept_checkpoint(self.ckpt_dir, k).exists()}
         result = {"step": self.step, "checkpoint": str(self.ckpt_dir / ckpt_io.LAST), "n_params": n_params,
-                  "prior": self.cfg.model.prior, **last_valid}
+                  "prior": self.cfg.model.prior, "kept_checkpoints": kept_ckpts, **last_valid}
         write_json_atomic(self.run_dir / "result.json", result)
         return result
 
