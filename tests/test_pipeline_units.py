@@ -71,7 +71,13 @@ def test_every_profile_names_the_sections_dvc_tracks(profile: str) -> None:
         for entry in st.get("params", []):
             if isinstance(entry, dict) and "profiles/${profile}.yaml" in entry:
                 tracked |= set(entry["profiles/${profile}.yaml"])
-    assert tracked and tracked <= set(yaml.safe_load((ROOT / "profiles" / f"{profile}.yaml").read_text()))
+    over = yaml.safe_load((ROOT / "profiles" / f"{profile}.yaml").read_text())
+    assert tracked
+    for key in tracked:  # a dotted name (acoustic.train) is a subsection the profile must name too
+        d = over
+        for k in key.split("."):
+            assert isinstance(d, dict) and k in d, f"profiles/{profile}.yaml lacks {key}, which DVC tracks"
+            d = d[k]
 
 
 def test_a_profile_cannot_add_a_key(tmp_path: Path) -> None:
@@ -131,14 +137,17 @@ def test_trials_expand_prior_size_seed_with_a_budget_ladder() -> None:
 
 
 def test_params_yaml_marks_every_per_trial_key() -> None:
-    """Editing a key the sweep overrides changes nothing in a sweep: params.yaml must say so."""
+    """Editing a key the sweep overrides changes nothing in a sweep: params.yaml must say so (both families)."""
+    from experiments.acoustic_spec import ACOUSTIC_TRIAL_KEYS
     from experiments.spec import TRIAL_KEYS
 
     lines = (ROOT / "params.yaml").read_text().splitlines()
-    for dotted in TRIAL_KEYS:
-        section, key = dotted.split(".")
-        start = lines.index(f"{section}:")
-        line = next(x for x in lines[start + 1:] if x.startswith(f"  {key}:"))
+    for dotted in (*TRIAL_KEYS, *ACOUSTIC_TRIAL_KEYS):
+        *sections, key = dotted.split(".")
+        start = 0
+        for depth, section in enumerate(sections):  # the key's line under its (nested) sections
+            start = lines.index(f"{'  ' * depth}{section}:", start) + 1
+        line = next(x for x in lines[start:] if x.startswith(f"{'  ' * len(sections)}{key}:"))
         assert "(per trial" in line, f"params.yaml: {dotted} is set per trial but not marked so: {line!r}"
 
 
