@@ -156,3 +156,17 @@ def test_gpu_profile_sweeps_the_papers_decoder_sizes(tmp_path: Path) -> None:
     trials = expand_acoustic_trials(load_params(profile_params(tmp_path, "gpu")))
     assert {t.size for t in trials} == {"paper_c64", "paper", "paper_c256"}
     assert {t.system for t in trials} == {"priorgrad-am", "b1-normal", "b2-trainable"}
+
+
+def test_acoustic_sweep_names_its_missing_inputs(tmp_path: Path) -> None:
+    from experiments.sweep import run_sweep
+
+    feats = tmp_path / "acoustic"
+    with pytest.raises(FileNotFoundError, match=r"acoustic/manifest\.jsonl: acoustic feature manifest not found"):
+        run_sweep(ROOT / "params.yaml", feats, tmp_path / "phoneme_stats.npz", tmp_path / "out", family="acoustic")
+    feats.mkdir()
+    (feats / "manifest.jsonl").write_text("")
+    with pytest.raises(FileNotFoundError, match=r"phoneme_stats\.npz: phoneme statistics not found"):
+        run_sweep(ROOT / "params.yaml", feats, tmp_path / "phoneme_stats.npz", tmp_path / "out", family="acoustic")
+    with pytest.raises(ValueError, match="--family"):
+        run_sweep(ROOT / "params.yaml", feats, tmp_path / "x", tmp_path / "out", family="tts")
