@@ -23,6 +23,7 @@ STAGE_ENTRIES = {
     "acoustic_features": ["priorgrad.acoustic.preprocess", "priorgrad.acoustic.data_config"],
     "acoustic_prior_stats": ["priorgrad.acoustic.phoneme_stats", "priorgrad.acoustic.data_config"],
     "acoustic_sweep": ["experiments.sweep"],
+    "acoustic_evaluate": ["experiments.acoustic_evaluate"],
 }
 
 
