@@ -1,0 +1,251 @@
+"""The acoustic evaluate stage's inputs and cached work: the test set, mel synthesis, the floor, vocoding.
+
+- Test set: the first N test utterances of the acoustic features, their ground-truth mels cropped to
+  ``max_frames``, the floor (the phoneme prior's mean mu_ph gathered by the ground-truth durations,
+  the same crop) and the recordings (from the vocoder's features directory) cut to the same frames.
+- Mel synthesis: ``priorgrad.acoustic.synthesize.synthesize`` (the library's one synthesis routine) on
+  WHOLE utterances, so the encoder sees each utterance's full text; the crop is applied when scoring.
+  A synthesised set is reused only when its checkpoint bytes, schedule, condition, inputs, seed, batch
+  size, device-independent settings and the acoustic sampler's code are unchanged.
+- Vocoding: content-addressed per utterance (the mel's bytes, the utterance key that seeds the
+  vocoder, the vocoder's settings and code), so the ground-truth mel, the floor and every generated mel
+  go through the same cache and a re-run renders nothing twice.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from experiments.acoustic_eval_config import AcousticEvaluateConfig
+from experiments.synthesis import _cached  # synthesis.json (written last) marks a finished set
+from experiments.testset import EvaluateError
+from priorgrad.config import params_hash
+from priorgrad.fileio import file_digest, save_npy_atomic, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+# The project's ln-mel is ln(max(mel, 1e-5)) of peak-normalised audio: about -11.5..3. A mel beyond +-30
+# (e^30 = 1e13, ten orders of magnitude above any recording) comes from a diverged sampler; Griffin-Lim's
+# magnitude fit overflows on it and returns NaN after ~1.5 s per utterance, so it is refused up front as
+# that utterance's recorded failure.
+MAX_ABS_LN_MEL = 30.0
+
+
+@dataclass
+class AcousticTestSet:
+    utts: list[str]
+    gt: dict[str, np.ndarray]        # cropped ground-truth ln-mels (80, frames)
+    mu: dict[str, np.ndarray]        # cropped floor mels: mu_ph by the ground-truth durations
+    full_frames: dict[str, int]      # each utterance's whole length (frames)
+    recordings: Path                 # <utt>.wav, the recording cut to the cropped frames
+    inputs: dict[str, Any] = field(default_factory=dict)  # what every synthesis depends on (cache keys)
+
+    def crop(self, utt: str, mel: np.ndarray, what: str) -> np.ndarray:
+        """A generated whole-utterance mel cut to the scored frames; a length mismatch is an error."""
+        n = self.full_frames[utt]
+        if mel.ndim != 2 or mel.shape[1] != n:
+            raise EvaluateError(f"{what}: mel of shape {mel.shape} for {utt}, expected (80, {n}) (ground-truth "
+                                f"durations give the ground truth's length)")
+        return mel[:, :self.gt[utt].shape[1]]
+
+
+def prepare_test_set(features: Path, stats: Path, recordings: Path, cfg: AcousticEvaluateConfig,
+                     hop_length: int, sample_rate: int, work: Path) -> AcousticTestSet:
+    """Reads the test utterances, the phoneme statistics and the recordings; writes work/inputs/recording."""
+    from priorgrad.acoustic.dataset import FeatureSet
+    from priorgrad.acoustic.model import TablePrior
+    from priorgrad.acoustic.synthesize import load_frame_prior
+    from priorgrad.audio import write_wav
+    from priorgrad.data import load_item_arrays, read_manifest
+
+    fs = FeatureSet(features)
+    utts = fs.utterances("test")
+    if not utts:
+        raise EvaluateError(f"{features / 'manifest.jsonl'}: no test utterances")
+    if cfg.n_utterances:
+        utts = utts[:cfg.n_utterances]
+    table = TablePrior.from_prior(load_frame_prior(stats), len(fs.vocab))
+    items = {it.utt: it for it in read_manifest(recordings)}
+    rec_dir = work / "inputs" / "recording"
+    if rec_dir.exists():  # leftovers of an earlier, larger selection must not be scored
+        shutil.rmtree(rec_dir)
+    gt, mu, full = {}, {}, {}
+    for u in utts:
+        if u.utt not in items:
+            raise EvaluateError(f"{recordings / 'manifest.jsonl'}: test utterance {u.utt} of {features} has no "
+                                f"recording (--recordings must be the features directory the acoustic features came from)")
+        audio, mel = load_item_arrays(items[u.utt], hop_length)
+        if mel.shape[1] != u.n_frames:
+            raise EvaluateError(f"{items[u.utt].mel_path}: {mel.shape[1]} frames, but {features}/utts/{u.utt}.npz "
+                                f"has {u.n_frames} (features from another preprocessing run?)")
+        frames = u.n_frames if cfg.max_frames <= 0 else min(cfg.max_frames, u.n_frames)
+        gt[u.utt] = np.ascontiguousarray(u.mel[:, :frames])
+        mu[u.utt] = np.ascontiguousarray(table.frame_stats(u.frame_ids())[0][:, :frames], dtype=np.float32)
+        full[u.utt] = u.n_frames
+        write_wav(rec_dir / f"{u.utt}.wav", np.asarray(audio[:frames * hop_length], dtype=np.float32), sample_rate)
+    names = [u.utt for u in utts]
+    inputs = {"utts": names, "max_frames": cfg.max_frames,
+              "features": [file_digest(features / "utts" / f"{n}.npz", 12) for n in names],
+              "vocab": file_digest(features / "vocab.json", 12), "f0": file_digest(features / "f0_stats.json", 12)}
+    return AcousticTestSet(names, gt, mu, full, rec_dir, inputs)
+
+
+def synthesis_key(ckpt: Path, t_infer: int, condition: str, inputs: dict[str, Any], infer: Any) -> str:
+    from priorgrad.fingerprint import acoustic_synthesis_fingerprint
+
+    return params_hash({"ckpt": file_digest(ckpt, 12), "t": t_infer, "schedule": infer.schedule,
+                        "condition": condition, "inputs": inputs, "seed": infer.seed,
+                        "batch_size": infer.batch_size, "code": acoustic_synthesis_fingerprint()})
+
+
+def synthesize_mels(name: str, ckpt: Path, t_infer: int, condition: str, test: AcousticTestSet, features: Path,
+                    infer: Any, work: Path) -> tuple[Path, dict[str, Any]]:
+    """Mels of the test utterances from one checkpoint at T_infer under one condition (or the cached ones).
+
+    Returns (directory of <utt>.npy whole-utterance mels, the library's synthesis summary: mel RTF, device,
+    prior, schedule). ``infer``: the params' acoustic.infer (seed, batch size, device, schedule kind)."""
+    from priorgrad import checkpoint as ckpt_io
+    from priorgrad.acoustic.model_config import AcousticConfig
+    from priorgrad.acoustic.synthesize import make_schedule, synthesize
+    from priorgrad.diffusion import Diffusion
+
+    if not ckpt.exists():
+        raise EvaluateError(f"{ckpt}: checkpoint of {name} not found")
+    gen_dir = work / "gen" / f"{name}-T{t_infer}-{condition}-{synthesis_key(ckpt, t_infer, condition, test.inputs, infer)}"
+    summary = _cached(gen_dir)
+    if summary is None:
+        ck = ckpt_io.load(ckpt, map_location="cpu")
+        if "vocab" not in ck:
+            raise EvaluateError(f"{ckpt}: not an acoustic model checkpoint (no vocabulary)")
+        d = AcousticConfig.from_dict(ck["params"], source=f"{ckpt} params").diffusion
+        del ck
+        if t_infer > d.num_steps:
+            raise EvaluateError(f"{ckpt}: T_infer={t_infer} exceeds the checkpoint's {d.num_steps} diffusion steps")
+        schedule = make_schedule(Diffusion(d.num_steps, d.beta_start, d.beta_end), infer.schedule, t_infer)
+        summary = synthesize(ckpt, gen_dir, features, split="test", conditions=(condition,), schedule=schedule,
+                             seed=infer.seed, batch_size=infer.batch_size, device=infer.device,
+                             max_utterances=len(test.utts), vocoder=None, progress=False)
+    return gen_dir / condition, summary
+
+
+def load_mels(mel_dir: Path, test: AcousticTestSet, what: str) -> dict[str, np.ndarray]:
+    out = {}
+    for u in test.utts:
+        p = mel_dir / f"{u}.npy"
+        if not p.exists():
+            raise EvaluateError(f"{p}: synthesised mel missing ({what})")
+        out[u] = test.crop(u, np.load(p), what)
+    return out
+
+
+def mel_scores(mels: dict[str, np.ndarray], test: AcousticTestSet, metrics: list[str]) -> dict[str, dict[str, float]]:
+    """{utt: {metric: value}} of cropped mels against the cropped ground truth."""
+    from experiments.acoustic_eval_config import mel_metric_function
+
+    fns = {m: mel_metric_function(m) for m in metrics}
+    return {u: {m: float(fns[m](mels[u], test.gt[u])) for m in metrics} for u in test.utts}
+
+
+# ----------------------------------------------------------------------------- vocoding
+
+@dataclass
+class CachedVocoder:
+    """A vocoder (priorgrad.acoustic.vocode) with a content-addressed cache of its renders under ``cache``."""
+    fn: Callable[[np.ndarray, str], np.ndarray]
+    settings: dict[str, Any]        # name, iterations / steps, seed, checkpoint digest, code (the cache key)
+    cache: Path
+    sample_rate: int
+    hop_length: int
+    rendered_s: float = 0.0         # wall seconds of the renders this run actually did
+    rendered_audio_s: float = 0.0
+
+    def render(self, label: str, mels: dict[str, np.ndarray], dest: Path) -> tuple[Path, float, float]:
+        """<utt>.wav of every mel into ``dest`` (links to the cache); returns (dest, wall s, audio s) of the
+        renders behind them (cached ones count with their recorded time, for the vocoder's RTF). A mel the
+        vocoder cannot render (e.g. a diverged model's ln-mel of +-700, whose exp overflows) gets no wav: the
+        scorer records the utterance as failed, and the failure is cached like a render."""
+        from priorgrad.audio import write_wav
+
+        if dest.exists():
+            shutil.rmtree(dest)
+        dest.mkdir(parents=True)
+        wall = audio_s = 0.0
+        failed: list[str] = []
+        for utt, mel in mels.items():
+            mel = np.ascontiguousarray(mel, dtype=np.float32)
+            key = hashlib.sha256(mel.tobytes() + str(mel.shape).encode() + utt.encode()
+                                 + params_hash(self.settings).encode()).hexdigest()[:20]
+            wav, meta = self.cache / f"{key}.wav", self.cache / f"{key}.json"
+            if not meta.exists():  # the sidecar is written after the wav: it marks a finished render
+                t0 = time.perf_counter()
+                try:
+                    peak = float(np.max(np.abs(mel))) if mel.size else 0.0
+                    if not peak <= MAX_ABS_LN_MEL:
+                        raise ValueError(f"ln-mel values up to {peak:.3g} in magnitude, outside any audio's range "
+                                         f"(|ln mel| <= {MAX_ABS_LN_MEL:g})")
+                    y = self.fn(mel, utt)  # the utterance names the seed: gen and GT mels of utt share it
+                    if not np.all(np.isfinite(y)):
+                        raise ValueError("the vocoder's output is not finite")
+                    error = None
+                except Exception as e:  # noqa: BLE001 - any vocoder failure is this utterance's recorded failure
+                    y, error = np.zeros(0, np.float32), f"{type(e).__name__}: {e}"
+                seconds = time.perf_counter() - t0
+                if error is None:
+                    write_wav(wav, y, self.sample_rate)
+                write_json_atomic(meta, {"seconds": seconds, "audio_s": len(y) / self.sample_rate, "label": label,
+                                         "error": error})
+                self.rendered_s += seconds
+                self.rendered_audio_s += len(y) / self.sample_rate
+            info = json.loads(meta.read_text())
+            if info.get("error"):  # no wav: the scorer records a failed utterance (never a silent 0)
+                failed.append(f"{utt} ({info['error'][:120]})")
+                continue
+            wall += float(info["seconds"])
+            audio_s += float(info["audio_s"])
+            os.symlink(wav.resolve(), dest / f"{utt}.wav")
+        if failed:
+            log.warning("%s: vocoding failed for %d of %d utterance(s), scored as failures: %s", label, len(failed),
+                        len(mels), "; ".join(failed[:3]))
+        return dest, wall, audio_s
+
+
+def make_cached_vocoder(infer: Any, vocoder_checkpoint: Path | None, work: Path) -> CachedVocoder:
+    """acoustic.infer.vocoder (griffin_lim by default; priorgrad with --vocoder-checkpoint), seeded by
+    acoustic.infer.seed and the utterance, on the CPU unless acoustic.infer.device says otherwise."""
+    from priorgrad.acoustic.vocode import make_vocoder
+    from priorgrad.audio import get_preset
+    from priorgrad.fingerprint import code_fingerprint, synthesis_fingerprint
+    from priorgrad.infer import resolve_device
+
+    if infer.vocoder == "priorgrad" and vocoder_checkpoint is None:
+        raise EvaluateError("params: acoustic.infer.vocoder is 'priorgrad': give its checkpoint (--vocoder-checkpoint)")
+    if vocoder_checkpoint is not None and not vocoder_checkpoint.exists():
+        raise EvaluateError(f"{vocoder_checkpoint}: vocoder checkpoint not found")
+    device = resolve_device(infer.device)
+    voc = make_vocoder(infer.vocoder, vocoder_checkpoint, infer, infer.seed, device)
+    settings: dict[str, Any] = {"vocoder": voc.name, "seed": infer.seed,
+                                "code": code_fingerprint(("priorgrad.acoustic.vocode",))}
+    if infer.vocoder == "griffin_lim":
+        settings["griffin_lim_iters"] = infer.griffin_lim_iters
+    else:
+        settings.update({"vocoder_steps": infer.vocoder_steps, "checkpoint": file_digest(vocoder_checkpoint, 12),
+                         "vocoder_code": synthesis_fingerprint()})
+    preset = get_preset("hifigan")  # the acoustic model's mel (priorgrad.acoustic.preprocess requires it)
+    return CachedVocoder(voc, settings, work / "voc", preset.sample_rate, preset.hop_length)
+
+
+def save_floor_mels(test: AcousticTestSet, work: Path) -> Path:
+    """The floor's mels as files (kept for inspection beside the generated ones)."""
+    d = work / "floor" / "mu"
+    for u in test.utts:
+        save_npy_atomic(d / f"{u}.npy", test.mu[u])
+    return d
