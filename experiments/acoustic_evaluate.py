@@ -132,7 +132,8 @@ def run_acoustic_evaluate(params_path: Path, features: Path, stats: Path, sweep_
     preset = get_preset("hifigan")
     test = prepare_test_set(features, stats, recordings, cfg, preset.hop_length, preset.sample_rate, work)
     names = metric_names(cfg)
-    vocoder = make_cached_vocoder(infer, vocoder_checkpoint, work) if cfg.audio_conditions else None
+    vocoder = make_cached_vocoder(infer, vocoder_checkpoint, work, scoring.workers) if cfg.audio_conditions else None
+    to_render: list[tuple[str, dict[str, np.ndarray], Path]] = []  # rendered together (one process pool)
 
     # 1. synthesis (+ mel scores, + vocoding of the audio conditions)
     rows: list[dict[str, Any]] = []
@@ -169,9 +170,8 @@ def run_acoustic_evaluate(params_path: Path, features: Path, stats: Path, sweep_
                     devices.add(str(summary["device"]))
                     if vocoder is not None and c in cfg.audio_conditions:
                         label = f"{name}-T{t}-{c}"
-                        wav_dir, w, a = vocoder.render(label, mels, work / "sets" / label)
-                        voc_wall, voc_audio = voc_wall + w, voc_audio + a
-                        audio_jobs.append((job, c, wav_dir))
+                        to_render.append((label, mels, work / "sets" / label))
+                        audio_jobs.append((job, c, work / "sets" / label))
 
     # the floor: mu alone, scored the same way (mel and vocoded), identical rows for seeds 0..k-1
     floor_mel = mel_scores(test.mu, test, cfg.mel_metrics)
@@ -180,9 +180,11 @@ def run_acoustic_evaluate(params_path: Path, features: Path, stats: Path, sweep_
     save_floor_mels(test, work)
     sets = []  # (label, generated dir, reference dir) scored in one eval run
     if vocoder is not None:
-        ref_voc, _, _ = vocoder.render(VOCODED_REFERENCE_AUDIO, test.gt, work / "sets" / VOCODED_REFERENCE_AUDIO)
-        floor_wav, w, a = vocoder.render("floor", test.mu, work / "sets" / "floor")
-        voc_wall, voc_audio = voc_wall + w, voc_audio + a
+        ref_voc, floor_wav = work / "sets" / VOCODED_REFERENCE_AUDIO, work / "sets" / "floor"
+        rendered = vocoder.render_many(to_render + [(VOCODED_REFERENCE_AUDIO, test.gt, ref_voc),
+                                                    ("floor", test.mu, floor_wav)])
+        voc_wall = sum(w for _, w, _ in rendered.values())  # the vocoder's RTF: every render behind the scores
+        voc_audio = sum(a for _, _, a in rendered.values())
         for (job, c, wav_dir) in audio_jobs:
             sets += [(wav_dir.name, wav_dir, ref_voc), (f"{wav_dir.name}@rec", wav_dir, test.recordings)]
         sets += [("floor", floor_wav, ref_voc), ("floor@rec", floor_wav, test.recordings)]

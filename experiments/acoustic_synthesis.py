@@ -157,70 +157,131 @@ def mel_scores(mels: dict[str, np.ndarray], test: AcousticTestSet, metrics: list
 
 # ----------------------------------------------------------------------------- vocoding
 
+def _check_mel(mel: np.ndarray) -> None:
+    peak = float(np.max(np.abs(mel))) if mel.size else 0.0
+    if not peak <= MAX_ABS_LN_MEL:
+        raise ValueError(f"ln-mel values up to {peak:.3g} in magnitude, outside any audio's range "
+                         f"(|ln mel| <= {MAX_ABS_LN_MEL:g})")
+
+
+def _attempt(fn: Callable[[np.ndarray, str], np.ndarray], mel: np.ndarray, utt: str
+             ) -> tuple[np.ndarray | None, float, str | None]:
+    """(waveform or None, seconds, error) of one render; any failure is the utterance's recorded failure."""
+    t0 = time.perf_counter()
+    try:
+        _check_mel(mel)
+        y = fn(mel, utt)  # the utterance names the seed: the generated and the GT mel of utt share it
+        if not np.all(np.isfinite(y)):
+            raise ValueError("the vocoder's output is not finite")
+        return np.asarray(y, np.float32), time.perf_counter() - t0, None
+    except Exception as e:  # noqa: BLE001 - a third-party vocoder may raise anything on a bad mel
+        return None, time.perf_counter() - t0, f"{type(e).__name__}: {e}"
+
+
+def _griffin_lim_job(job: tuple[np.ndarray, str, int, int]) -> tuple[np.ndarray | None, float, str | None]:
+    """A worker process's render: exactly priorgrad.acoustic.vocode.make_vocoder's griffin_lim call."""
+    from priorgrad.acoustic.vocode import griffin_lim
+    from priorgrad.infer import utterance_seed
+
+    mel, utt, iters, seed = job
+    return _attempt(lambda m, key: griffin_lim(m, iters, utterance_seed(seed, key) % (2 ** 32)), mel, utt)
+
+
 @dataclass
 class CachedVocoder:
-    """A vocoder (priorgrad.acoustic.vocode) with a content-addressed cache of its renders under ``cache``."""
+    """A vocoder (priorgrad.acoustic.vocode) with a content-addressed cache of its renders under ``cache``.
+
+    Griffin-Lim (CPU, single-threaded, the stage's largest cost) renders in ``workers`` processes; each
+    render is a pure function of (mel, utterance seed, iterations), so the result does not depend on the
+    process. A trained vocoder renders in this process (its model is on the stage's device)."""
     fn: Callable[[np.ndarray, str], np.ndarray]
     settings: dict[str, Any]        # name, iterations / steps, seed, checkpoint digest, code (the cache key)
     cache: Path
     sample_rate: int
     hop_length: int
-    rendered_s: float = 0.0         # wall seconds of the renders this run actually did
+    workers: int = 1
+    griffin_lim: tuple[int, int] | None = None  # (iterations, seed) when the vocoder is Griffin-Lim
+    rendered_s: float = 0.0         # wall seconds of the renders this run actually did (summed over workers)
     rendered_audio_s: float = 0.0
 
+    def _key(self, mel: np.ndarray, utt: str) -> str:
+        return hashlib.sha256(mel.tobytes() + str(mel.shape).encode() + utt.encode()
+                              + params_hash(self.settings).encode()).hexdigest()[:20]
+
     def render(self, label: str, mels: dict[str, np.ndarray], dest: Path) -> tuple[Path, float, float]:
-        """<utt>.wav of every mel into ``dest`` (links to the cache); returns (dest, wall s, audio s) of the
-        renders behind them (cached ones count with their recorded time, for the vocoder's RTF). A mel the
-        vocoder cannot render (e.g. a diverged model's ln-mel of +-700, whose exp overflows) gets no wav: the
-        scorer records the utterance as failed, and the failure is cached like a render."""
+        return self.render_many([(label, mels, dest)])[label]
+
+    def render_many(self, sets: list[tuple[str, dict[str, np.ndarray], Path]]
+                    ) -> dict[str, tuple[Path, float, float]]:
+        """<utt>.wav of every mel of every (label, mels, dest) set into its dest (links to the cache); per
+        label (dest, wall s, audio s) of the renders behind them (cached ones count with their recorded
+        time, for the vocoder's RTF). A mel the vocoder cannot render (e.g. a diverged model's ln-mel of
+        +-700, whose exp overflows) gets no wav: the scorer records the utterance as failed, and the
+        failure is cached like a render."""
         from priorgrad.audio import write_wav
 
-        if dest.exists():
-            shutil.rmtree(dest)
-        dest.mkdir(parents=True)
-        wall = audio_s = 0.0
-        failed: list[str] = []
-        for utt, mel in mels.items():
-            mel = np.ascontiguousarray(mel, dtype=np.float32)
-            key = hashlib.sha256(mel.tobytes() + str(mel.shape).encode() + utt.encode()
-                                 + params_hash(self.settings).encode()).hexdigest()[:20]
-            wav, meta = self.cache / f"{key}.wav", self.cache / f"{key}.json"
-            if not meta.exists():  # the sidecar is written after the wav: it marks a finished render
-                t0 = time.perf_counter()
-                try:
-                    peak = float(np.max(np.abs(mel))) if mel.size else 0.0
-                    if not peak <= MAX_ABS_LN_MEL:
-                        raise ValueError(f"ln-mel values up to {peak:.3g} in magnitude, outside any audio's range "
-                                         f"(|ln mel| <= {MAX_ABS_LN_MEL:g})")
-                    y = self.fn(mel, utt)  # the utterance names the seed: gen and GT mels of utt share it
-                    if not np.all(np.isfinite(y)):
-                        raise ValueError("the vocoder's output is not finite")
-                    error = None
-                except Exception as e:  # noqa: BLE001 - any vocoder failure is this utterance's recorded failure
-                    y, error = np.zeros(0, np.float32), f"{type(e).__name__}: {e}"
-                seconds = time.perf_counter() - t0
-                if error is None:
-                    write_wav(wav, y, self.sample_rate)
-                write_json_atomic(meta, {"seconds": seconds, "audio_s": len(y) / self.sample_rate, "label": label,
-                                         "error": error})
-                self.rendered_s += seconds
-                self.rendered_audio_s += len(y) / self.sample_rate
-            info = json.loads(meta.read_text())
-            if info.get("error"):  # no wav: the scorer records a failed utterance (never a silent 0)
-                failed.append(f"{utt} ({info['error'][:120]})")
-                continue
-            wall += float(info["seconds"])
-            audio_s += float(info["audio_s"])
-            os.symlink(wav.resolve(), dest / f"{utt}.wav")
-        if failed:
-            log.warning("%s: vocoding failed for %d of %d utterance(s), scored as failures: %s", label, len(failed),
-                        len(mels), "; ".join(failed[:3]))
-        return dest, wall, audio_s
+        todo: dict[str, tuple[np.ndarray, str, str]] = {}  # key -> (mel, utt, label): each render once
+        keyed = []
+        for label, mels, dest in sets:
+            ks = {}
+            for utt, mel in mels.items():
+                mel = np.ascontiguousarray(mel, dtype=np.float32)
+                k = ks[utt] = self._key(mel, utt)
+                if not (self.cache / f"{k}.json").exists():  # the sidecar, written last, marks a finished render
+                    todo.setdefault(k, (mel, utt, label))
+            keyed.append((label, ks, dest))
+        if todo:
+            log.info("vocoding %d utterance(s) with %s (%d process(es))", len(todo), self.settings["vocoder"],
+                     self.workers if self.griffin_lim else 1)
+        for k, (y, seconds, error) in zip(todo, self._run([(m, u) for m, u, _ in todo.values()])):
+            if error is None:
+                write_wav(self.cache / f"{k}.wav", y, self.sample_rate)
+            n = 0 if y is None else len(y)
+            write_json_atomic(self.cache / f"{k}.json", {"seconds": seconds, "audio_s": n / self.sample_rate,
+                                                         "label": todo[k][2], "error": error})
+            self.rendered_s += seconds
+            self.rendered_audio_s += n / self.sample_rate
+        out = {}
+        for label, ks, dest in keyed:
+            if dest.exists():
+                shutil.rmtree(dest)
+            dest.mkdir(parents=True)
+            wall = audio_s = 0.0
+            failed: list[str] = []
+            for utt, k in ks.items():
+                info = json.loads((self.cache / f"{k}.json").read_text())
+                if info.get("error"):  # no wav: the scorer records a failed utterance (never a silent 0)
+                    failed.append(f"{utt} ({info['error'][:120]})")
+                    continue
+                wall += float(info["seconds"])
+                audio_s += float(info["audio_s"])
+                os.symlink((self.cache / f"{k}.wav").resolve(), dest / f"{utt}.wav")
+            if failed:
+                log.warning("%s: vocoding failed for %d of %d utterance(s), scored as failures: %s", label,
+                            len(failed), len(ks), "; ".join(failed[:3]))
+            out[label] = (dest, wall, audio_s)
+        return out
+
+    def _run(self, jobs: list[tuple[np.ndarray, str]]) -> list[tuple[np.ndarray | None, float, str | None]]:
+        from tqdm import tqdm
+
+        from priorgrad.logs import show_progress
+
+        show = show_progress(None)
+        if self.griffin_lim is None or self.workers <= 1 or len(jobs) < 2:
+            return [_attempt(self.fn, m, u) for m, u in tqdm(jobs, desc="vocode", unit="utt", disable=not show)]
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        iters, seed = self.griffin_lim
+        with ProcessPoolExecutor(min(self.workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
+            it = pool.map(_griffin_lim_job, [(m, u, iters, seed) for m, u in jobs], chunksize=4)
+            return list(tqdm(it, total=len(jobs), desc="vocode", unit="utt", disable=not show))
 
 
-def make_cached_vocoder(infer: Any, vocoder_checkpoint: Path | None, work: Path) -> CachedVocoder:
-    """acoustic.infer.vocoder (griffin_lim by default; priorgrad with --vocoder-checkpoint), seeded by
-    acoustic.infer.seed and the utterance, on the CPU unless acoustic.infer.device says otherwise."""
+def make_cached_vocoder(infer: Any, vocoder_checkpoint: Path | None, work: Path, workers: int = 1) -> CachedVocoder:
+    """acoustic.infer.vocoder (griffin_lim by default, in ``workers`` processes; priorgrad with
+    --vocoder-checkpoint), seeded by acoustic.infer.seed and the utterance."""
     from priorgrad.acoustic.vocode import make_vocoder
     from priorgrad.audio import get_preset
     from priorgrad.fingerprint import code_fingerprint, synthesis_fingerprint
@@ -240,7 +301,8 @@ def make_cached_vocoder(infer: Any, vocoder_checkpoint: Path | None, work: Path)
         settings.update({"vocoder_steps": infer.vocoder_steps, "checkpoint": file_digest(vocoder_checkpoint, 12),
                          "vocoder_code": synthesis_fingerprint()})
     preset = get_preset("hifigan")  # the acoustic model's mel (priorgrad.acoustic.preprocess requires it)
-    return CachedVocoder(voc, settings, work / "voc", preset.sample_rate, preset.hop_length)
+    gl = (infer.griffin_lim_iters, infer.seed) if infer.vocoder == "griffin_lim" else None
+    return CachedVocoder(voc, settings, work / "voc", preset.sample_rate, preset.hop_length, workers, gl)
 
 
 def save_floor_mels(test: AcousticTestSet, work: Path) -> Path:
