@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 # magnitude fit overflows on it and returns NaN after ~1.5 s per utterance, so it is refused up front as
 # that utterance's recorded failure.
 MAX_ABS_LN_MEL = 30.0
+BLAS_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 @dataclass
@@ -274,9 +275,21 @@ class CachedVocoder:
         from concurrent.futures import ProcessPoolExecutor
 
         iters, seed = self.griffin_lim
-        with ProcessPoolExecutor(min(self.workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
-            it = pool.map(_griffin_lim_job, [(m, u, iters, seed) for m, u in jobs], chunksize=4)
-            return list(tqdm(it, total=len(jobs), desc="vocode", unit="utt", disable=not show))
+        # One BLAS thread per worker: Griffin-Lim's matrices are small, and two BLAS threads per process made a
+        # render 2.4x dearer in CPU time here (1.04 vs 0.43 s per 1.5 s utterance) besides oversubscribing
+        # the cores. Spawned workers import numpy afresh, so the variables set here reach them.
+        saved = {k: os.environ.get(k) for k in BLAS_THREAD_VARS}
+        os.environ.update({k: "1" for k in BLAS_THREAD_VARS})
+        try:
+            with ProcessPoolExecutor(min(self.workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
+                it = pool.map(_griffin_lim_job, [(m, u, iters, seed) for m, u in jobs], chunksize=4)
+                return list(tqdm(it, total=len(jobs), desc="vocode", unit="utt", disable=not show))
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
 
 def make_cached_vocoder(infer: Any, vocoder_checkpoint: Path | None, work: Path, workers: int = 1) -> CachedVocoder:
