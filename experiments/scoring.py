@@ -15,9 +15,18 @@ def score_all(gen_dirs: list[Path], ref_dir: Path, utts: list[str], cfg: Evaluat
               ) -> dict[str, list[dict[str, Any]]]:
     """Scores every generated set in ONE eval run, so its worker pool starts once, not per system.
 
-    The pairs are presented as two directories of symlinks, <generation dir>__<utt>.wav; eval's score
-    cache is keyed by file content, so a re-run rescoring unchanged audio is free. Returns, per
-    generation directory name, its records (one per utterance: {"utt": ..., metric: value or None}).
+    Returns, per generation directory name, its records (one per utterance: {"utt": ..., metric: value
+    or None})."""
+    return score_sets([(d.name, d, ref_dir) for d in gen_dirs], utts, cfg, work)
+
+
+def score_sets(sets: list[tuple[str, Path, Path]], utts: list[str], cfg: Any, work: Path
+               ) -> dict[str, list[dict[str, Any]]]:
+    """Scores (label, generated dir, reference dir) sets in ONE eval run (the acoustic side scores the same
+    audio against two references); ``cfg`` has metrics, workers, bootstrap_seed and n_boot.
+
+    The pairs are presented as two directories of symlinks, <label>__<utt>.wav; eval's score cache is
+    keyed by file content, so a re-run rescoring unchanged audio is free. Returns, per label, its records.
     """
     from eval.runner import score_dirs
 
@@ -26,16 +35,18 @@ def score_all(gen_dirs: list[Path], ref_dir: Path, utts: list[str], cfg: Evaluat
         shutil.rmtree(combined)
     (combined / "ref").mkdir(parents=True)
     (combined / "gen").mkdir(parents=True)
-    for gen_dir in gen_dirs:
+    for label, gen_dir, ref_dir in sets:
+        if SEP in label:
+            raise ValueError(f"set label {label!r} may not contain {SEP!r}")
         for u in utts:
-            name = f"{gen_dir.name}{SEP}{u}.wav"
+            name = f"{label}{SEP}{u}.wav"
             os.symlink((ref_dir / f"{u}.wav").resolve(), combined / "ref" / name)
             if (gen_dir / f"{u}.wav").exists():  # a missing file is scored as a recorded failure
                 os.symlink((gen_dir / f"{u}.wav").resolve(), combined / "gen" / name)
     records, _ = score_dirs(combined / "ref", combined / "gen", cfg.metrics, work / "scores",
                             workers=cfg.workers, cache_path=work / "score_cache.sqlite",
                             seed=cfg.bootstrap_seed, n_boot=cfg.n_boot)
-    out: dict[str, list[dict[str, Any]]] = {d.name: [] for d in gen_dirs}
+    out: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in sets}
     for r in records:
         gen, utt = r["utt"].split(SEP, 1)
         out[gen].append({**r, "utt": utt})

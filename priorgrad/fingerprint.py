@@ -157,3 +157,11 @@ def acoustic_training_fingerprint(root: Path = ROOT) -> str:
 
 def synthesis_fingerprint() -> str:
     return code_fingerprint(SYNTHESIS_ENTRIES, skip=NO_EFFECT | acoustic_modules())
+
+
+# The acoustic side's synthesised mels: the sampler, the model and the priors, rebuilt from the checkpoint.
+ACOUSTIC_SYNTHESIS_ENTRIES = ("priorgrad.acoustic.synthesize",)
+
+
+def acoustic_synthesis_fingerprint() -> str:
+    return code_fingerprint(ACOUSTIC_SYNTHESIS_ENTRIES)

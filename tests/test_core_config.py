@@ -80,6 +80,8 @@ def _validate_everything(path: Path) -> None:
     load_report_config(path)
     load_data_config(path)
     load_acoustic_config(path)
+    from experiments.acoustic_eval_config import acoustic_evaluate_config
+    acoustic_evaluate_config(p)
 
 
 LEAVES = sorted(_leaves(read_params(ROOT / "params.yaml")))
