@@ -301,11 +301,11 @@ def _labels(pair: tuple[str, str]) -> tuple[str, str]:
 
 
 def _claim_convergence(sc: _Scope, pair: tuple[str, str], title: str, convergence: pd.DataFrame | None,
-                       convergence_metric: str | None) -> Claim:
+                       convergence_metric: str | None, few_claim: int = 2) -> Claim:
     """Treatment - baseline averaged over the budget ladder (every size) at the longest T_infer run."""
     t_full = max(sc.all_t) if sc.all_t else 0
     scope = (f"the training-step ladder {sc.budgets} (checkpoints of one run per seed), every size, at T_infer = "
-             f"{t_full} (the longest schedule run, so the few-step effect of claim 2 does not leak in)")
+             f"{t_full} (the longest schedule run, so the few-step effect of claim {few_claim} does not leak in)")
     if len(sc.budgets) < 2:
         c = _not_judged("convergence", title, scope, f"needs a ladder of at least 2 training budgets; these runs "
                         f"have {sc.budgets or 'none'} (sweep.budgets)", pair)
@@ -416,7 +416,7 @@ def evaluate_claims(cube: ScoreCube, cs: ClaimSettings, comparisons: pd.DataFram
     top = max(sc.budgets) if sc.budgets else 0
     return [
         _claim_convergence(sc, head, f"Faster convergence: at equal training steps {a} scores better than {b}",
-                           convergence, convergence_metric),
+                           convergence, convergence_metric, few_claim=3),
         _claim_at(sc, "equal_steps", head, f"Better quality at equal steps: {a} better than {b} when fully trained "
                   "and sampled with the longest schedule", {top}, {t_full},
                   f"the largest training budget ({top} steps) at T_infer = {t_full} (the longest schedule run)"),

@@ -149,7 +149,8 @@ def convergence_figure(conv: pd.DataFrame, metric: str, info: MetricInfo, sizes:
     elif axes and axes[0].get_legend() is not None:
         sns.move_legend(axes[0], "best", fontsize=7)
     band = "95% CI of the seed mean; dashed: mu alone, the floor" if acoustic else "min-max over seeds"
-    _suptitle(fig, f"Convergence: validation {info.label} vs training step (line: seed mean, band: {band})")
+    what = f"E1 {info.label}" if acoustic else info.label   # the acoustic trainer validates under E1
+    _suptitle(fig, f"Convergence: validation {what} vs training step (line: seed mean, band: {band})")
     fig.tight_layout()
     return fig
 

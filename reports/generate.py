@@ -147,7 +147,7 @@ def regime(table: ResultsTable, data_summary, cfg: ReportConfig | FamilyReport, 
     n_params = m.groupby("size")["n_params"].max()
     seeds = m.groupby("system")["n_seeds"].max()
     order = {s: i for i, s in enumerate(registry.system_names(family))}
-    nets = "Networks" if family == "vocoder" else "Decoders"
+    nets = "Networks" if family == "vocoder" else "Acoustic model sizes"
     lines = [
         f"{nets}: {', '.join(f'{s} ({fmt_params(int(n_params[s]))} parameters)' for s in sizes)}. "
         f"Training steps (checkpoints of one run per seed): {sorted(int(b) for b in m['budget'].unique())}. "

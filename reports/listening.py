@@ -126,7 +126,10 @@ def build_listening(data: RunData, out_dir: Path, n_utts: int, metrics: list[str
                     else:
                         scores.append((info.heading, "not scored"))
                 unit = "noise draw" if kind == FLOOR else "seed"  # a floor's "seed" indexes its noise draw
-                players[system] = Player(rel, scores, note=f"{unit} {seed}" if seed is not None else "")
+                note = f"{unit} {seed}" if seed is not None else ""
+                if kind == FLOOR and acoustic:
+                    note = "deterministic: the same mel for every system"   # mu alone has no noise draw
+                players[system] = Player(rel, scores, note=note)
             rows.append(ListeningRow(label, players))
         out.append(ListeningUtt(utt, ref, rows, extra))
     if not data.audio_settings:
