@@ -115,6 +115,7 @@ CORE_SECTIONS: dict[str, type] = {
 # Sections owned by other packages (validated there); kept as raw dicts.
 EXTRA_SECTIONS = ("sweep", "tracking", "evaluate", "report", "sizes",
                   "acoustic", "acoustic_sizes")  # acoustic: validated by priorgrad/acoustic
+EXTRA_SECTIONS += ("acoustic_report",)  # the report's acoustic section: validated by reports/config.py
 
 
 @dataclass
