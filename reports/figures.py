@@ -31,13 +31,12 @@ from priorgrad import registry  # noqa: E402
 log = logging.getLogger(__name__)
 
 # names, labels and colours: the one registry (priorgrad.registry), baselines first. Prior names repeat
-# across families ("standard" is DiffWave's and B1's), so prior-keyed tables are per family.
-VOCODER_PRIORS = [registry.system(s).name for s in registry.system_names("vocoder")]
+# across families ("standard" is DiffWave's and B1's), so prior-keyed tables are built per family.
 SYSTEMS = registry.system_names("vocoder")
-PRIOR_LABELS = {p: registry.prior(p).label for p in VOCODER_PRIORS}
 SYSTEM_COLORS = {s: registry.system(s).colour for s in registry.system_names()}   # every family's systems
-PRIOR_COLORS = {p: registry.prior(p).colour for p in VOCODER_PRIORS}
 FLOOR_COLOUR = "#555555"
+LINESTYLES = ["-", "--", ":", "-."]
+MARKERS = ["o", "s", "^", "D", "v", "P"]
 
 
 def family_priors(family: str) -> list[str]:
@@ -55,8 +54,7 @@ def t_interval(values) -> tuple[float, float]:
         return m, m
     half = float(stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
     return m - half, m + half
-LINESTYLES = ["-", "--", ":", "-."]
-MARKERS = ["o", "s", "^", "D", "v", "P"]
+
 
 # Everything that could otherwise vary between runs or machines.
 DETERMINISTIC_RC = {
