@@ -205,6 +205,8 @@ ACOUSTIC_INTRO = (
     "vocoded, against vocoder(ground-truth mel) and against the recording. Metric names carry the synthesis "
     "condition (E1: ground-truth durations, f0 and energy; E2: ground-truth durations, predicted f0 and energy). "
     "Claims 1-4 compare PriorGrad-AM with B1, claim 5 with B2, by the same rule as the vocoder's.")
+CONDITION_WORDS = {"E1": "ground-truth durations, f0 and energy", "E2": "ground-truth durations, predicted f0 and "
+                   "energy", "E3": "durations, f0 and energy all predicted"}   # spec priorgrad-acoustic.md section 11
 SECTION_TITLES = {"vocoder": "The paper's claims in these runs",
                   "acoustic": "Acoustic model: the paper's claims in these runs"}
 
@@ -223,6 +225,8 @@ class Section:
     figures: list[FigureFile] = dataclasses.field(default_factory=list)
     listening: list = dataclasses.field(default_factory=list)
     listening_notes: list[str] = dataclasses.field(default_factory=list)
+    # (anchor prefix, heading, table) per synthesis condition (acoustic); the vocoder has one, `table`
+    tables: list[tuple[str, str, ResultsTable]] = dataclasses.field(default_factory=list)
 
     @property
     def systems(self) -> list[tuple[str, str]]:
@@ -268,8 +272,30 @@ def _section(data: RunData, fcfg: FamilyReport, rule) -> Section:
                                                     for m in fcfg.primary_metrics),
         secondary=", ".join(metric_info(m, higher[m]).label for m in cs.secondary_metrics) or "none",
         treatment=SYSTEM_LABELS[treatment], baseline=base_words)
-    return Section(family, data, fcfg, summary, table, claims, rule_text,
-                   regime(table, summary, fcfg, len(cube.utts), family))
+    sec = Section(family, data, fcfg, summary, table, claims, rule_text,
+                  regime(table, summary, fcfg, len(cube.utts), family))
+    sec.tables = [("", "Results", table)] if family == "vocoder" else _condition_tables(summary, comparisons, fcfg)
+    return sec
+
+
+def _condition_tables(summary: pd.DataFrame, comparisons: pd.DataFrame, fcfg: FamilyReport
+                      ) -> list[tuple[str, str, ResultsTable]]:
+    """One results table per synthesis condition (acoustic_report.metrics grouped by their condition, in
+    order), each with its floor rows; the floor flags follow every primary metric, as in the full table."""
+    from experiments.contract import split_metric
+    from reports.tables import metric_directions
+
+    scored = metric_directions(summary)
+    conditions: dict[str, list[str]] = {}
+    for m in fcfg.metrics:
+        if m in scored:
+            conditions.setdefault(split_metric(m)[0], []).append(m)
+    out = []
+    for i, (cond, metrics) in enumerate(conditions.items()):
+        words = CONDITION_WORDS.get(cond, cond)
+        out.append(("acoustic-" if i == 0 else f"acoustic-{cond}-", f"Acoustic model: results, {cond} ({words})",
+                    build_results_table(summary, comparisons, metrics, fcfg.primary_metrics, family="acoustic")))
+    return out
 
 
 def _build(data: RunData, cfg: ReportConfig, out: Path, acoustic: RunData | None = None) -> None:
@@ -285,7 +311,7 @@ def _build(data: RunData, cfg: ReportConfig, out: Path, acoustic: RunData | None
                 voc = sec.family == "vocoder"
                 built = build_figures(sec.data.convergence, sec.summary, sec.data.rtf, sec.table.metrics,
                                       sec.fcfg.convergence_metrics, family=sec.family)
-                pages = _table_pages(sec.table, "Results" if voc else "Acoustic model results") + \
+                pages = [page for _, heading, table in sec.tables for page in _table_pages(table, heading)] + \
                     [_claims_page(sec.claims, sec.claim_rule, SECTION_TITLES[sec.family])]
                 for page in pages:
                     pdf.savefig(page)

@@ -27,6 +27,8 @@ N_LISTEN = 2
 # per utterance: recording, vocoded GT mel, and per system (3) the floor plus each size x T_infer at the top budget
 N_ACOUSTIC_PLAYERS = N_LISTEN * (2 + 3 * (1 + len(ACOUSTIC_SIZES) * len(ACOUSTIC_T)))
 N_VOCODER_PLAYERS = N_LISTEN * (1 + 2 + 2)   # minimal vocoder grid: one setting per system and the two floors
+E1_TABLE = "## Acoustic model: results, E1 (ground-truth durations, f0 and energy)"
+E2_TABLE = "## Acoustic model: results, E2 (ground-truth durations, predicted f0 and energy)"
 
 
 def _params(root: Path, **acoustic) -> Path:
@@ -65,8 +67,10 @@ def test_acoustic_section_renders(report: dict) -> None:
     for anchor in ("acoustic", "acoustic-regime", "acoustic-claims", "acoustic-results", "acoustic-figures",
                    "acoustic-listening"):
         assert f'id="{anchor}"' in html, anchor
-    assert html.count('<table class="results">') == 2 and '<a href="#acoustic">Acoustic model</a>' in html
-    for heading in ("## Acoustic model: the paper's claims in these runs", "## Acoustic model: results",
+    # one results table per synthesis condition: the vocoder's, then E1's and E2's
+    assert html.count('<table class="results">') == 3 and '<a href="#acoustic">Acoustic model</a>' in html
+    assert 'id="acoustic-E2-results"' in html
+    for heading in ("## Acoustic model: the paper's claims in these runs", E1_TABLE, E2_TABLE,
                     "## Acoustic model: figures", "## Acoustic model: listening examples"):
         assert heading in md, heading
     found = check_links_resolve(report["index"])
@@ -80,9 +84,9 @@ def test_acoustic_section_renders(report: dict) -> None:
     # only the largest budget is listened to, at every T_infer
     assert not [s for s in acoustic_audio if f"-{min(ACOUSTIC_BUDGETS)}-T" in s]
     pdf = (report["out"] / "report.pdf").read_bytes()
-    assert pdf.count(b"/Type /Page\n") + pdf.count(b"/Type /Page ") >= 4 + 2 + 3   # + acoustic table, claims, figures
+    assert pdf.count(b"/Type /Page\n") + pdf.count(b"/Type /Page ") >= 4 + 3 + 3   # + acoustic tables, claims, figures
     # the results table: 24 system rows, 3 floor rows (mu alone, the same numbers beside each system)
-    section = md.split("## Acoustic model: results")[1].split("## Acoustic model: figures")[0]
+    section = md.split(E1_TABLE)[1].split(E2_TABLE)[0]
     rows = [ln for ln in section.splitlines() if ln.startswith(("| B1", "| B2", "| PriorGrad-AM"))]
     floors = [ln for ln in rows if "floor (mu_ph alone, no decoder)" in ln]
     assert len(rows) == 3 * 2 * 2 * 2 + 3 and len(floors) == 3
@@ -92,6 +96,10 @@ def test_acoustic_section_renders(report: dict) -> None:
     assert len(pg) == 8 and all(ln.count("\u25b2") == 5 for ln in pg)
     assert "\u25b3" not in section.split("| system |")[1] and "\u25bd" not in section.split("| system |")[1]
     assert "\u25b3 / \u25bd: PriorGrad-AM significantly better / worse than B2 trainable" in section
+    e2 = md.split(E2_TABLE)[1].split("## Acoustic model: figures")[0]
+    header = next(ln for ln in e2.splitlines() if ln.startswith("| system |"))
+    assert "E2 mel CD (dB) \u2193 |" in header and "E1" not in header
+    assert len([ln for ln in e2.splitlines() if ln.startswith(("| B1", "| B2", "| PriorGrad-AM"))]) == len(rows)
     # the top summary states both sections' verdicts and floor checks
     top = md.split("## Both sections in one look")[1].split("## The paper's claims")[0]
     assert "**Vocoder, PriorGrad vs DiffWave**: verdicts 1. Faster convergence: not judged" in top
@@ -109,8 +117,7 @@ def test_qualified_metric_labels(report: dict) -> None:
     assert metric_info("mel_l1").label == "mel L1"   # the trainer's validation metric (convergence.csv)
     with pytest.raises(ValueError, match="malformed acoustic metric name"):
         metric_info("E9/mel_l1")
-    header = next(ln for ln in report["md"].split("## Acoustic model: results")[1].splitlines()
-                  if ln.startswith("| system |"))
+    header = next(ln for ln in report["md"].split(E1_TABLE)[1].splitlines() if ln.startswith("| system |"))
     assert "| E1 mel CD (dB) \u2193 | E1 mel L1 (ln-mel) \u2193 | E1 GV ratio (gen/GT, 1 = GT) \u2191 |" in header
     assert "E1 PESQ-WB (vs recording) (MOS-LQO) \u2191" in header and "E1/" not in header
 
@@ -228,8 +235,8 @@ def test_bad_acoustic_input_is_named(report: dict, tmp_path: Path, capsys: pytes
 def test_primary_acoustic_metric_not_scored_is_named(report: dict, tmp_path: Path) -> None:
     from reports.generate import generate
 
-    params = _params(tmp_path, primary_metrics=["E2/mel_cd"], equivalence_margins={"E2/mel_cd": 0.2})
-    with pytest.raises(ValueError, match=r"acoustic_report\.primary_metrics names \['E2/mel_cd'\]"):
+    params = _params(tmp_path, primary_metrics=["E3/mel_cd"], equivalence_margins={"E3/mel_cd": 0.2})
+    with pytest.raises(ValueError, match=r"acoustic_report\.primary_metrics names \[.E3/mel_cd.\]"):
         generate(report["eval"], report["sweep"], load_report_config(params), tmp_path / "o", report["aeval"],
                  report["asweep"])
 
