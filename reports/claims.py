@@ -22,6 +22,11 @@ significant when its Holm p < 1 - level. Verdicts:
   no difference detected  nothing significant and every deciding CI inside +-report.equivalence_margins;
   inconclusive otherwise.
 Secondary metrics get the same contrasts, shown without correction; they never vote.
+
+The acoustic section's claims (spec priorgrad-acoustic.md section 12) are built from the same pieces with
+the acoustic family's pairs (registry.comparisons("acoustic")): 1 faster convergence, 2 better quality at
+equal steps (the largest budget, the longest T_infer), 3 few steps, 4 smaller decoder (the interaction), all
+PriorGrad-AM - B1; 5 phoneme prior vs trainable prior, PriorGrad-AM - B2 over every common setting.
 """
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ import pandas as pd
 
 from eval.aggregate import (BASELINE, PRIOR_OF_SYSTEM, SYSTEM_LABELS, TREATMENT, Rule, ScoreCube, contrast, direction,
                             model_key)
+from priorgrad import registry
 from reports.metrics_info import metric_info
 from reports.tables import fmt_params
 
@@ -48,7 +54,7 @@ CLAIM_RULE = (
     "{rule_text}; otherwise the comparison is shown and marked not judged. Utterances not scored for every seed "
     "of both systems are dropped from that comparison and counted beside it. Each claim is decided by one "
     "pre-registered test per primary metric ({primary}); their p-values are Holm-corrected within the claim. "
-    "Supported: a deciding test favours PriorGrad (Holm p < {alpha}) and none favours DiffWave; refuted: the "
+    "Supported: a deciding test favours {treatment} (Holm p < {alpha}) and none favours {baseline}; refuted: the "
     "mirror image; no difference detected: nothing significant and every deciding CI inside the equivalence "
     "margin ({margins}); inconclusive: otherwise; not judged: a primary test breaks the rule or the runs lack "
     "the design the claim needs. Secondary metrics ({secondary}) are shown and never vote.")
@@ -74,9 +80,10 @@ class ClaimTest:
     not_judged: str
     higher_is_better: bool
     p_holm: float | None = None
-    favours: str | None = None        # "PriorGrad" | "DiffWave" | None
+    favours: str | None = None        # the label of the favoured system ("PriorGrad" | "DiffWave") | None
     within_margin: bool | None = None
     decimals: int = 3
+    pair: tuple[str, str] = (TREATMENT, BASELINE)   # (treatment, baseline) systems the contrast compares
 
     def fmt(self, x: float | None, sign: bool = True) -> str:
         if x is None or (isinstance(x, float) and math.isnan(x)):
@@ -117,6 +124,10 @@ class Evidence:
     outcome: str
 
 
+# short names of the systems for narrow table headers ("seeds (PG / DW)")
+ABBREV = {"priorgrad": "PG", "diffwave": "DW", "priorgrad-am": "PG-AM", "b1-normal": "B1", "b2-trainable": "B2"}
+
+
 @dataclass
 class Claim:
     key: str
@@ -127,6 +138,15 @@ class Claim:
     tests: list[ClaimTest] = field(default_factory=list)
     evidence: list[Evidence] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    pair: tuple[str, str] = (TREATMENT, BASELINE)   # (treatment, baseline) systems the claim compares
+
+    @property
+    def labels(self) -> tuple[str, str]:
+        return SYSTEM_LABELS[self.pair[0]], SYSTEM_LABELS[self.pair[1]]
+
+    @property
+    def abbrev(self) -> tuple[str, str]:
+        return ABBREV.get(self.pair[0], self.pair[0]), ABBREV.get(self.pair[1], self.pair[1])
 
     @property
     def primary_tests(self) -> list[ClaimTest]:
@@ -139,10 +159,12 @@ class Claim:
 
 # --- the rule ---
 
-def decide(tests: list[ClaimTest], margins: dict[str, float], alpha: float) -> tuple[str, str]:
+def decide(tests: list[ClaimTest], margins: dict[str, float], alpha: float,
+           pair: tuple[str, str] = (TREATMENT, BASELINE)) -> tuple[str, str]:
     """Holm over the primary tests (in place: p_holm, favours, within_margin), then the verdict."""
     from eval.hierarchical import holm
 
+    a, b = SYSTEM_LABELS[pair[0]], SYSTEM_LABELS[pair[1]]
     primary = [t for t in tests if t.primary]
     for t in tests:   # secondary: uncorrected, shown only
         if not t.primary and t.judged and t.ci_low is not None:
@@ -157,15 +179,15 @@ def decide(tests: list[ClaimTest], margins: dict[str, float], alpha: float) -> t
         t.favours = _favours(t) if ph < alpha else None
         m = margins[t.metric]
         t.within_margin = bool(-m <= t.ci_low and t.ci_high <= m)
-    pro = [t for t in primary if t.deciding and t.favours == SYSTEM_LABELS[TREATMENT]]
-    con = [t for t in primary if t.favours == SYSTEM_LABELS[BASELINE]]
+    pro = [t for t in primary if t.deciding and t.favours == a]
+    con = [t for t in primary if t.favours == b]
     names = lambda ts: ", ".join(f"{t.heading} ({t.name}; Holm p {_p(t.p_holm)})" for t in ts)  # noqa: E731
     if pro and not con:
-        return SUPPORTED, f"PriorGrad significantly better on {names(pro)}; no primary test favours DiffWave"
+        return SUPPORTED, f"{a} significantly better on {names(pro)}; no primary test favours {b}"
     if con and not pro:
-        return REFUTED, f"DiffWave significantly better on {names(con)}; no primary test favours PriorGrad"
+        return REFUTED, f"{b} significantly better on {names(con)}; no primary test favours {a}"
     if pro and con:
-        return INCONCLUSIVE, f"significant in both directions: PriorGrad on {names(pro)}, DiffWave on {names(con)}"
+        return INCONCLUSIVE, f"significant in both directions: {a} on {names(pro)}, {b} on {names(con)}"
     deciding = [t for t in primary if t.deciding]
     if deciding and all(t.within_margin for t in deciding):
         return NO_DIFF, ("no primary test is significant and every deciding 95% CI lies inside its equivalence "
@@ -184,39 +206,44 @@ def _p(p: float) -> str:
 
 def _favours(t: ClaimTest) -> str | None:
     """Primary (already significant after Holm): the sign of the estimate; secondary: its own 95% CI."""
+    a, b = SYSTEM_LABELS[t.pair[0]], SYSTEM_LABELS[t.pair[1]]
     if t.primary:
         a_better = (t.estimate > 0) == t.higher_is_better
-        return SYSTEM_LABELS[TREATMENT] if a_better else SYSTEM_LABELS[BASELINE]
+        return a if a_better else b
     d = direction(t.ci_low, t.ci_high, t.higher_is_better)
-    return {"a": SYSTEM_LABELS[TREATMENT], "b": SYSTEM_LABELS[BASELINE]}.get(d)
+    return {"a": a, "b": b}.get(d)
 
 
 # --- building the tests ---
 
 def _test(cube: ScoreCube, name: str, metric: str, terms: list[tuple[float, tuple]], rule: Rule, primary: bool,
-          deciding: bool) -> ClaimTest:
+          deciding: bool, pair: tuple[str, str] = (TREATMENT, BASELINE)) -> ClaimTest:
     info = metric_info(metric, cube.higher[metric])
     r = contrast(cube, terms, rule)
     return ClaimTest(name, metric, info.heading, primary, deciding, r["estimate"], r["ci_low"], r["ci_high"], r["p"],
                 r["n"], r["n_dropped"], r["dropped"], r["seeds"], r["judged"], r["not_judged"],
-                cube.higher[metric], decimals=info.decimals)
+                cube.higher[metric], decimals=info.decimals, pair=pair)
 
 
-def _pair_terms(cube: ScoreCube, settings: list[tuple[str, int, int]], metric: str, weight: float = 1.0
-                ) -> list[tuple[float, tuple]]:
-    """Terms of weight * mean over settings of (PriorGrad - DiffWave); settings where both exist."""
-    both = [s for s in settings if model_key(TREATMENT, *s, metric) in cube.cells
-            and model_key(BASELINE, *s, metric) in cube.cells]
+def _pair_terms(cube: ScoreCube, settings: list[tuple[str, int, int]], metric: str, weight: float = 1.0,
+                pair: tuple[str, str] = (TREATMENT, BASELINE)) -> list[tuple[float, tuple]]:
+    """Terms of weight * mean over settings of (treatment - baseline); settings where both exist."""
+    treatment, baseline = pair
+    both = [s for s in settings if model_key(treatment, *s, metric) in cube.cells
+            and model_key(baseline, *s, metric) in cube.cells]
     terms = []
     for s in both:
-        terms.append((weight / len(both), model_key(TREATMENT, *s, metric)))
-        terms.append((-weight / len(both), model_key(BASELINE, *s, metric)))
+        terms.append((weight / len(both), model_key(treatment, *s, metric)))
+        terms.append((-weight / len(both), model_key(baseline, *s, metric)))
     return terms
 
 
-def _settings(cube: ScoreCube, metric: str, sizes=None, budgets=None, t_infer=None) -> list[tuple[str, int, int]]:
+def _settings(cube: ScoreCube, metric: str, sizes=None, budgets=None, t_infer=None,
+              systems=None) -> list[tuple[str, int, int]]:
     out = set()
     for k in cube.keys("model", metric=metric):
+        if systems is not None and k[1] not in systems:
+            continue
         _, _, size, budget, t, _ = k
         if (sizes is None or size in sizes) and (budgets is None or budget in budgets) and \
                 (t_infer is None or t in t_infer):
@@ -232,8 +259,9 @@ def _metric_tests(cube: ScoreCube, metrics: list[str], primary: set[str], build)
     return tests
 
 
-def _not_judged(key: str, title: str, scope: str, why: str) -> Claim:
-    return Claim(key, title, scope, NOT_JUDGED, why)
+def _not_judged(key: str, title: str, scope: str, why: str,
+                pair: tuple[str, str] = (TREATMENT, BASELINE)) -> Claim:
+    return Claim(key, title, scope, NOT_JUDGED, why, pair=pair)
 
 
 @dataclass
@@ -244,104 +272,172 @@ class ClaimSettings:
     few_steps: list[int]
     margins: dict[str, float]
     rule: Rule
+    family: str = "vocoder"        # whose claims: registry.comparisons(family) are the pairs
+
+
+@dataclass
+class _Scope:
+    """What every claim of one report shares: the cube, the settings, the design that was run."""
+    cube: ScoreCube
+    cs: ClaimSettings
+    comparisons: pd.DataFrame | None
+    metrics: list[str]
+    primary: set[str]
+    alpha: float
+    all_t: list[int]
+    budgets: list[int]
+    sizes: list[str]
+
+    def decide(self, key: str, title: str, scope: str, tests: list[ClaimTest], pair: tuple[str, str]) -> Claim:
+        verdict, reason = decide(tests, self.cs.margins, self.alpha, pair)
+        return Claim(key, title, scope, verdict, reason, tests, pair=pair)
+
+    def tests(self, build) -> list[ClaimTest]:
+        return _metric_tests(self.cube, self.metrics, self.primary, build)
+
+
+def _labels(pair: tuple[str, str]) -> tuple[str, str]:
+    return SYSTEM_LABELS[pair[0]], SYSTEM_LABELS[pair[1]]
+
+
+def _claim_convergence(sc: _Scope, pair: tuple[str, str], title: str, convergence: pd.DataFrame | None,
+                       convergence_metric: str | None, few_claim: int = 2) -> Claim:
+    """Treatment - baseline averaged over the budget ladder (every size) at the longest T_infer run."""
+    t_full = max(sc.all_t) if sc.all_t else 0
+    scope = (f"the training-step ladder {sc.budgets} (checkpoints of one run per seed), every size, at T_infer = "
+             f"{t_full} (the longest schedule run, so the few-step effect of claim {few_claim} does not leak in)")
+    if len(sc.budgets) < 2:
+        c = _not_judged("convergence", title, scope, f"needs a ladder of at least 2 training budgets; these runs "
+                        f"have {sc.budgets or 'none'} (sweep.budgets)", pair)
+    else:
+        def build(m: str, is_primary: bool) -> list[ClaimTest]:
+            st = _settings(sc.cube, m, t_infer={t_full}, systems=pair)
+            return [_test(sc.cube, f"mean over {len(st)} size/budget settings at T={t_full}", m,
+                          _pair_terms(sc.cube, st, m, pair=pair), sc.cs.rule, is_primary, True, pair)] if st else []
+        c = sc.decide("convergence", title, scope, sc.tests(build), pair)
+    c.evidence = _evidence(sc.comparisons, sc.cube, sc.primary, t_infer={t_full}, pair=pair)
+    if convergence is not None and convergence_metric is not None:
+        c.notes = steps_to_reach(convergence, convergence_metric, sc.cube.higher.get(
+            convergence_metric, metric_info(convergence_metric).higher_is_better), sc.cs.rule, pair)
+    return c
+
+
+def _claim_few_steps(sc: _Scope, pair: tuple[str, str], title: str) -> Claim:
+    """Treatment - baseline averaged over the few-step T_infer run (every size, budget)."""
+    few = [t for t in sc.all_t if t in sc.cs.few_steps]
+    scope = f"T_infer in {few} (the few-step schedules {sorted(sc.cs.few_steps)} that were run), every size and budget"
+    if not few:
+        c = _not_judged("few_steps", title, scope, f"no run used a few-step schedule {sorted(sc.cs.few_steps)} "
+                        f"(T_infer run: {sc.all_t})", pair)
+    else:
+        def build(m: str, is_primary: bool) -> list[ClaimTest]:
+            st = _settings(sc.cube, m, t_infer=set(few), systems=pair)
+            return [_test(sc.cube, f"mean over {len(st)} size/budget/T settings", m,
+                          _pair_terms(sc.cube, st, m, pair=pair), sc.cs.rule, is_primary, True, pair)] if st else []
+        c = sc.decide("few_steps", title, scope, sc.tests(build), pair)
+    c.evidence = _evidence(sc.comparisons, sc.cube, sc.primary, t_infer=set(few), pair=pair)
+    return c
+
+
+def _claim_small_size(sc: _Scope, pair: tuple[str, str], title: str, what: str = "network size") -> Claim:
+    """The interaction (advantage at the smallest size - at the largest), with the smallest size as a guard."""
+    a, b = _labels(pair)
+    if len(sc.sizes) < 2:
+        c = _not_judged("small_size", title, f"needs at least two {what}s",
+                        f"only one {what} ({', '.join(sc.sizes) or 'none'}) was run, so the advantage cannot "
+                        "be compared across sizes", pair)
+        c.evidence = _evidence(sc.comparisons, sc.cube, sc.primary, pair=pair)
+        return c
+    small, large = sc.sizes[0], sc.sizes[-1]
+    n_params = sc.cube.n_params
+    scope = (f"the {a} - {b} difference at {small} ({fmt_params(n_params[small])} parameters) "
+             f"minus the same at {large} ({fmt_params(n_params[large])}), over their common budgets and "
+             "T_infer; with the comparison at the small size as a guard")
+
+    def build(m: str, is_primary: bool) -> list[ClaimTest]:
+        common = sorted({s[1:] for s in _settings(sc.cube, m, sizes={small}, systems=pair)} &
+                        {s[1:] for s in _settings(sc.cube, m, sizes={large}, systems=pair)})
+        if not common:
+            return []
+        inter = _pair_terms(sc.cube, [(small, b_, t) for b_, t in common], m, pair=pair) + \
+            _pair_terms(sc.cube, [(large, b_, t) for b_, t in common], m, weight=-1.0, pair=pair)
+        at_small = _pair_terms(sc.cube, [(small, b_, t) for b_, t in common], m, pair=pair)
+        return [_test(sc.cube, f"interaction ({small} advantage - {large} advantage) over {len(common)} settings",
+                      m, inter, sc.cs.rule, is_primary, True, pair),
+                _test(sc.cube, f"{a} - {b} at {small} over {len(common)} settings", m, at_small, sc.cs.rule,
+                      is_primary, False, pair)]
+    c = sc.decide("small_size", title, scope, sc.tests(build), pair)
+    c.evidence = _evidence(sc.comparisons, sc.cube, sc.primary, sizes={small}, pair=pair)
+    return c
+
+
+def _claim_at(sc: _Scope, key: str, pair: tuple[str, str], title: str, budgets: set[int] | None,
+              t_infer: set[int] | None, where: str) -> Claim:
+    """Treatment - baseline averaged over the settings in scope (every size), one test per metric."""
+    scope = f"{where}, every size"
+
+    def build(m: str, is_primary: bool) -> list[ClaimTest]:
+        st = _settings(sc.cube, m, budgets=budgets, t_infer=t_infer, systems=pair)
+        return [_test(sc.cube, f"mean over {len(st)} size/budget/T settings", m,
+                      _pair_terms(sc.cube, st, m, pair=pair), sc.cs.rule, is_primary, True, pair)] if st else []
+    c = sc.decide(key, title, scope, sc.tests(build), pair)
+    c.evidence = _evidence(sc.comparisons, sc.cube, sc.primary, t_infer=t_infer, budgets=budgets, pair=pair)
+    return c
 
 
 def evaluate_claims(cube: ScoreCube, cs: ClaimSettings, comparisons: pd.DataFrame | None = None,
                     convergence: pd.DataFrame | None = None, convergence_metric: str | None = None) -> list[Claim]:
-    """The three claims from the scores (and, for notes and evidence, the comparisons and curves)."""
+    """The family's claims from the scores (and, for notes and evidence, the comparisons and curves):
+    the vocoder's three, the acoustic model's five."""
     missing = [m for m in cs.primary_metrics if m not in cube.higher]
     if missing:
-        raise ValueError(f"report.primary_metrics names {missing}, which the evaluate stage did not score "
-                         f"(scored: {sorted(cube.higher)}); set report.primary_metrics or evaluate.metrics")
+        key = "report" if cs.family == "vocoder" else "acoustic_report"
+        raise ValueError(f"{key}.primary_metrics names {missing}, which the evaluate stage did not score "
+                         f"(scored: {sorted(cube.higher)}); set {key}.primary_metrics or the evaluate metrics")
     primary = set(cs.primary_metrics)
-    metrics = list(cs.primary_metrics) + [m for m in cs.secondary_metrics if m not in primary]
-    alpha = 1.0 - cs.rule.level
-    claims: list[Claim] = []
-    all_t = sorted({k[4] for k in cube.keys("model")})
-    budgets = sorted({k[3] for k in cube.keys("model")})
-    sizes = cube.sizes
-
-    # 1. Faster convergence
-    title = "Faster convergence: at equal training steps PriorGrad scores better"
-    t_full = max(all_t) if all_t else 0
-    scope = (f"the training-step ladder {budgets} (checkpoints of one run per seed), every size, at T_infer = {t_full} "
-             "(the longest schedule run, so the few-step effect of claim 2 does not leak in)")
-    if len(budgets) < 2:
-        c1 = _not_judged("convergence", title, scope, f"needs a ladder of at least 2 training budgets; these runs "
-                         f"have {budgets or 'none'} (sweep.budgets)")
-    else:
-        def build1(m: str, is_primary: bool) -> list[ClaimTest]:
-            st = _settings(cube, m, t_infer={t_full})
-            return [_test(cube, f"mean over {len(st)} size/budget settings at T={t_full}", m,
-                          _pair_terms(cube, st, m), cs.rule, is_primary, True)] if st else []
-        tests = _metric_tests(cube, metrics, primary, build1)
-        verdict, reason = decide(tests, cs.margins, alpha)
-        c1 = Claim("convergence", title, scope, verdict, reason, tests)
-    c1.evidence = _evidence(comparisons, cube, primary, t_infer={t_full})
-    if convergence is not None and convergence_metric is not None:
-        c1.notes = steps_to_reach(convergence, convergence_metric, cube.higher.get(
-            convergence_metric, metric_info(convergence_metric).higher_is_better), cs.rule)
-    claims.append(c1)
-
-    # 2. Few inference steps
-    title = "Better quality at few inference steps"
-    few = [t for t in all_t if t in cs.few_steps]
-    scope = f"T_infer in {few} (the few-step schedules {sorted(cs.few_steps)} that were run), every size and budget"
-    if not few:
-        c2 = _not_judged("few_steps", title, scope, f"no run used a few-step schedule {sorted(cs.few_steps)} "
-                         f"(T_infer run: {all_t})")
-    else:
-        def build2(m: str, is_primary: bool) -> list[ClaimTest]:
-            st = _settings(cube, m, t_infer=set(few))
-            return [_test(cube, f"mean over {len(st)} size/budget/T settings", m, _pair_terms(cube, st, m), cs.rule,
-                          is_primary, True)] if st else []
-        tests = _metric_tests(cube, metrics, primary, build2)
-        verdict, reason = decide(tests, cs.margins, alpha)
-        c2 = Claim("few_steps", title, scope, verdict, reason, tests)
-    c2.evidence = _evidence(comparisons, cube, primary, t_infer=set(few))
-    claims.append(c2)
-
-    # 3. Robust at small size: the interaction
-    title = "Robust at small network size: PriorGrad's advantage holds (or grows) with fewer parameters"
-    if len(sizes) < 2:
-        c3 = _not_judged("small_size", title, "needs at least two network sizes",
-                         f"only one network size ({', '.join(sizes) or 'none'}) was run, so the advantage cannot "
-                         "be compared across sizes")
-        c3.evidence = _evidence(comparisons, cube, primary)
-    else:
-        small, large = sizes[0], sizes[-1]
-        scope = (f"the PriorGrad - DiffWave difference at {small} ({fmt_params(cube.n_params[small])} parameters) "
-                 f"minus the same at {large} ({fmt_params(cube.n_params[large])}), over their common budgets and "
-                 "T_infer; with the comparison at the small size as a guard")
-
-        def build3(m: str, is_primary: bool) -> list[ClaimTest]:
-            common = sorted({s[1:] for s in _settings(cube, m, sizes={small})} &
-                            {s[1:] for s in _settings(cube, m, sizes={large})})
-            if not common:
-                return []
-            inter = _pair_terms(cube, [(small, b, t) for b, t in common], m) + \
-                _pair_terms(cube, [(large, b, t) for b, t in common], m, weight=-1.0)
-            at_small = _pair_terms(cube, [(small, b, t) for b, t in common], m)
-            return [_test(cube, f"interaction ({small} advantage - {large} advantage) over {len(common)} settings",
-                          m, inter, cs.rule, is_primary, True),
-                    _test(cube, f"PriorGrad - DiffWave at {small} over {len(common)} settings", m, at_small, cs.rule,
-                          is_primary, False)]
-        tests = _metric_tests(cube, metrics, primary, build3)
-        verdict, reason = decide(tests, cs.margins, alpha)
-        c3 = Claim("small_size", title, scope, verdict, reason, tests)
-        c3.evidence = _evidence(comparisons, cube, primary, sizes={small})
-    claims.append(c3)
-    return claims
+    sc = _Scope(cube, cs, comparisons,
+                metrics=list(cs.primary_metrics) + [m for m in cs.secondary_metrics if m not in primary],
+                primary=primary, alpha=1.0 - cs.rule.level,
+                all_t=sorted({k[4] for k in cube.keys("model")}), budgets=sorted({k[3] for k in cube.keys("model")}),
+                sizes=cube.sizes)
+    pairs = [tuple(p) for p in registry.comparisons(cs.family)]
+    if cs.family == "vocoder":
+        pair = pairs[0]
+        return [
+            _claim_convergence(sc, pair, "Faster convergence: at equal training steps PriorGrad scores better",
+                               convergence, convergence_metric),
+            _claim_few_steps(sc, pair, "Better quality at few inference steps"),
+            _claim_small_size(sc, pair, "Robust at small network size: PriorGrad's advantage holds (or grows) with "
+                              "fewer parameters"),
+        ]
+    (head, vs_b2) = pairs[0], pairs[1]
+    a, b = _labels(head)
+    t_full = max(sc.all_t) if sc.all_t else 0
+    top = max(sc.budgets) if sc.budgets else 0
+    return [
+        _claim_convergence(sc, head, f"Faster convergence: at equal training steps {a} scores better than {b}",
+                           convergence, convergence_metric, few_claim=3),
+        _claim_at(sc, "equal_steps", head, f"Better quality at equal steps: {a} better than {b} when fully trained "
+                  "and sampled with the longest schedule", {top}, {t_full},
+                  f"the largest training budget ({top} steps) at T_infer = {t_full} (the longest schedule run)"),
+        _claim_few_steps(sc, head, f"Few sampling steps: {a} better than {b} at T_infer in {sorted(cs.few_steps)}"),
+        _claim_small_size(sc, head, f"Smaller decoder: {a}'s advantage over {b} holds (or grows) as the decoder "
+                          "shrinks", what="decoder size"),
+        _claim_at(sc, "trainable_prior", vs_b2, f"Phoneme prior vs trainable prior: {_labels(vs_b2)[0]} better than "
+                  f"{_labels(vs_b2)[1]}", None, None, "every training budget and T_infer run"),
+    ]
 
 
 def _evidence(comparisons: pd.DataFrame | None, cube: ScoreCube, primary: set[str], sizes=None,
-              t_infer=None) -> list[Evidence]:
+              t_infer=None, budgets=None, pair: tuple[str, str] = (TREATMENT, BASELINE)) -> list[Evidence]:
     """The per-setting comparisons in a claim's scope, primary metrics first (each with its own CI)."""
     from eval.aggregate import outcome_words
 
     if comparisons is None or comparisons.empty:
         return []
-    c = comparisons[comparisons["kind"] == "systems"]
+    c = comparisons[(comparisons["kind"] == "systems") & (comparisons["a"] == pair[0]) & (comparisons["b"] == pair[1])]
+    if budgets is not None:
+        c = c[c["budget"].isin(budgets)]
     if sizes is not None:
         c = c[c["size"].isin(sizes)]
     if t_infer is not None:
@@ -382,7 +478,8 @@ def _first_reach(higher_is_better: bool, steps: np.ndarray):
     return stat
 
 
-def reach_steps(convergence: pd.DataFrame, metric: str, higher_is_better: bool, rule: Rule) -> list[dict[str, Any]]:
+def reach_steps(convergence: pd.DataFrame, metric: str, higher_is_better: bool, rule: Rule,
+                pair: tuple[str, str] = (TREATMENT, BASELINE)) -> list[dict[str, Any]]:
     """Per size: the step from which PriorGrad's seed-mean validation curve stays at DiffWave's final
     seed-mean value or better (inf: not within the run; see _first_reach), with a 95% bootstrap-over-seeds CI (seeds are the only
     unit of a curve), DiffWave's final step and value, and the seeds of each."""
@@ -393,7 +490,7 @@ def reach_steps(convergence: pd.DataFrame, metric: str, higher_is_better: bool, 
     for size in sorted(df["size"].unique()):
         d = df[df["size"] == size]
         curves = {}
-        for prior in (PRIOR_OF_SYSTEM[TREATMENT], PRIOR_OF_SYSTEM[BASELINE]):
+        for prior in (PRIOR_OF_SYSTEM[pair[0]], PRIOR_OF_SYSTEM[pair[1]]):
             p = d[d["prior"] == prior]
             if p.empty:
                 break
@@ -401,7 +498,7 @@ def reach_steps(convergence: pd.DataFrame, metric: str, higher_is_better: bool, 
             curves[prior] = p.pivot_table(index="seed", columns="step", values="value", aggfunc="mean")
         if len(curves) < 2:
             continue
-        treated, base = PRIOR_OF_SYSTEM[TREATMENT], PRIOR_OF_SYSTEM[BASELINE]
+        treated, base = PRIOR_OF_SYSTEM[pair[0]], PRIOR_OF_SYSTEM[pair[1]]
         steps = sorted(set(curves[treated].columns) & set(curves[base].columns))
         pg = curves[treated][steps].dropna(axis=0).to_numpy()
         dw = curves[base][steps].dropna(axis=0).to_numpy()
@@ -416,15 +513,17 @@ def reach_steps(convergence: pd.DataFrame, metric: str, higher_is_better: bool, 
     return out
 
 
-def steps_to_reach(convergence: pd.DataFrame, metric: str, higher_is_better: bool, rule: Rule) -> list[str]:
+def steps_to_reach(convergence: pd.DataFrame, metric: str, higher_is_better: bool, rule: Rule,
+                   pair: tuple[str, str] = (TREATMENT, BASELINE)) -> list[str]:
     """reach_steps in words, one line per size; descriptive (it does not vote)."""
     info = metric_info(metric, higher_is_better)
+    a, b = SYSTEM_LABELS[pair[0]], SYSTEM_LABELS[pair[1]]
     fmt = lambda v: "not within the run" if math.isinf(v) else f"step {int(v)}"  # noqa: E731
     out = []
-    for r in reach_steps(convergence, metric, higher_is_better, rule):
+    for r in reach_steps(convergence, metric, higher_is_better, rule, pair):
         reason = "" if r["judged"] else f" Not judged: fewer than {rule.min_seeds} seeds per system."
-        out.append(f"{r['size']}: DiffWave's final validation {info.label} (step {r['final_step']}, seed mean) is "
-                   f"{info.fmt(r['target'])}; PriorGrad's seed-mean curve reaches it for good at {fmt(r['step'])} "
-                   f"(95% CI over seeds: {fmt(r['ci_low'])} to {fmt(r['ci_high'])}; {r['seeds_pg']} PriorGrad / "
-                   f"{r['seeds_dw']} DiffWave seeds). Descriptive: it does not vote.{reason}")
+        out.append(f"{r['size']}: {b}'s final validation {info.label} (step {r['final_step']}, seed mean) is "
+                   f"{info.fmt(r['target'])}; {a}'s seed-mean curve reaches it for good at {fmt(r['step'])} "
+                   f"(95% CI over seeds: {fmt(r['ci_low'])} to {fmt(r['ci_high'])}; {r['seeds_pg']} {a} / "
+                   f"{r['seeds_dw']} {b} seeds). Descriptive: it does not vote.{reason}")
     return out

@@ -30,14 +30,31 @@ from priorgrad import registry  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-# names, labels and colours: the one registry (priorgrad.registry), baselines first
-VOCODER_PRIORS = [registry.system(s).name for s in registry.system_names("vocoder")]
+# names, labels and colours: the one registry (priorgrad.registry), baselines first. Prior names repeat
+# across families ("standard" is DiffWave's and B1's), so prior-keyed tables are built per family.
 SYSTEMS = registry.system_names("vocoder")
-PRIOR_LABELS = {p: registry.prior(p).label for p in VOCODER_PRIORS}
-SYSTEM_COLORS = {s: registry.system(s).colour for s in SYSTEMS}
-PRIOR_COLORS = {p: registry.prior(p).colour for p in VOCODER_PRIORS}
+SYSTEM_COLORS = {s: registry.system(s).colour for s in registry.system_names()}   # every family's systems
+FLOOR_COLOUR = "#555555"
 LINESTYLES = ["-", "--", ":", "-."]
 MARKERS = ["o", "s", "^", "D", "v", "P"]
+
+
+def family_priors(family: str) -> list[str]:
+    """A family's prior names in table order (baselines first)."""
+    return [registry.system(s).name for s in registry.system_names(family)]
+
+
+def t_interval(values) -> tuple[float, float]:
+    """95% t-interval of a mean over seeds (seaborn errorbar callable; deterministic, unlike a bootstrap)."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=float)
+    m = float(v.mean())
+    if v.size < 2:
+        return m, m
+    half = float(stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
+    return m - half, m + half
+
 
 # Everything that could otherwise vary between runs or machines.
 DETERMINISTIC_RC = {
@@ -89,11 +106,19 @@ def _grid(n: int, max_cols: int = 4, w: float = 3.6, h: float = 3.0) -> tuple[Fi
     return fig, flat[:n]
 
 
-def convergence_figure(conv: pd.DataFrame, metric: str, info: MetricInfo, sizes: list[str]) -> Figure:
-    """Metric vs training step, one panel per size, both priors, band = range over seeds."""
+def convergence_figure(conv: pd.DataFrame, metric: str, info: MetricInfo, sizes: list[str],
+                       family: str = "vocoder") -> Figure:
+    """Metric vs training step, one panel per size, every prior of the family. Vocoder: band = range over
+    seeds; acoustic: band = 95% t-interval of the seed mean, and the mu-alone floor the trainer logs
+    (convergence metric "floor_<metric>") as a dashed line."""
+    priors = family_priors(family)
+    labels = {p: registry.prior(p, family).label for p in priors}
+    colours = {p: registry.prior(p, family).colour for p in priors}
+    acoustic = family != "vocoder"
     df = conv[conv["metric"].str.removeprefix("valid/") == metric].copy()
+    floor = conv[conv["metric"] == f"floor_{metric}"]
     # Column names double as legend titles.
-    df["system"] = df["prior"].map(PRIOR_LABELS)
+    df["system"] = df["prior"].map(labels)
     budgets = sorted(df["budget"].unique())
     df["training budget"] = df["budget"].map(lambda b: f"{b} steps")
     panels = [s for s in sizes if s in set(df["size"])]
@@ -101,20 +126,29 @@ def convergence_figure(conv: pd.DataFrame, metric: str, info: MetricInfo, sizes:
     n_params = df.groupby("size")["n_params"].max()
     for ax, size in zip(axes, panels):
         d = df[df["size"] == size].sort_values(["prior", "budget", "seed", "step"], kind="mergesort")
+        present = [p for p in priors if p in set(d["prior"])]
         sns.lineplot(data=d, x="step", y="value", hue="system",
-                     hue_order=[PRIOR_LABELS[p] for p in VOCODER_PRIORS],
-                     palette=[PRIOR_COLORS[p] for p in VOCODER_PRIORS],
+                     hue_order=[labels[p] for p in present],
+                     palette=[colours[p] for p in present],
                      style="training budget" if len(budgets) > 1 else None,
                      style_order=[f"{b} steps" for b in budgets] if len(budgets) > 1 else None,
-                     estimator="mean", errorbar=("pi", 100), marker="o", markersize=3, ax=ax,
-                     legend="auto" if ax is axes[0] else False)
+                     estimator="mean", errorbar=t_interval if acoustic else ("pi", 100), marker="o", markersize=3,
+                     ax=ax, legend="auto" if ax is axes[0] else False)
+        f = floor[floor["size"] == size]
+        if acoustic and not f.empty:
+            ax.axhline(float(f["value"].mean()), color=FLOOR_COLOUR, linestyle=(0, (2, 2)), linewidth=1,
+                       label="mu alone (floor)")
         n_seeds = d.groupby(["prior", "budget"])["seed"].nunique().max()
         ax.set_title(f"{size} ({fmt_params(int(n_params[size]))} params), {n_seeds} seed(s)")
         ax.set_xlabel("training step")
         ax.set_ylabel(info.heading)
-    if axes and axes[0].get_legend() is not None:
+    if axes and acoustic:
+        axes[0].legend(fontsize=7, loc="best")   # again, so the floor line is listed
+    elif axes and axes[0].get_legend() is not None:
         sns.move_legend(axes[0], "best", fontsize=7)
-    _suptitle(fig, f"Convergence: validation {info.label} vs training step (line: seed mean, band: min-max over seeds)")
+    band = "95% CI of the seed mean; dashed: mu alone, the floor" if acoustic else "min-max over seeds"
+    what = f"E1 {info.label}" if acoustic else info.label   # the acoustic trainer validates under E1
+    _suptitle(fig, f"Convergence: validation {what} vs training step (line: seed mean, band: {band})")
     fig.tight_layout()
     return fig
 
@@ -137,13 +171,24 @@ def _final_budget(summary: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return summary[summary["budget"] == b], b
 
 
-def quality_vs_tinfer(summary: pd.DataFrame, infos: list[MetricInfo], sizes: list[str]) -> Figure:
+def _floor_line(ax, floors: pd.DataFrame | None, metric: str) -> None:
+    """The floor (acoustic: mu alone, the same for every system) as one dashed line: the mean of its rows."""
+    if floors is None:
+        return
+    f = floors[floors["metric"] == metric]["mean"].dropna()
+    if not f.empty:
+        ax.axhline(float(f.mean()), color=FLOOR_COLOUR, linestyle=(0, (2, 2)), linewidth=1, label="mu alone (floor)")
+
+
+def quality_vs_tinfer(summary: pd.DataFrame, infos: list[MetricInfo], sizes: list[str],
+                      systems: list[str] = SYSTEMS, floors: pd.DataFrame | None = None) -> Figure:
     s, budget = _final_budget(summary)
     fig, axes = _grid(len(infos))
     for ax, info in zip(axes, infos):
         d = s[s["metric"] == info.key]
+        _floor_line(ax, floors, info.key)
         for i, size in enumerate(sizes):
-            for system in SYSTEMS:
+            for system in systems:
                 g = d[(d["size"] == size) & (d["system"] == system)].sort_values("t_infer")
                 if g.empty:
                     continue
@@ -162,14 +207,16 @@ def quality_vs_tinfer(summary: pd.DataFrame, infos: list[MetricInfo], sizes: lis
     return fig
 
 
-def quality_vs_size(summary: pd.DataFrame, infos: list[MetricInfo]) -> Figure:
+def quality_vs_size(summary: pd.DataFrame, infos: list[MetricInfo], systems: list[str] = SYSTEMS,
+                    floors: pd.DataFrame | None = None) -> Figure:
     s, budget = _final_budget(summary)
     ts = sorted(int(t) for t in s["t_infer"].unique())
     fig, axes = _grid(len(infos))
     for ax, info in zip(axes, infos):
         d = s[s["metric"] == info.key]
+        _floor_line(ax, floors, info.key)
         for i, t in enumerate(ts):
-            for system in SYSTEMS:
+            for system in systems:
                 g = d[(d["t_infer"] == t) & (d["system"] == system)].sort_values("n_params")
                 if g.empty:
                     continue
@@ -180,7 +227,7 @@ def quality_vs_size(summary: pd.DataFrame, infos: list[MetricInfo]) -> Figure:
         ax.set_xscale("log")
         ax.set_xticks(ns, [fmt_params(n) for n in ns])
         ax.minorticks_off()
-        ax.set_xlabel("network parameters")
+        ax.set_xlabel("network parameters" if systems == SYSTEMS else "decoder parameters")
         ax.set_ylabel(info.heading)
     axes[0].legend(fontsize=6)
     _suptitle(fig, f"Quality vs network size (training budget {budget} steps; bars: 95% CI)")
@@ -259,8 +306,9 @@ def quality_vs_budget(summary: pd.DataFrame, infos: list[MetricInfo], sizes: lis
 
 
 def build_figures(conv: pd.DataFrame, summary: pd.DataFrame, rtf: pd.DataFrame, table_infos: list[MetricInfo],
-                  convergence_metrics: list[str]) -> list[tuple[str, str, str, Figure]]:
-    """(key, title, caption, figure) for every figure, in report order. Call inside report_style()."""
+                  convergence_metrics: list[str], family: str = "vocoder") -> list[tuple[str, str, str, Figure]]:
+    """(key, title, caption, figure) for every figure, in report order. Call inside report_style().
+    The acoustic family's: convergence (with the floor), quality vs sampling steps and vs decoder size."""
     sizes = size_order(summary)
     full = summary
     summary = models(summary)
@@ -270,6 +318,9 @@ def build_figures(conv: pd.DataFrame, summary: pd.DataFrame, rtf: pd.DataFrame, 
     missing = [m for m in convergence_metrics if m not in conv_present]
     if missing:
         log.warning("convergence.csv has no curves for %s (has %s)", missing, sorted(conv_present))
+    if family != "vocoder":
+        return out + _acoustic_figures(conv, full, table_infos, [m for m in convergence_metrics if m in conv_present],
+                                       sizes, family)
     for m in [m for m in convergence_metrics if m in conv_present]:
         info = metric_info(m, directions.get(m))
         out.append((f"convergence_{m}", f"Convergence of {info.label}",
@@ -291,6 +342,30 @@ def build_figures(conv: pd.DataFrame, summary: pd.DataFrame, rtf: pd.DataFrame, 
                 "Mean test-set score with its 95% CI against the measured real-time factor of synthesis "
                 "(median over rtf.csv rows); labels give T_infer.",
                 quality_vs_rtf(summary, rtf, table_infos, sizes)))
+    return out
+
+
+def _acoustic_figures(conv: pd.DataFrame, full: pd.DataFrame, infos: list[MetricInfo], conv_metrics: list[str],
+                      sizes: list[str], family: str) -> list[tuple[str, str, str, Figure]]:
+    systems = registry.system_names(family)
+    floors = full[full["kind"] == FLOOR] if "kind" in full.columns else None
+    summary = models(full)
+    out: list[tuple[str, str, str, Figure]] = []
+    for m in conv_metrics:
+        info = metric_info(m)
+        out.append((f"{family}_convergence_{m}", f"Acoustic model: convergence of validation E1 {info.label}",
+                    f"Validation {info.label} under condition E1 (ground-truth durations, f0 and energy) against "
+                    "training step, per system, one panel per decoder size. Line: mean over seeds; band: 95% "
+                    "t-interval of that mean; dashed: mu alone (phoneme means over ground-truth durations, no "
+                    "decoder), the floor every system must beat.", convergence_figure(conv, m, info, sizes, family)))
+    out.append((f"{family}_quality_vs_tinfer", "Acoustic model: quality vs sampling steps",
+                "Mean test-set score with its 95% two-level CI per system and decoder size against the number of "
+                "sampling steps T_infer (largest training budget); dashed: mu alone (the floor).",
+                quality_vs_tinfer(summary, infos, sizes, systems, floors)))
+    out.append((f"{family}_quality_vs_size", "Acoustic model: quality vs decoder size",
+                "Mean test-set score with its 95% CI per system and T_infer against the decoder's parameter count "
+                "(largest training budget); dashed: mu alone (the floor).",
+                quality_vs_size(summary, infos, systems, floors)))
     return out
 
 

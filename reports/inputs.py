@@ -15,12 +15,26 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
-from eval.aggregate import BASELINE, FLOOR, KINDS, SYSTEM_OF_PRIOR, TREATMENT  # noqa: E402
+from eval.aggregate import FLOOR, KINDS  # noqa: E402
 from experiments.contract import (AUDIO_DIR, AUDIO_INDEX, CONVERGENCE_COLUMNS, KIND_MODEL,  # noqa: E402
-                                  REFERENCE_AUDIO, RTF_COLUMNS, SCORE_COLUMNS, TRIAL_KEYS)
+                                  REFERENCE_AUDIO, RTF_COLUMNS, SCORE_COLUMNS, TRIAL_KEYS,
+                                  VOCODED_REFERENCE_AUDIO)
+from priorgrad import registry  # noqa: E402
 
-PRIORS = tuple(sorted(SYSTEM_OF_PRIOR))
-SYSTEMS = (BASELINE, TREATMENT)
+
+def family_priors(family: str) -> tuple[str, ...]:
+    """A family's prior names (the values of trials.json's and scores.csv's prior column), sorted."""
+    return tuple(sorted(registry.priors(family)))
+
+
+def family_systems(family: str) -> tuple[str, ...]:
+    """A family's systems, baselines first (registry order)."""
+    return tuple(registry.system_names(family))
+
+
+# the vocoder family's (kept for the modules and tests that import them)
+PRIORS = family_priors("vocoder")
+SYSTEMS = family_systems("vocoder")
 
 SCORES_COLUMNS = list(SCORE_COLUMNS)
 SUMMARY_KEYS = ["kind", "system", "prior", "size", "n_params", "budget", "t_infer", "metric", "n", "n_seeds",
@@ -48,6 +62,7 @@ class AudioSetting:
     directory: Path
     kind: str = KIND_MODEL
     seed: int = 0
+    condition: str = ""       # acoustic: the synthesis condition of the clips (E1, E2, E3); vocoder: ""
 
     @property
     def name(self) -> str:
@@ -67,6 +82,8 @@ class RunData:
     provenance: dict[str, Any]
     reference_audio: dict[str, Path]             # utt -> wav
     audio_settings: list[AudioSetting] = field(default_factory=list)
+    family: str = "vocoder"
+    vocoded_reference: dict[str, Path] = field(default_factory=dict)   # acoustic: utt -> vocoder(GT mel) wav
 
     def input_files(self) -> list[Path]:
         """Every file the report is built from (for the provenance section's input list)."""
@@ -155,8 +172,9 @@ def _numeric_frame(path: Path, records: list[dict[str, Any]], keys: list[str],
     return df
 
 
-def _load_audio(eval_dir: Path) -> tuple[dict[str, Path], list[AudioSetting]]:
-    """The recordings and every kept set, as the evaluate stage's audio/index.json lists them."""
+def _load_audio(eval_dir: Path, systems: tuple[str, ...] = SYSTEMS
+                ) -> tuple[dict[str, Path], list[AudioSetting], dict[str, Any]]:
+    """The recordings and every kept set, as the evaluate stage's audio/index.json lists them (and the index)."""
     audio_dir = eval_dir / AUDIO_DIR
     index_path = audio_dir / AUDIO_INDEX
     index = _read_json(index_path)
@@ -173,19 +191,32 @@ def _load_audio(eval_dir: Path) -> tuple[dict[str, Path], list[AudioSetting]]:
         missing = [k for k in ("dir", "kind", "system", "size", "budget", "t_infer", "seed") if k not in rec]
         if missing:
             raise ReportInputError(f"{index_path}: set {i}: missing keys {missing}")
-        if rec["system"] not in SYSTEMS or rec["kind"] not in KINDS:
+        if rec["system"] not in systems or rec["kind"] not in KINDS:
             raise ReportInputError(f"{index_path}: set {i}: unknown system {rec['system']!r} or kind {rec['kind']!r}")
         d = audio_dir / rec["dir"]
         if not d.is_dir():
             raise ReportInputError(f"{d}: audio directory listed in {index_path} not found")
         settings.append(AudioSetting(rec["system"], str(rec["size"]), int(rec["budget"]), int(rec["t_infer"]), d,
-                                     rec["kind"], int(rec["seed"])))
-    return reference, settings
+                                     rec["kind"], int(rec["seed"]), str(rec.get("condition", ""))))
+    return reference, settings, index
 
 
-def load_runs(eval_dir: str | Path, sweep_dir: str | Path) -> RunData:
-    """Read every pipeline output the report uses; raise ReportInputError naming the first bad file."""
+def _load_vocoded_reference(eval_dir: Path, index: dict[str, Any]) -> dict[str, Path]:
+    """Acoustic: the vocoder run on the ground-truth mel (audio/reference-vocoded, or the index's
+    "vocoded_reference" folder), the primary reference of the vocoded metrics."""
+    d = eval_dir / AUDIO_DIR / str(index.get("vocoded_reference", VOCODED_REFERENCE_AUDIO))
+    if not d.is_dir():
+        raise ReportInputError(f"{d}: vocoded ground-truth mel audio directory not found (the acoustic evaluate "
+                               f"stage writes vocoder(GT mel) there)")
+    return {p.stem: p for p in sorted(d.glob("*.wav"))}
+
+
+def load_runs(eval_dir: str | Path, sweep_dir: str | Path, family: str = "vocoder") -> RunData:
+    """Read every pipeline output the report uses for one family's section (the same files and formats for
+    both; registry.comparisons(family) are the system pairs); raise ReportInputError naming the first bad file."""
     eval_dir, sweep_dir = Path(eval_dir), Path(sweep_dir)
+    priors, systems = family_priors(family), family_systems(family)
+    pairs = [tuple(p) for p in registry.comparisons(family)]
     for d in (eval_dir, sweep_dir):
         if not d.is_dir():
             raise ReportInputError(f"{d}: directory not found (run the pipeline first: dvc repro)")
@@ -194,20 +225,20 @@ def load_runs(eval_dir: str | Path, sweep_dir: str | Path) -> RunData:
     convergence = _read_csv(conv_path, CONVERGENCE_COLUMNS,
                             {"n_params": "int", "seed": "int", "budget": "int", "step": "int", "value": "float"},
                             allow_empty_value=False)
-    _check_values(conv_path, convergence, "prior", PRIORS)
+    _check_values(conv_path, convergence, "prior", priors)
 
     trials_path = sweep_dir / "trials.json"
     trials = _records(trials_path, TRIAL_KEYS)
     for i, t in enumerate(trials):
-        if t["prior"] not in PRIORS:
-            raise ReportInputError(f"{trials_path}: item {i}: prior {t['prior']!r} not in {list(PRIORS)}")
+        if t["prior"] not in priors:
+            raise ReportInputError(f"{trials_path}: item {i}: prior {t['prior']!r} not in {list(priors)}")
 
     scores_path = eval_dir / "scores.csv"
     scores = _read_csv(scores_path, SCORES_COLUMNS,
                        {"n_params": "int", "seed": "int", "budget": "int", "t_infer": "int", "value": "float"},
                        allow_empty_value=True)
-    _check_values(scores_path, scores, "system", SYSTEMS)
-    _check_values(scores_path, scores, "prior", PRIORS)
+    _check_values(scores_path, scores, "system", systems)
+    _check_values(scores_path, scores, "prior", priors)
     _check_values(scores_path, scores, "kind", KINDS)
     dup = scores.duplicated(["kind", "system", "size", "seed", "budget", "t_infer", "utt", "metric"])
     if dup.any():
@@ -220,7 +251,7 @@ def load_runs(eval_dir: str | Path, sweep_dir: str | Path) -> RunData:
                              floats=["mean", "seed_sd", "ci_low", "ci_high"],
                              ints=["n_params", "budget", "t_infer", "n", "n_seeds", "n_failed", "n_dropped"],
                              nullable=("mean", "seed_sd", "ci_low", "ci_high"))
-    _check_values(summary_path, summary, "system", SYSTEMS)
+    _check_values(summary_path, summary, "system", systems)
     if summary.empty:
         raise ReportInputError(f"{summary_path}: no rows")
 
@@ -230,19 +261,19 @@ def load_runs(eval_dir: str | Path, sweep_dir: str | Path) -> RunData:
                                  ints=["budget", "t_infer", "n", "n_seeds_a", "n_seeds_b", "n_dropped"],
                                  nullable=("mean_diff", "ci_low", "ci_high", "p_boot"))
     for i, rec in comparisons.iterrows():
-        want = {"systems": (TREATMENT, BASELINE)}.get(rec["kind"])
         if rec["kind"] == "floor":
-            ok = rec["b"] == FLOOR and rec["a"] in SYSTEMS
+            ok = rec["b"] == FLOOR and rec["a"] in systems
         else:
-            ok = want is not None and (rec["a"], rec["b"]) == want
+            ok = rec["kind"] == "systems" and (rec["a"], rec["b"]) in pairs
         if not ok:
+            want = " or ".join(f"a={a}, b={b}" for a, b in pairs)
             raise ReportInputError(f"{comp_path}: item {i}: kind {rec['kind']!r} with a={rec['a']!r}, b={rec['b']!r} "
-                                   f"(expected systems: a={TREATMENT}, b={BASELINE}; floor: b={FLOOR})")
+                                   f"(expected systems: {want}; floor: b={FLOOR})")
 
     rtf_path = eval_dir / "rtf.csv"
     rtf = _read_csv(rtf_path, RTF_COLUMNS, {"n_params": "int", "t_infer": "int", "rtf": "float"},
                     allow_empty_value=False)
-    _check_values(rtf_path, rtf, "system", SYSTEMS)
+    _check_values(rtf_path, rtf, "system", systems)
 
     prov_path = eval_dir / "provenance.json"
     provenance = _read_json(prov_path)
@@ -252,8 +283,9 @@ def load_runs(eval_dir: str | Path, sweep_dir: str | Path) -> RunData:
     if missing:
         raise ReportInputError(f"{prov_path}: missing keys {missing}")
 
-    reference, settings = _load_audio(eval_dir)
-    log.info("read %d convergence rows, %d scores, %d summary rows, %d comparisons, %d audio settings",
+    reference, settings, index = _load_audio(eval_dir, systems)
+    vocoded = _load_vocoded_reference(eval_dir, index) if family == "acoustic" else {}
+    log.info("%s: read %d convergence rows, %d scores, %d summary rows, %d comparisons, %d audio settings", family,
              len(convergence), len(scores), len(summary), len(comparisons), len(settings))
     return RunData(eval_dir, sweep_dir, convergence, trials, scores, summary, comparisons, rtf,
-                   provenance, reference, settings)
+                   provenance, reference, settings, family, vocoded)

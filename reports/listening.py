@@ -1,5 +1,9 @@
 """The listening section: like the paper's demo page, the recording and every system/setting side
-by side for a few test utterances, each with its scores. Audio is copied beside index.html."""
+by side for a few test utterances, each with its scores. Audio is copied beside index.html.
+
+One builder for both families: the vocoder shows every kept setting; the acoustic model shows the
+recording, the vocoded ground-truth mel, each system at the largest training budget per T_infer (and
+condition), and the floor (mu alone), each system's clips in its own column."""
 from __future__ import annotations
 
 import logging
@@ -9,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from reports.inputs import FLOOR, SYSTEMS, AudioSetting, RunData
+from reports.inputs import FLOOR, AudioSetting, RunData, family_systems
 from reports.metrics_info import metric_info
 from reports.tables import SYSTEM_LABELS, fmt_params, models
 
@@ -34,6 +38,7 @@ class ListeningUtt:
     utt: str
     reference: str
     rows: list[ListeningRow]
+    extra_references: list[tuple[str, str]] = field(default_factory=list)   # (label, src): vocoder(GT mel)
 
 
 def _copy(src: Path, out_dir: Path, rel: str) -> str:
@@ -43,8 +48,13 @@ def _copy(src: Path, out_dir: Path, rel: str) -> str:
     return rel
 
 
-def build_listening(data: RunData, out_dir: Path, n_utts: int, metrics: list[str]) -> tuple[list[ListeningUtt], list[str]]:
-    """Copy the audio and return the section's model plus notes about anything missing."""
+def build_listening(data: RunData, out_dir: Path, n_utts: int, metrics: list[str],
+                    audio_prefix: str = "audio") -> tuple[list[ListeningUtt], list[str]]:
+    """Copy the audio (under out_dir/audio_prefix) and return the section's model plus notes about anything missing."""
+    from experiments.contract import split_metric
+
+    systems = family_systems(data.family)
+    acoustic = data.family != "vocoder"
     notes: list[str] = []
     if n_utts == 0:
         return [], ["report.n_listening is 0: no listening examples requested"]
@@ -61,24 +71,39 @@ def build_listening(data: RunData, out_dir: Path, n_utts: int, metrics: list[str
     sc = sc[sc["seed"] == sc.groupby(keys)["seed"].transform("min")]
     clip_scores = sc.set_index(keys + ["utt", "metric"])[["seed", "value"]]
 
-    groups: dict[tuple[str, str, int, int], dict[str, AudioSetting]] = {}
-    for s in data.audio_settings:
-        groups.setdefault((s.kind, s.size, s.budget, s.t_infer), {})[s.system] = s
-    # the floor (each prior's own noise) first: what every trained system must beat
-    order = sorted(groups, key=lambda k: (k[0] != FLOOR, sizes_rank.get(k[1], 0), k[1], k[2], k[3]))
+    settings = data.audio_settings
+    if acoustic:   # each system at the largest training budget (per size, T_infer and condition), and the floor
+        top = max((s.budget for s in settings if s.kind != FLOOR), default=0)
+        settings = [s for s in settings if s.kind == FLOOR or s.budget == top]
+    groups: dict[tuple, dict[str, AudioSetting]] = {}
+    for s in settings:
+        key = (s.kind, s.size, s.budget, s.t_infer) + ((s.condition,) if acoustic else ())
+        groups.setdefault(key, {})[s.system] = s
+    # the floor (each prior's own noise; acoustic: mu alone) first: what every trained system must beat
+    order = sorted(groups, key=lambda k: (k[0] != FLOOR, sizes_rank.get(k[1], 0), k[1], k[2], k[3]) + k[4:])
 
     out: list[ListeningUtt] = []
     for utt in utts:
-        ref = _copy(data.reference_audio[utt], out_dir, f"audio/reference/{utt}.wav")
+        ref = _copy(data.reference_audio[utt], out_dir, f"{audio_prefix}/reference/{utt}.wav")
+        extra: list[tuple[str, str]] = []
+        if acoustic:
+            wav = data.vocoded_reference.get(utt)
+            if wav is None:
+                notes.append(f"{utt}: no vocoded ground-truth mel (vocoder(GT mel)) clip")
+            else:
+                extra.append(("vocoded ground-truth mel", _copy(wav, out_dir, f"{audio_prefix}/{wav.parent.name}/{utt}.wav")))
         rows: list[ListeningRow] = []
         for key in order:
-            kind, size, budget, t = key
-            if kind == FLOOR:
+            kind, size, budget, t = key[:4]
+            cond = f", {key[4]}" if acoustic and key[4] else ""
+            if kind == FLOOR and acoustic:
+                label = f"mu alone: phoneme means over ground-truth durations, no decoder (the floor{cond})"
+            elif kind == FLOOR:
                 label = "prior noise: each prior's own sample, no denoising (the floor)"
             else:
-                label = f"{size} ({fmt_params(n_params[size]) if size in n_params else '?'}), {budget} steps, T={t}"
+                label = f"{size} ({fmt_params(n_params[size]) if size in n_params else '?'}), {budget} steps, T={t}{cond}"
             players: dict[str, Player] = {}
-            for system in SYSTEMS:
+            for system in systems:
                 setting = groups[key].get(system)
                 if setting is None:
                     players[system] = Player(None, note=f"no {SYSTEM_LABELS[system]} examples at this setting")
@@ -88,9 +113,11 @@ def build_listening(data: RunData, out_dir: Path, n_utts: int, metrics: list[str
                     players[system] = Player(None, note=f"missing {wav}")
                     notes.append(f"{wav}: listening example not found")
                     continue
-                rel = _copy(wav, out_dir, f"audio/{setting.name}/{utt}.wav")
+                rel = _copy(wav, out_dir, f"{audio_prefix}/{setting.name}/{utt}.wav")
                 scores, seed = [], None
                 for m in shown:
+                    if acoustic and setting.condition and split_metric(m)[0] not in ("", setting.condition):
+                        continue   # another condition's score is not this clip's
                     info = metric_info(m, directions[m])
                     k = (kind, system, size, budget, t, utt, m)
                     if k in clip_scores.index:
@@ -99,9 +126,12 @@ def build_listening(data: RunData, out_dir: Path, n_utts: int, metrics: list[str
                     else:
                         scores.append((info.heading, "not scored"))
                 unit = "noise draw" if kind == FLOOR else "seed"  # a floor's "seed" indexes its noise draw
-                players[system] = Player(rel, scores, note=f"{unit} {seed}" if seed is not None else "")
+                note = f"{unit} {seed}" if seed is not None else ""
+                if kind == FLOOR and acoustic:
+                    note = "deterministic: the same mel for every system"   # mu alone has no noise draw
+                players[system] = Player(rel, scores, note=note)
             rows.append(ListeningRow(label, players))
-        out.append(ListeningUtt(utt, ref, rows))
+        out.append(ListeningUtt(utt, ref, rows, extra))
     if not data.audio_settings:
         notes.append(f"{data.eval_dir / 'audio'}: no synthesized examples, only the recordings are shown")
     return out, notes

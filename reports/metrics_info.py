@@ -3,6 +3,10 @@
 The direction of a scored metric always comes from the pipeline's own outputs (summary.json's
 `higher_is_better`); the table below only supplies labels, decimals, and the direction of the
 convergence-only metrics (e.g. the training loss) that never reach summary.json.
+
+The acoustic side's metric names are qualified (experiments.contract.split_metric): "E1/mel_l1" is shown
+as "E1 mel L1", "E1/pesq_wb@rec" as "E1 PESQ-WB (vs recording)"; the base metric gives unit, direction
+and decimals.
 """
 from __future__ import annotations
 
@@ -23,6 +27,10 @@ KNOWN: dict[str, tuple[str, str, bool, int]] = {
     "dnsmos_sig": ("DNSMOS SIG", "MOS", True, 2),
     "dnsmos_bak": ("DNSMOS BAK", "MOS", True, 2),
     "dnsmos_p808": ("DNSMOS P.808", "MOS", True, 2),
+    # acoustic model, mel domain (spec priorgrad-acoustic.md section 11; priorgrad/acoustic/metrics_mel.py)
+    "mel_l1": ("mel L1", "ln-mel", False, 4),
+    "mel_cd": ("mel CD", "dB", False, 3),
+    "gv_ratio": ("GV ratio", "gen/GT, 1 = GT", True, 3),   # < 1: over-smoothed; shown, never primary
     "loss": ("validation loss", "", False, 4),
     "train_loss": ("training loss", "", False, 4),
     "rtf": ("RTF", "", False, 3),
@@ -52,9 +60,14 @@ class MetricInfo:
 
 def metric_info(key: str, higher_is_better: bool | None = None) -> MetricInfo:
     """Info for `key`; `higher_is_better` from the pipeline's outputs wins over the built-in table."""
+    from experiments.contract import split_metric
+
     if key.startswith("valid/"):
         key = key[len("valid/"):]
-    label, unit, hib, dec = KNOWN.get(key, (key, "", False, 3))
-    if higher_is_better is None and key not in KNOWN:
+    condition, base, reference = split_metric(key)
+    label, unit, hib, dec = KNOWN.get(base, (base, "", False, 3))
+    if higher_is_better is None and base not in KNOWN:
         raise KeyError(f"metric {key!r}: direction unknown (not in summary.json nor in reports.metrics_info.KNOWN)")
+    if condition:
+        label = f"{condition} {label}" + (" (vs recording)" if reference == "rec" else "")
     return MetricInfo(key, label, unit, hib if higher_is_better is None else bool(higher_is_better), dec)

@@ -7,6 +7,9 @@ two-level bootstrap (seeds, then utterances), and each row shows its seeds and u
 the best trained system is bold; a PriorGrad cell carries a marker only when its comparison with
 DiffWave at the same setting is judged by the one rule (eval.aggregate.judge) and its 95% CI excludes
 0; a system setting that does not beat its own prior's floor on a primary metric is flagged.
+
+The same table serves every family: the pairs are registry.comparisons(family), the headline pair
+marked with filled triangles, a second pair (the acoustic B2 comparison) with open ones.
 """
 from __future__ import annotations
 
@@ -15,13 +18,17 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from eval.aggregate import (FLOOR, NOT_JUDGED, SYSTEM_LABELS, SYSTEM_ORDER, TREATMENT, floor_label,
-                            outcome)
+from eval.aggregate import FLOOR, NOT_JUDGED, SYSTEM_LABELS, SYSTEM_ORDER, floor_label, outcome
+from priorgrad import registry
 from reports.metrics_info import MetricInfo, metric_info
 
 MARK_BETTER = "\u25b2"   # PriorGrad significantly better than DiffWave at this setting
 MARK_WORSE = "\u25bc"    # PriorGrad significantly worse
+MARK_BETTER_2 = "\u25b3"  # the treatment significantly better than a family's second baseline (acoustic: B2)
+MARK_WORSE_2 = "\u25bd"
+PAIR_MARKS = [(MARK_BETTER, MARK_WORSE), (MARK_BETTER_2, MARK_WORSE_2)]   # per registry.comparisons(family) pair
 FLOOR_FLAG = "not better than its prior noise"
+FLOOR_FLAGS = {"vocoder": FLOOR_FLAG, "acoustic": "not better than its floor (mu alone)"}
 
 
 def fmt_params(n: int) -> str:
@@ -45,7 +52,8 @@ class Cell:
     mean: float | None
     ci: str                   # "95% CI [3.07, 3.17], 3 seeds x 8 utterances" for a tooltip
     best: bool = False
-    marker: str = ""          # MARK_BETTER / MARK_WORSE / ""
+    marker: str = ""          # MARK_BETTER / MARK_WORSE / "" (the family's headline pair)
+    other_markers: list[str] = field(default_factory=list)   # the family's further pairs (MARK_*_2)
     n_failed: int = 0
     floor_flag: bool = False  # this metric's CI does not beat the prior-noise floor (judged comparison)
 
@@ -76,6 +84,8 @@ class ResultsTable:
     floor_beaten: list[str] = field(default_factory=list)      # settings that beat their floor on every primary
     floor_not_beaten: list[str] = field(default_factory=list)
     floor_not_judged: list[str] = field(default_factory=list)
+    floor_flag: str = FLOOR_FLAG
+    pairs: list[tuple[str, str]] = field(default_factory=list)   # (treatment, baseline), headline first
 
 
 def metric_directions(summary: pd.DataFrame) -> dict[str, bool]:
@@ -114,8 +124,10 @@ def _cell(info: MetricInfo, r) -> Cell:
 
 
 def build_results_table(summary: pd.DataFrame, comparisons: pd.DataFrame, wanted: list[str],
-                        primary: list[str] | None = None) -> ResultsTable:
-    """Model rows (size, budget, T_infer; DiffWave before PriorGrad) then one prior-noise row per prior."""
+                        primary: list[str] | None = None, family: str = "vocoder") -> ResultsTable:
+    """Model rows (size, budget, T_infer; baselines before the treatment) then one floor row per system."""
+    pairs = registry.comparisons(family)
+    floor_flag = FLOOR_FLAGS[family]
     directions = metric_directions(summary)
     present = [m for m in wanted if m in directions]
     if not present:
@@ -132,7 +144,7 @@ def build_results_table(summary: pd.DataFrame, comparisons: pd.DataFrame, wanted
     for _, c in comparisons.iterrows():
         k = (str(c["size"]), int(c["budget"]), int(c["t_infer"]), str(c["metric"]))
         if c["kind"] == "systems":
-            sig[k] = significance(c)
+            sig[(str(c["a"]), str(c["b"])) + k] = significance(c)
         else:
             floor[(str(c["a"]),) + k] = significance(c)
 
@@ -153,9 +165,16 @@ def build_results_table(summary: pd.DataFrame, comparisons: pd.DataFrame, wanted
         cells: list[Cell] = []
         for info in infos:
             cell = _cell(info, by_metric.get(info.key))
-            if cell.mean is not None and system == TREATMENT:
-                s = sig.get((size, budget, t, info.key), "ns")
-                cell.marker = {"better": MARK_BETTER, "worse": MARK_WORSE}.get(s, "")
+            for j, (treatment, baseline) in enumerate(pairs):
+                if cell.mean is None or system != treatment:
+                    continue
+                s = sig.get((treatment, baseline, size, budget, t, info.key), "ns")
+                better, worse = PAIR_MARKS[min(j, len(PAIR_MARKS) - 1)]
+                mark = {"better": better, "worse": worse}.get(s, "")
+                if j == 0:
+                    cell.marker = mark
+                elif mark:
+                    cell.other_markers.append(mark)
                 n_sig += s in ("better", "worse")
                 n_nj += s == "not judged"
             f = floor.get((system, size, budget, t, info.key))
@@ -173,7 +192,7 @@ def build_results_table(summary: pd.DataFrame, comparisons: pd.DataFrame, wanted
                 beaten.append(setting)
             else:
                 bad = [metric_info(m, directions[m]).label for m, f in zip(primary, fl) if f != "better"]
-                row.flags.append(f"{FLOOR_FLAG} ({', '.join(bad)})")
+                row.flags.append(f"{floor_flag} ({', '.join(bad)})")
                 not_beaten.append(setting)
         rows.append(row)
 
@@ -195,4 +214,5 @@ def build_results_table(summary: pd.DataFrame, comparisons: pd.DataFrame, wanted
         for r in rows:
             if not r.is_floor and r.cells[j].mean is not None and info.fmt(r.cells[j].mean) == info.fmt(best):
                 r.cells[j].best = True
-    return ResultsTable(infos, rows, unlisted, n_sig, n_nj, beaten, not_beaten, floor_nj)
+    return ResultsTable(infos, rows, unlisted, n_sig, n_nj, beaten, not_beaten, floor_nj, floor_flag,
+                        [tuple(p) for p in pairs])

@@ -46,6 +46,9 @@ def test_smoke_report_content_and_links(project: Path) -> None:
     assert len(found["audio"]) >= 4
     assert (project / "reports" / "out" / "report.pdf").read_bytes().startswith(b"%PDF")
     assert (project / "reports" / "out" / "report.md").is_file()
+    if "--acoustic-eval" in _report_cmd(project):   # the acoustic section, once the stage passes its runs
+        html = index.read_text(encoding="utf-8")
+        assert 'id="acoustic-claims"' in html and 'id="acoustic-results"' in html and "Both sections in one look" in html
 
 
 def test_smoke_report_stage_is_byte_identical(project: Path, tmp_path: Path) -> None:
@@ -68,12 +71,20 @@ def test_smoke_report_stage_is_byte_identical(project: Path, tmp_path: Path) -> 
 
 
 def test_smoke_report_in_chromium(project: Path, tmp_path: Path) -> None:
+    """Every player loads (readyState, duration > 0), the acoustic section's too when the stage builds it."""
     browser = find_chromium()
     if browser is None:
         pytest.skip("Debian chromium not installed (/usr/bin/chromium absent; .ci/install-chromium.sh installs it "
                     "when run as root with apt-get): cannot check audio loading in a browser")
     out = project / "reports" / "out"
-    n_players = len(check_links_resolve(out / "index.html")["audio"])
-    records, shots = browse_report(browser, out, tmp_path)
-    check_audio_records(records, expected_players=n_players)
+    audio = check_links_resolve(out / "index.html")["audio"]
+    acoustic = "--acoustic-eval" in _report_cmd(project)
+    records, shots = browse_report(browser, out, tmp_path,
+                                   sections=("listening", "acoustic-listening") if acoustic else ("listening",))
+    check_audio_records(records, expected_players=len(audio))
+    if acoustic:   # recording, vocoder(GT mel), the floor and each system: all among the players that loaded
+        loaded = [r["src"] for r in records if not r["control"] and r["duration"] > 0]
+        acoustic_players = [s for s in loaded if s.startswith("audio/acoustic/")]
+        assert acoustic_players and sorted(acoustic_players) == sorted(s for s in audio if s.startswith("audio/acoustic/"))
+        assert any("/reference-vocoded/" in s for s in acoustic_players) and any("-floor/" in s for s in acoustic_players)
     print("screenshots:", *keep_screenshots(shots, "smoke"))

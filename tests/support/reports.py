@@ -7,6 +7,12 @@
   noise); summary.json and comparisons.json are computed from them by eval.aggregate, the evaluate
   stage's own code. PriorGrad is clearly better at T=6, equal at T=50; DiffWave at the small size,
   200 steps, T=6 is no better than its prior noise; curves converge faster for PriorGrad.
+- make_acoustic_runs: the same for the acoustic model (runs/acoustic/{sweep,eval}, the contract of
+  experiments/contract.py): B1, B2 and PriorGrad-AM x sizes x a budget ladder x T_infer, qualified metric
+  names ("E1/mel_cd", "E1/pesq_wb@rec", "E2/mel_cd"), the mu-alone floor rows (identical for every system and seed),
+  summary/comparisons by eval.aggregate(family="acoustic"), the vocoded ground-truth mel folder. Built-in
+  effects: PriorGrad-AM clearly better than B1 at every setting (the same at every size); PriorGrad-AM
+  and B2 equal; every system far better than its floor.
 - browse_report / check_*: headless Chromium and static checks shared with the end-to-end tests.
 """
 from __future__ import annotations
@@ -190,6 +196,142 @@ def make_runs(root: Path, sizes: dict[str, int] | None = None, budgets: list[int
     return ev, sweep
 
 
+# --- the acoustic model's runs ---
+
+ACOUSTIC_SIZES = {"cpu": 1_317_398, "tiny": 502_166}
+ACOUSTIC_BUDGETS = [200, 400]
+ACOUSTIC_T = [2, 12]
+ACOUSTIC_UTTS = UTTS[:8]
+# qualified metric: (higher_is_better, good value, spread)
+ACOUSTIC_METRICS = {"E1/mel_cd": (False, 5.0, 0.2), "E1/mel_l1": (False, 0.5, 0.02), "E1/gv_ratio": (True, 0.9, 0.03),
+                    "E1/pesq_wb": (True, 2.0, 0.1), "E1/pesq_wb@rec": (True, 1.5, 0.1), "E2/mel_cd": (False, 5.5, 0.2)}
+ACOUSTIC_HIGHER = {m: v[0] for m, v in ACOUSTIC_METRICS.items()}
+ACOUSTIC_SYSTEM = {e.name: e.system for e in registry.priors("acoustic").values()}
+ACOUSTIC_FLOOR_BAD = 10.0  # mu alone, in spreads (the worst system setting is 7.5: every one beats it)
+
+
+def _acoustic_badness(prior: str, size: str, budget: int, t: int, sizes: dict[str, int], budgets: list[int],
+                      t_infer: list[int]) -> float:
+    small = min(sizes, key=sizes.get)
+    bad = (3.0 if t == min(t_infer) else 0.0) + (1.0 if size == small and len(sizes) > 1 else 0.0) + \
+        (1.0 if budget == min(budgets) and len(budgets) > 1 else 0.0)
+    return bad + (2.5 if prior == "standard" else 0.0)    # B1 worse everywhere; B2 = PriorGrad-AM
+
+
+def simulate_acoustic_scores(sizes: dict[str, int], budgets: list[int], seeds: list[int], t_infer: list[int],
+                             utts: list[str] = ACOUSTIC_UTTS, seed: int = 4321) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    utt_eff = {m: rng.normal(0, spec[2] * 0.5, len(utts)) for m, spec in ACOUSTIC_METRICS.items()}
+    rows = []
+
+    def value(metric: str, bad: float, eff: float, i: int, noise: bool = True) -> float:
+        hib, good, spread = ACOUSTIC_METRICS[metric]
+        v = good - bad * spread if hib else good + bad * spread
+        return float(v + eff + utt_eff[metric][i] + (rng.normal(0, spread * 0.3) if noise else 0.0))
+
+    floor = {(m, i): round(value(m, ACOUSTIC_FLOOR_BAD, 0.0, i, noise=False), 6)
+             for m in ACOUSTIC_METRICS for i in range(len(utts))}
+    for prior, system in sorted(ACOUSTIC_SYSTEM.items()):
+        for size, n_params in sizes.items():
+            for s in seeds:
+                run_eff = {m: rng.normal(0, spec[2] * 0.2) for m, spec in ACOUSTIC_METRICS.items()}
+                for budget in budgets:
+                    eff = {m: run_eff[m] + rng.normal(0, spec[2] * 0.2) for m, spec in ACOUSTIC_METRICS.items()}
+                    for t in t_infer:
+                        bad = _acoustic_badness(prior, size, budget, t, sizes, budgets, t_infer)
+                        for metric in ACOUSTIC_METRICS:
+                            for i, utt in enumerate(utts):
+                                rows.append([system, prior, size, n_params, s, budget, t, utt, metric,
+                                             round(value(metric, bad, eff[metric], i), 6), "model"])
+        for s in range(len(seeds)):   # the floor is deterministic: identical rows, one per seed index
+            for metric in ACOUSTIC_METRICS:
+                for i, utt in enumerate(utts):
+                    rows.append([system, prior, "", 0, s, 0, 0, utt, metric, floor[(metric, i)], FLOOR])
+    return pd.DataFrame(rows, columns=SCORE_COLUMNS)
+
+
+def make_acoustic_runs(root: Path, sizes: dict[str, int] | None = None, budgets: list[int] | None = None,
+                       seeds: list[int] | None = None, t_infer: list[int] | None = None) -> tuple[Path, Path]:
+    """Write root/runs/acoustic/{sweep,eval}; returns (eval_dir, sweep_dir)."""
+    from experiments.contract import KIND_MODEL, KIND_PRIOR_NOISE, VOCODED_REFERENCE_AUDIO, audio_setting_dir
+    from experiments.examples import copy_examples
+
+    sizes = sizes or ACOUSTIC_SIZES
+    budgets = budgets or ACOUSTIC_BUDGETS
+    seeds = seeds or SEEDS
+    t_infer = t_infer or ACOUSTIC_T
+    sweep, ev = root / "runs" / "acoustic" / "sweep", root / "runs" / "acoustic" / "eval"
+    sweep.mkdir(parents=True)
+    ev.mkdir(parents=True)
+    rng = np.random.default_rng(77)
+    trials, conv_rows = [], []
+    top = max(budgets)
+    for prior, system in sorted(ACOUSTIC_SYSTEM.items()):
+        for size, n_params in sizes.items():
+            for seed in seeds:
+                trial = f"{system}-{size}-s{seed}"
+                trials.append({"trial": trial, "prior": prior, "system": system, "size": size, "n_params": n_params,
+                               "seed": seed, "budget": top, "family": "acoustic",
+                               "checkpoints": {str(b): f"runs/acoustic/sweep/trials/{trial}/checkpoints/kept-{b:08d}.pt"
+                                               for b in budgets},
+                               "mlflow_run_id": f"am{len(trials):04d}", "mlflow_experiment": "fixture-acoustic"})
+                tau = 40.0 if prior == "phoneme" else 120.0
+                for step in range(0, top + 1, 50):
+                    v = 0.45 * (1 + 1.5 * np.exp(-step / tau))
+                    conv_rows.append([trial, prior, size, n_params, seed, top, step, "mel_l1",
+                                      round(float(v + rng.normal(0, 0.01)), 6)])
+                    conv_rows.append([trial, prior, size, n_params, seed, top, step, "floor_mel_l1", 0.7])
+    (sweep / "trials.json").write_text(json.dumps(trials, indent=1))
+    _write_csv(sweep / "convergence.csv",
+               ["trial", "prior", "size", "n_params", "seed", "budget", "step", "metric", "value"], conv_rows)
+
+    scores = simulate_acoustic_scores(sizes, budgets, seeds, t_infer)
+    out = scores.copy()
+    out.to_csv(ev / "scores.csv", index=False, lineterminator="\n")
+    summary, comparisons = aggregate(scores, ACOUSTIC_HIGHER, FIXTURE_RULE, family="acoustic")
+    (ev / "summary.json").write_text(json.dumps(summary, indent=1))
+    (ev / "comparisons.json").write_text(json.dumps(comparisons, indent=1))
+    _write_csv(ev / "rtf.csv", ["system", "size", "n_params", "t_infer", "rtf", "device"],
+               [[system, size, n, t, round(n / 1e8 * t, 5), "cpu"] for system in ACOUSTIC_SYSTEM.values()
+                for size, n in sizes.items() for t in t_infer])
+    (ev / "provenance.json").write_text(json.dumps({
+        "git_commit": "0123456789abcdef0123456789abcdef01234567", "params_hash": "acoustic123456",
+        "corpus": {"source": "synthetic", "n_test": len(ACOUSTIC_UTTS)}, "machine": {"cpu": "test-cpu", "cores": 2},
+        "metric_versions": {"mel_cd": "priorgrad.acoustic.metrics_mel", "pesq_wb": "pesq 0.0.4 (wb, 16 kHz)"},
+        "vocoder": "griffin_lim", "griffin_lim_iters": 60}, indent=1))
+
+    work = root / "work-acoustic"
+    (work / "ref").mkdir(parents=True)
+    for i, utt in enumerate(UTTS[:N_AUDIO]):
+        sf.write(work / "ref" / f"{utt}.wav", _tone(220 + 40 * i, 0.4, 0.0, i), SR, subtype="PCM_16")
+
+    def gen(name: str, noise: float, seed: int) -> Path:
+        d = work / "gen" / name
+        d.mkdir(parents=True)
+        for i, utt in enumerate(UTTS[:N_AUDIO]):
+            sf.write(d / f"{utt}.wav", _tone(220 + 40 * i, 0.4, noise, seed + i), SR, subtype="PCM_16")
+        return d
+
+    sets = []
+    for prior, system in sorted(ACOUSTIC_SYSTEM.items()):
+        sets.append({"dir": f"{system}-floor", "src": str(gen(f"{system}-floor", 0.3, 500)), "kind": KIND_PRIOR_NOISE,
+                     "system": system, "prior": prior, "size": "", "budget": 0, "t_infer": 0, "seed": 0,
+                     "condition": "E1"})
+        for size in sizes:
+            for budget in budgets:
+                for t in t_infer:
+                    name = f"{audio_setting_dir(system, size, budget, t)}-E1"
+                    sets.append({"dir": name, "src": str(gen(name, 0.1, 600)), "kind": KIND_MODEL, "system": system,
+                                 "prior": prior, "size": size, "budget": budget, "t_infer": t, "seed": min(seeds),
+                                 "condition": "E1"})
+    copy_examples(ev, work / "ref", list(UTTS[:N_AUDIO]), N_AUDIO, sets)
+    voc = ev / "audio" / VOCODED_REFERENCE_AUDIO
+    voc.mkdir()
+    for i, utt in enumerate(UTTS[:N_AUDIO]):
+        sf.write(voc / f"{utt}.wav", _tone(220 + 40 * i, 0.4, 0.02, 700 + i), SR, subtype="PCM_16")
+    return ev, sweep
+
+
 # --- headless Chromium (Debian `chromium`; .ci/install-chromium.sh installs it where it can) ---
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -228,10 +370,12 @@ AUDIO_PROBE_JS = """<script>
 })();
 </script>"""
 
-# Keeps only the listening section, for a screenshot of the players.
-LISTENING_ONLY_JS = ("<script>document.addEventListener('DOMContentLoaded', function () {"
-                     "var l = document.getElementById('listening');"
-                     "while (l.previousElementSibling) l.previousElementSibling.remove();});</script>")
+# Keeps only the page from one section on (default: the listening section), for a screenshot of the players.
+def section_only_js(section: str = "listening") -> str:
+    return ("<script>document.addEventListener('DOMContentLoaded', function () {"
+            f"var l = document.getElementById('{section}');"
+            "while (l.previousElementSibling) l.previousElementSibling.remove();});</script>")
+
 
 
 def _chromium(browser: str, args: list[str], user_data: Path, timeout: float = 90) -> str:
@@ -244,10 +388,12 @@ def _chromium(browser: str, args: list[str], user_data: Path, timeout: float = 9
     return proc.stdout
 
 
-def browse_report(browser: str, out_dir: Path, work: Path) -> tuple[list[dict], list[Path]]:
+def browse_report(browser: str, out_dir: Path, work: Path, sections: tuple[str, ...] = ("listening",)
+                  ) -> tuple[list[dict], list[Path]]:
     """Open a copy of the report in headless Chromium: the audio probe's records (plus one control
-    element with a corrupt file, proving the probe sees errors) and two screenshots (top of the page,
-    listening section). The copy keeps the probe pages out of the real report directory."""
+    element with a corrupt file, proving the probe sees errors) and screenshots (top of the page, then
+    the page from each of `sections` on: the listening section; "acoustic-listening" for the acoustic
+    model's). The copy keeps the probe pages out of the real report directory."""
     import re
     import shutil
 
@@ -257,7 +403,8 @@ def browse_report(browser: str, out_dir: Path, work: Path) -> tuple[list[dict], 
     (site / "_broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really audio")
     control = '<audio data-probe-control preload="metadata" src="_broken.wav"></audio>'
     (site / "_probe.html").write_text(html.replace("</body>", control + AUDIO_PROBE_JS + "</body>"), encoding="utf-8")
-    (site / "_listening.html").write_text(html.replace("</head>", LISTENING_ONLY_JS + "</head>"), encoding="utf-8")
+    for sec in sections:
+        (site / f"_{sec}.html").write_text(html.replace("</head>", section_only_js(sec) + "</head>"), encoding="utf-8")
 
     dom = _chromium(browser, ["--dump-dom", (site / "_probe.html").as_uri()], work / "ud-probe")
     m = re.search(r'<pre id="audio-probe">(.*?)</pre>', dom, re.S)
@@ -265,11 +412,12 @@ def browse_report(browser: str, out_dir: Path, work: Path) -> tuple[list[dict], 
     import html as htmlmod
 
     records = json.loads(htmlmod.unescape(m.group(1)))
-    shots = [work / "report-top.png", work / "report-listening.png"]
+    shots = [work / "report-top.png"] + [work / f"report-{sec}.png" for sec in sections]
     _chromium(browser, ["--window-size=1280,2400", f"--screenshot={shots[0]}", (site / "index.html").as_uri()],
               work / "ud-shot1")
-    _chromium(browser, ["--window-size=1280,1600", f"--screenshot={shots[1]}", (site / "_listening.html").as_uri()],
-              work / "ud-shot2")
+    for i, sec in enumerate(sections):
+        _chromium(browser, ["--window-size=1280,1600", f"--screenshot={shots[i + 1]}", (site / f"_{sec}.html").as_uri()],
+                  work / f"ud-shot{i + 2}")
     for s in shots:
         assert s.is_file() and s.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{s}: no PNG screenshot written"
     return records, shots
