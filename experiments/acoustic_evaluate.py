@@ -34,7 +34,7 @@ import numpy as np
 
 from experiments.acoustic_eval_config import (AcousticEvaluateConfig, acoustic_evaluate_config, higher_is_better,
                                               metric_info, metric_names, mlflow_name, references, scoring_settings)
-from experiments.contract import (COMPARISONS_JSON, KIND_MODEL, KIND_PRIOR_NOISE,
+from experiments.contract import (COMPARISONS_JSON, KIND_MODEL, KIND_PRIOR_NOISE, KIND_VOCODED_REFERENCE,
                                   METRICS_JSON, PROVENANCE_JSON, RTF_COLUMNS, RTF_CSV, SCORE_COLUMNS, SCORES_CSV,
                                   SUMMARY_JSON, TRIALS_JSON, VOCODED_REFERENCE_AUDIO, audio_setting_dir,
                                   qualified_metric, write_csv)
@@ -260,7 +260,7 @@ def _write_examples(out: Path, test, cfg: AcousticEvaluateConfig, audio_jobs: li
     sets: list[dict[str, Any]] = []
     if work is not None:
         sets.append({"dir": VOCODED_REFERENCE_AUDIO, "src": str(work / "sets" / VOCODED_REFERENCE_AUDIO),
-                     "kind": "vocoded_reference", "system": "", "prior": "", "size": "", "budget": 0,
+                     "kind": KIND_VOCODED_REFERENCE, "system": "", "prior": "", "size": "", "budget": 0,
                      "t_infer": 0, "seed": 0, "condition": ""})
         lowest: dict[tuple, tuple[dict[str, Any], str, Path]] = {}
         for job, c, wav_dir in audio_jobs:

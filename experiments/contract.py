@@ -71,6 +71,7 @@ def write_csv(path: str | Path, rows: Iterable[Mapping[str, Any]], columns: list
 ACOUSTIC_CONDITIONS = ("E1", "E2", "E3")
 ACOUSTIC_REFERENCES = ("", "rec")
 VOCODED_REFERENCE_AUDIO = "reference-vocoded"   # audio/reference-vocoded/<utt>.wav: vocoder(GT mel)
+KIND_VOCODED_REFERENCE = "vocoded_reference"     # kind of that folder's set in audio/index.json
 
 
 def qualified_metric(condition: str, metric: str, reference: str = "") -> str:

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 from eval.aggregate import FLOOR, KINDS  # noqa: E402
 from experiments.contract import (AUDIO_DIR, AUDIO_INDEX, CONVERGENCE_COLUMNS, KIND_MODEL,  # noqa: E402
                                   REFERENCE_AUDIO, RTF_COLUMNS, SCORE_COLUMNS, TRIAL_KEYS,
-                                  VOCODED_REFERENCE_AUDIO)
+                                  KIND_VOCODED_REFERENCE, VOCODED_REFERENCE_AUDIO)
 from priorgrad import registry  # noqa: E402
 
 
@@ -191,6 +191,8 @@ def _load_audio(eval_dir: Path, systems: tuple[str, ...] = SYSTEMS
         missing = [k for k in ("dir", "kind", "system", "size", "budget", "t_infer", "seed") if k not in rec]
         if missing:
             raise ReportInputError(f"{index_path}: set {i}: missing keys {missing}")
+        if rec["kind"] == KIND_VOCODED_REFERENCE:  # vocoder(GT mel): read by _load_vocoded_reference
+            continue
         if rec["system"] not in systems or rec["kind"] not in KINDS:
             raise ReportInputError(f"{index_path}: set {i}: unknown system {rec['system']!r} or kind {rec['kind']!r}")
         d = audio_dir / rec["dir"]
