@@ -9,7 +9,11 @@
     discards everything the alignment says inside a word.
 (c) silent frames: the share of all-zero frames (every mel bin at the front-end's silence value, i.e. a
     window of digital silence) that the alignment gives to a pause, clause, <UNK> or <EOS> token. The
-    spec's target is >= 95%.
+    spec's target is >= 95% (UNVERIFIED). eSpeak synthesises the closure of a stop (p t k, tS, ...) as
+    digital silence too, inside words: on the default corpus its own event durations put only 71% of the
+    all-zero frames on those tokens (the closures go to the token before the stop, spec section 2 "Bias").
+    So the share is also reported with closures allowed: a zero frame on a stop, or on the token right
+    before one (word boundaries skipped), counts as placed.
 
 Tokens unseen in the train split back off to the statistics of all train frames.
 """
@@ -22,6 +26,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 LN_2PI = math.log(2.0 * math.pi)
+# eSpeak NG (en-us) stops and affricates, whose closure eSpeak renders as digital silence
+STOPS = frozenset({"p", "t", "k", "b", "d", "g", "tS", "dZ", "t2", "d2", "t#", "?"})
 
 
 @dataclass
@@ -98,15 +104,30 @@ def heldout_nll(utts: Sequence[AlignedUtterance], durations: Mapping[str, np.nda
 
 
 def silent_frame_share(utts: Sequence[AlignedUtterance], durations: Mapping[str, np.ndarray],
-                       silent_ids: set[int], silence: float, tol: float = 1e-3) -> tuple[int, float]:
-    """(number of all-zero frames, share of them on a token in ``silent_ids``); share is nan without any."""
-    n, on_silent = 0, 0
+                       silent_ids: set[int], silence: float, tol: float = 1e-3, stop_ids: set[int] = frozenset(),
+                       word_id: int = -1) -> tuple[int, float, float]:
+    """(number of all-zero frames, share of them on a token in ``silent_ids``, share on a silent token, a stop
+    or the token before a stop); the shares are nan without any zero frame."""
+    n, on_silent, on_closure = 0, 0, 0
     for u in utts:
-        ft = _frame_tokens(u, durations[u.utt])
-        zero = u.mel.max(axis=0) <= silence + tol
-        n += int(zero.sum())
-        on_silent += int(np.isin(ft[zero], list(silent_ids)).sum())
-    return n, (on_silent / n if n else float("nan"))
+        d = np.asarray(durations[u.utt], np.int64)
+        _frame_tokens(u, d)
+        pos = np.repeat(np.arange(len(u.tokens)), d)          # token index of each frame
+        nxt = np.full(len(u.tokens), -1, np.int64)            # the next token that is not '|'
+        following = -1
+        for i in range(len(u.tokens) - 1, -1, -1):
+            nxt[i] = following
+            if u.tokens[i] != word_id:
+                following = int(u.tokens[i])
+        zero = np.where(u.mel.max(axis=0) <= silence + tol)[0]
+        tok = u.tokens[pos[zero]]
+        silent = np.isin(tok, list(silent_ids))
+        closure = np.isin(tok, list(stop_ids)) | np.isin(nxt[pos[zero]], list(stop_ids))
+        n += len(zero)
+        on_silent += int(silent.sum())
+        on_closure += int((silent | closure).sum())
+    nan = float("nan")
+    return n, (on_silent / n if n else nan), (on_closure / n if n else nan)
 
 
 def alignment_report(utts: Sequence[AlignedUtterance], alignments: Mapping[str, Mapping[str, np.ndarray]],
@@ -116,14 +137,17 @@ def alignment_report(utts: Sequence[AlignedUtterance], alignments: Mapping[str, 
 
     ids = {t: i for i, t in enumerate(vocab)}
     silent_ids = {ids[t] for t in SILENT_TOKENS if t in ids}
+    stop_ids = {i for t, i in ids.items() if t.lstrip("',") in STOPS}
     word_id = ids.get(WORD, -1)
     out: dict[str, dict[str, float]] = {}
     for name, durs in alignments.items():
         floor = {u.utt: uniform_within_words(durs[u.utt], u.tokens, word_id) for u in utts}
-        n_zero, share = silent_frame_share(utts, durs, silent_ids, silence)
+        n_zero, share, with_closures = silent_frame_share(utts, durs, silent_ids, silence, stop_ids=stop_ids,
+                                                          word_id=word_id)
         out[name] = {"heldout_nll": heldout_nll(utts, durs, std_min),
                      "uniform_within_words_nll": heldout_nll(utts, floor, std_min),
-                     "zero_frames": n_zero, "zero_frames_on_silent_tokens": share}
+                     "zero_frames": n_zero, "zero_frames_on_silent_tokens": share,
+                     "zero_frames_on_silent_or_stop_closure": with_closures}
     return out
 
 
