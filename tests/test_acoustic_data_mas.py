@@ -87,8 +87,9 @@ def test_aligner_recovers_toy_durations():
 # ----------------------------------------------------------------------------- MAS vs eSpeak on real speech
 # (c) of spec section 2: all-zero frames on pause / clause / <UNK> / <EOS> tokens or stop closures (which eSpeak
 # renders as digital silence inside words); the spec's target (UNVERIFIED). Measured on the default 300-utterance
-# corpus with the default 600 aligner steps: 99.9% (eSpeak's own durations: 100%; without closures 70% / 71%).
-MAS_SILENT_SHARE = 0.95
+# corpus with the default 600 aligner steps: 99.9% (eSpeak's own durations: 100%; without closures 70% / 71%);
+# in this test (32 utterances, 300 steps) 95.5% (eSpeak 100%), so the bound leaves room for platform differences.
+MAS_SILENT_SHARE = 0.9
 @pytest.mark.slow
 def test_mas_boundaries_agree_with_espeak_events(tmp_path):
     """The aligner on 32 synthetic utterances (real code path: corpus, vocoder features, acoustic
