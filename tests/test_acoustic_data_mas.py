@@ -85,6 +85,11 @@ def test_aligner_recovers_toy_durations():
 
 
 # ----------------------------------------------------------------------------- MAS vs eSpeak on real speech
+# (c) of spec section 2: all-zero frames on pause / clause / <UNK> / <EOS> tokens or stop closures (which eSpeak
+# renders as digital silence inside words); the spec's target (UNVERIFIED). Measured on the default 300-utterance
+# corpus with the default 600 aligner steps: 99.9% (eSpeak's own durations: 100%; without closures 70% / 71%);
+# in this test (32 utterances, 300 steps) 95.5% (eSpeak 100%), so the bound leaves room for platform differences.
+MAS_SILENT_SHARE = 0.9
 @pytest.mark.slow
 def test_mas_boundaries_agree_with_espeak_events(tmp_path):
     """The aligner on 32 synthetic utterances (real code path: corpus, vocoder features, acoustic
@@ -127,3 +132,14 @@ def test_mas_boundaries_agree_with_espeak_events(tmp_path):
     assert agree["n_boundaries"] == floor["n_boundaries"] > 1500
     assert agree["mean_abs_frames"] < 0.7 * floor["mean_abs_frames"], (agree, floor)
     assert agree["within_1"] > 0.4 and agree["within_2"] > max(0.55, 3 * floor["within_2"]), (agree, floor)
+    # quality checks (b), (c) of spec section 2 (priorgrad/acoustic/alignment_quality.py)
+    from priorgrad.acoustic.alignment_quality import report_features_dirs
+    from priorgrad.audio import PRESETS
+
+    q = report_features_dirs({"espeak": str(tmp_path / "espeak"), "mas": str(tmp_path / "mas")},
+                             PRESETS["hifigan"].silence)
+    print("alignment quality:", q)
+    for name in ("espeak", "mas"):
+        assert q[name]["heldout_nll"] < q[name]["uniform_within_words_nll"], q
+    assert q["mas"]["zero_frames"] == q["espeak"]["zero_frames"] > 50
+    assert q["mas"]["zero_frames_on_silent_or_stop_closure"] >= MAS_SILENT_SHARE, q

@@ -3,6 +3,7 @@ contract's directory format, real components)."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -85,6 +86,73 @@ def test_resume_with_other_params_is_refused_and_a_longer_budget_continues(toy, 
     assert ck["params"]["acoustic"]["model"]["size"] == "tiny"
 
 
+def _oracle_samples(toy: Path, prior: str, steps: int, rank: int = 80) -> tuple[list[float], list[float]]:
+    """E1 samples of the validation utterances through the real sampling path (``sample_mels``) with the
+    decoder replaced by an oracle that knows x0: eps_hat = (x_t - sqrt(abar_t) x0') / sqrt(1 - abar_t), x0' the
+    diffused target (x0 - mu for PriorGrad, x0 for B1). ``rank`` < 80 keeps only the part of eps_hat / s in a
+    fixed rank-dimensional subspace: the best a decoder with ``rank`` residual channels can output (its last
+    layer is Conv1d(C -> 80)). Returns (mel L1, mu-alone floor) per utterance."""
+    from priorgrad.acoustic.dataset import collate
+    from priorgrad.acoustic.metrics_mel import mel_l1
+    from priorgrad.acoustic.model import TablePrior, build_acoustic_model
+    from priorgrad.acoustic.synthesize import load_frame_prior, sample_mels
+    from priorgrad.diffusion import Diffusion, strided_schedule
+
+    fs = FeatureSet(toy)
+    utts = fs.utterances("valid") + fs.utterances("test")
+    table = TablePrior.from_prior(load_frame_prior(toy / "phoneme_stats.npz"), len(fs.vocab))
+    cfg = _cfg(f"acoustic.model.prior={prior}")
+    torch.manual_seed(0)
+    model = build_acoustic_model(cfg, len(fs.vocab)).eval()
+    diffusion = Diffusion(400, 1e-4, 0.05)
+    b = collate(utts, table)
+    x0 = b["mel"] - b["mu"] if prior == "phoneme" else b["mel"]
+    s = b["s"] if prior == "phoneme" else torch.ones_like(b["mel"])
+    basis = torch.linalg.qr(torch.randn(80, 80, generator=torch.Generator().manual_seed(0)))[0][:, :rank]
+
+    def oracle(x, _cond_proj, t, mask):
+        abar = float(diffusion.alpha_bar[int(round(float(t[0])))])
+        eps = (x - math.sqrt(abar) * x0) / math.sqrt(1.0 - abar)
+        if rank == 80:
+            return eps * mask
+        z = torch.einsum("mr,bmn->brn", basis, eps / s)
+        return torch.einsum("mr,brn->bmn", basis, z) * s * mask
+
+    model.decoder.denoise = oracle
+    res = sample_mels(model, diffusion, cfg.model, table, utts, strided_schedule(diffusion.betas, steps),
+                      list(range(len(utts))), "E1", (fs.f0_mean, fs.f0_std), torch.device("cpu"))
+    l1 = [mel_l1(r["mel"], u.mel) for r, u in zip(res, utts)]
+    floor = [mel_l1(table.frame_stats(u.frame_ids())[0], u.mel) for u in utts]
+    return l1, floor
+
+
+@pytest.mark.parametrize("prior", ["phoneme", "standard"])
+def test_sampler_recovers_the_mel_exactly_from_the_true_noise(toy, prior):
+    """The validation / synthesis sampler (strided 12 steps and the full 400) returns x0 when the decoder outputs
+    the true noise: the update, the noise term, the step indexing (t~ = t_s), mu and the mask are consistent."""
+    for steps in (12, 400):
+        l1, floor = _oracle_samples(toy, prior, steps)
+        assert max(l1) < 1e-3 < min(floor), (steps, l1)
+
+
+@pytest.mark.parametrize("rank", [16, 32])
+def test_a_decoder_narrower_than_the_80_mel_bins_cannot_sample_a_mel(toy, rank):
+    """Why the spec's tiny (C = 16) and cpu (C = 32) decoders never reach the mu-alone floor: eps_hat =
+    Conv1d(C -> 80)(h) lies in a C-dimensional subspace, the noise in the other 80 - C directions is never
+    removed and grows by 1 / sqrt(abar_T) ~ 163 over the reverse process. Even a perfect rank-C denoiser
+    leaves the E1 mel L1 two orders of magnitude above the floor (measured: ~100-160 against ~0.7 here);
+    C >= 80 is necessary (docs/acoustic-model.md)."""
+    from priorgrad.acoustic.model import MelDecoder
+
+    dec = MelDecoder(32, rank, 2, 400)
+    torch.nn.init.normal_(dec.output_projection.weight)  # zero-initialised: any trained value has this rank
+    with torch.no_grad():
+        out = dec(torch.randn(1, 80, 300), torch.randn(1, 32, 300), torch.tensor([7.0]), torch.ones(1, 1, 300))
+    assert torch.linalg.matrix_rank(out[0] - dec.output_projection.bias[:, None]) <= rank
+    l1, floor = _oracle_samples(toy, "phoneme", 12, rank)
+    assert np.mean(l1) > 20 * np.mean(floor), (l1, floor)
+
+
 def _train_cmd(toy: Path, run: Path, steps: int, prior: str = "phoneme") -> list[str]:
     return [sys.executable, "-m", "priorgrad", "acoustic", "train", "--features", str(toy), "--stats",
             str(toy / "phoneme_stats.npz"), "--run-dir", str(run),
@@ -122,11 +190,11 @@ def test_sigkill_and_resume_matches_uninterrupted_run(toy, tmp_path, prior):
 def test_tiny_training_lowers_the_e1_mel_l1(toy, tmp_path, prior):
     """E1 mel L1 after 300 steps at least 10% below its step-0 value (PriorGrad and B1); the mu-alone floor is logged.
 
-    The tiny size with its decoder widened to 96 channels (the tiny decoder's 16 channels cannot carry the 80
-    bins' noise at all, and its E1 L1 moves only ~5% in 200 steps). Not asserted: going below the floor. With the
-    official decoder (ReLU'd 1x1 input projection, gated units, zero-initialised output) the network needs far
-    more than a few hundred steps to pass the noise through at t near T, and the sampler amplifies that error
-    by up to 1/sqrt(gamma_S) ~ 20 at the first strided step; see docs/acoustic-model.md.
+    The tiny size with its decoder widened to 96 channels: a decoder narrower than the 80 mel bins cannot sample
+    a mel at all (test_a_decoder_narrower_than_the_80_mel_bins_cannot_sample_a_mel). Not asserted: going below
+    the floor, the issue's done criterion. It is out of reach in a few hundred CPU steps with the official
+    decoder: it learns the 80-dimensional near-identity eps_hat ~ x_t needed at high t slowly, and the sampler
+    amplifies what is left by up to 1/sqrt(abar_T) ~ 163 (measured curves in docs/acoustic-model.md).
     """
     cfg = _cfg("acoustic.train.max_steps=300", "acoustic.train.validate_every=300", "acoustic.train.checkpoint_every=300",
                f"acoustic.model.prior={prior}", "acoustic.train.batch_size=8", "acoustic.train.window_frames=64",

@@ -12,6 +12,7 @@ mu = 0, s = 1); B2's mean comes from the network (``mu_head``).
 """
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -22,6 +23,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from priorgrad.model import DiffusionEmbedding, ResidualBlock, _conv1d
+
+log = logging.getLogger(__name__)
 
 N_MELS = 80
 PITCH_BINS = 300      # Emb(300, H) over coarse f0 (official)
@@ -314,6 +317,13 @@ class AcousticModel(nn.Module):
 def build_acoustic_model(cfg, vocab_size: int) -> AcousticModel:
     """The model an AcousticConfig describes (priorgrad/acoustic/model_config.py)."""
     m, s = cfg.model, cfg.size
+    if s.decoder_channels < N_MELS:
+        # eps_hat = Conv1d(C -> 80)(h) spans at most C of the 80 mel directions; the noise in the others is never
+        # removed and grows ~163x over the reverse process, so samples stay far above the mu-alone floor however
+        # long the model trains (tests/test_acoustic_model_train.py, docs/acoustic-model.md).
+        log.warning("acoustic size %r: decoder_channels C=%d < %d mel bins: the decoder can denoise at most C of "
+                    "the %d mel directions, so its samples cannot converge (use C >= %d for mels of any quality)",
+                    m.size, s.decoder_channels, N_MELS, N_MELS, N_MELS)
     return AcousticModel(vocab_size, s.hidden, s.predictor, s.encoder_layers, s.decoder_channels, s.decoder_layers,
                          heads=m.heads, ffn_kernel=m.ffn_kernel, encoder_dropout=m.encoder_dropout,
                          duration_layers=m.duration_layers, duration_kernel=m.duration_kernel,
