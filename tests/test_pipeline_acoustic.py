@@ -36,11 +36,11 @@ def test_default_acoustic_sweep_compares_the_three_priors_with_a_ladder() -> Non
     assert {t.system for t in trials} == {"priorgrad-am", "b1-normal", "b2-trainable"}
     assert {t.family for t in trials} == {"acoustic"} and len({t.dirname for t in trials}) == len(trials)
     t = next(t for t in trials if t.prior == "phoneme" and t.seed == 1)
-    assert t.name == "priorgrad-am-tiny-s1" and t.budgets == sorted(a.budgets) and t.budget == max(a.budgets)
+    assert t.name == "priorgrad-am-tiny_c80-s1" and t.budgets == sorted(a.budgets) and t.budget == max(a.budgets)
     assert set(t.overrides) == set(ACOUSTIC_TRIAL_KEYS)
     assert t.overrides["acoustic.train.keep_steps"] == sorted(a.budgets)
     assert t.overrides["acoustic.train.max_steps"] == max(a.budgets)
-    assert t.overrides["acoustic.model.size"] == "tiny" and t.overrides["acoustic.train.seed"] == 1
+    assert t.overrides["acoustic.model.size"] == "tiny_c80" and t.overrides["acoustic.train.seed"] == 1
 
 
 def test_budgets_are_sorted_and_sizes_outermost() -> None:
@@ -71,8 +71,8 @@ def test_bad_acoustic_sweep_params_name_the_key(key: str, value, needle: str) ->
 
 def test_a_trial_setting_the_acoustic_model_rejects_is_caught_before_training() -> None:
     # every trial's settings go through the acoustic config's validation at expansion time
-    with pytest.raises(ConfigError, match=r"acoustic_sizes\.tiny\.hidden"):
-        expand_acoustic_trials(_params(**{"acoustic_sizes.tiny.hidden": 33}))  # not divisible by 2 heads
+    with pytest.raises(ConfigError, match=r"acoustic_sizes\.tiny_c80\.hidden"):
+        expand_acoustic_trials(_params(**{"acoustic_sizes.tiny_c80.hidden": 33}))  # not divisible by 2 heads
 
 
 def test_acoustic_trial_identity_follows_training_settings_only() -> None:
@@ -86,7 +86,7 @@ def test_acoustic_trial_identity_follows_training_settings_only() -> None:
     # what shapes the data or the training does
     for key, value in (("acoustic.train.lr_scale", 0.5), ("acoustic.prior.std_min", 0.2),
                        ("acoustic.model.heads", 4), ("acoustic.diffusion.num_steps", 200),
-                       ("acoustic_sizes.tiny.decoder_channels", 24), ("corpus.n_utterances", 100),
+                       ("acoustic_sizes.tiny_c80.decoder_channels", 96), ("corpus.n_utterances", 100),
                        ("acoustic.features.durations", "mas")):
         changed = _dirs(_params(**{key: value}))
         assert changed.keys() == base.keys() and all(changed[n] != base[n] for n in base), key

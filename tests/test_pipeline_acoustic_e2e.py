@@ -68,8 +68,10 @@ def test_smoke_repro_runs_the_acoustic_stages(smoke_repro: Path) -> None:
             assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0, 10, 20], key
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {"config.yaml", "checkpoint_path.txt", "samples", "figures"} <= artifacts
+        # the sweep's figures, and the evaluate stage's test-score figure per budget of the ladder
         assert {a.path for a in client.list_artifacts(run.info.run_id, "figures")} == {
-            "figures/convergence.png", "figures/e1_mels.png"}
+            "figures/convergence.png", "figures/e1_mels.png", "figures/test_quality_vs_t_infer_b10.png",
+            "figures/test_quality_vs_t_infer_b20.png"}
 
 
 def test_killed_acoustic_sweep_resumes_from_its_checkpoint(smoke_repro: Path, tmp_path: Path) -> None:
