@@ -31,6 +31,7 @@ KNOWN: dict[str, tuple[str, str, bool, int]] = {
     "mel_l1": ("mel L1", "ln-mel", False, 4),
     "mel_cd": ("mel CD", "dB", False, 3),
     "gv_ratio": ("GV ratio", "gen/GT, 1 = GT", True, 3),   # < 1: over-smoothed; shown, never primary
+    "gv_dist": ("GV distance", "|ln gen/GT|", False, 3),   # |ln gv_ratio|: over- and under-smoothing both count
     "loss": ("validation loss", "", False, 4),
     "train_loss": ("training loss", "", False, 4),
     "rtf": ("RTF", "", False, 3),

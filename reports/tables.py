@@ -186,14 +186,16 @@ def build_results_table(summary: pd.DataFrame, comparisons: pd.DataFrame, wanted
                   max((int(r["n_seeds"]) for r in by_metric.values()), default=0), cells=cells)
         fl = [floor.get((system, size, budget, t, m)) for m in primary]
         if primary and all(f is not None for f in fl):
-            if "not judged" in fl:
-                floor_nj.append(setting)
-            elif all(f == "better" for f in fl):
-                beaten.append(setting)
-            else:
-                bad = [metric_info(m, directions[m]).label for m, f in zip(primary, fl) if f != "better"]
+            # a judged primary on which the setting does not beat its floor settles it (even when another
+            # primary could not be judged); only otherwise does a not-judged primary leave it open
+            bad = [metric_info(m, directions[m]).label for m, f in zip(primary, fl) if f in ("ns", "worse")]
+            if bad:
                 row.flags.append(f"{floor_flag} ({', '.join(bad)})")
                 not_beaten.append(setting)
+            elif "not judged" in fl:
+                floor_nj.append(setting)
+            else:
+                beaten.append(setting)
         rows.append(row)
 
     fsum = summary[summary["kind"] == FLOOR] if "kind" in summary.columns else summary.iloc[0:0]

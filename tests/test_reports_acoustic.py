@@ -118,7 +118,7 @@ def test_qualified_metric_labels(report: dict) -> None:
     with pytest.raises(ValueError, match="malformed acoustic metric name"):
         metric_info("E9/mel_l1")
     header = next(ln for ln in report["md"].split(E1_TABLE)[1].splitlines() if ln.startswith("| system |"))
-    assert "| E1 mel CD (dB) \u2193 | E1 mel L1 (ln-mel) \u2193 | E1 GV ratio (gen/GT, 1 = GT) \u2191 |" in header
+    assert "| E1 mel CD (dB) \u2193 | E1 mel L1 (ln-mel) \u2193 | E1 GV distance (\\|ln gen/GT\\|) \u2193 |" in header
     assert "E1 PESQ-WB (vs recording) (MOS-LQO) \u2191" in header and "E1/" not in header
 
 
@@ -142,7 +142,7 @@ def test_acoustic_claims_follow_the_built_in_effects(report: dict) -> None:
     assert "favours PriorGrad-AM (Holm p < 0.05) and none favours B1 N(0, I) (B2 trainable in the claim that " \
            "names it)" in section
     assert "pre-registered test per primary metric (E1 mel CD, E1 PESQ-WB)" in section
-    assert "E1 GV ratio" in section.split("Secondary metrics (")[1].split(")")[0]
+    assert "E1 GV distance" in section.split("Secondary metrics (")[1].split(")")[0]
 
 
 def _cube(sizes=ACOUSTIC_SIZES, seeds=(0, 1, 2)):
@@ -151,7 +151,7 @@ def _cube(sizes=ACOUSTIC_SIZES, seeds=(0, 1, 2)):
 
 
 def _claims(cube) -> dict:
-    cs = ClaimSettings(primary_metrics=["E1/mel_cd", "E1/pesq_wb"], secondary_metrics=["E1/gv_ratio"],
+    cs = ClaimSettings(primary_metrics=["E1/mel_cd", "E1/pesq_wb"], secondary_metrics=["E1/gv_dist"],
                        few_steps=[2, 6, 12], margins={"E1/mel_cd": 0.2, "E1/pesq_wb": 0.1}, rule=FIXTURE_RULE,
                        family="acoustic")
     return {c.key: c for c in evaluate_claims(cube, cs)}

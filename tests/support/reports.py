@@ -134,7 +134,7 @@ def make_runs(root: Path, sizes: dict[str, int] | None = None, budgets: list[int
             for seed in seeds:
                 trial = f"{prior}-{size}-s{seed}"
                 trials.append({"trial": trial, "prior": prior, "system": SYSTEM[prior], "size": size,
-                               "n_params": n_params, "seed": seed, "budget": top,
+                               "n_params": n_params, "seed": seed, "budget": top, "family": "vocoder",
                                "checkpoints": {str(b): f"runs/sweep/trials/{trial}/checkpoints/kept-{b:08d}.pt"
                                                for b in budgets},
                                "mlflow_run_id": f"run{len(trials):04d}", "mlflow_experiment": "fixture"})
@@ -203,7 +203,7 @@ ACOUSTIC_BUDGETS = [200, 400]
 ACOUSTIC_T = [2, 12]
 ACOUSTIC_UTTS = UTTS[:8]
 # qualified metric: (higher_is_better, good value, spread)
-ACOUSTIC_METRICS = {"E1/mel_cd": (False, 5.0, 0.2), "E1/mel_l1": (False, 0.5, 0.02), "E1/gv_ratio": (True, 0.9, 0.03),
+ACOUSTIC_METRICS = {"E1/mel_cd": (False, 5.0, 0.2), "E1/mel_l1": (False, 0.5, 0.02), "E1/gv_dist": (False, 0.1, 0.03),
                     "E1/pesq_wb": (True, 2.0, 0.1), "E1/pesq_wb@rec": (True, 1.5, 0.1), "E2/mel_cd": (False, 5.5, 0.2)}
 ACOUSTIC_HIGHER = {m: v[0] for m, v in ACOUSTIC_METRICS.items()}
 ACOUSTIC_SYSTEM = {e.name: e.system for e in registry.priors("acoustic").values()}
