@@ -142,11 +142,16 @@ def test_dvc_plots_show_renders_offline(smoke_repro: Path, chromium: str, tmp_pa
     project = copy_project(smoke_repro, tmp_path / "project", with_outputs=True)
     curves = sorted(p.stem for p in (project / "runs/sweep/convergence").glob("*.csv"))
     assert curves == ["train_loss", "valid_loss", "valid_ls_mae", "valid_mrstft"]  # one plot per metric
+    acoustic = sorted(p.stem for p in (project / "runs/acoustic/sweep/convergence").glob("*.csv"))
+    assert "valid_mel_l1" in acoustic  # the acoustic sweep's curves are DVC plots too
     assert run_in(project, [sys.executable, "-m", "experiments.plots_offline", "--check"]).returncode == 0
     shown = run_in(project, ["dvc", "plots", "show", "--json"]).stdout
     data = json.loads(shown)["data"]
     assert sorted(k for k in data if k.startswith("runs/sweep/convergence/")) == [
         f"runs/sweep/convergence/{m}.csv" for m in curves]
+    assert sorted(k for k in data if k.startswith("runs/acoustic/sweep/convergence/")) == [
+        f"runs/acoustic/sweep/convergence/{m}.csv" for m in acoustic]
+    curves += acoustic
     run_in(project, ["dvc", "plots", "show"])
     page = project / "dvc_plots" / "index.html"
     html = page.read_text()
