@@ -73,6 +73,25 @@ def _common_scoring_args(s: argparse.ArgumentParser) -> None:
                         "'<k>hop(s)' (front-end hops: 256 samples at 22050 Hz, scaled to the files' rate) or "
                         "'<n>' samples. Default '1hop' (the spec's policy for this project's vocoders); other "
                         "vocoders' published samples often need e.g. '4hops'. Recorded in summary.json")
+    s.add_argument("--align", choices=("dtw", "lag"), default=None,
+                   help="align each generated file to its reference first. 'dtw': mcd, f0_rmse and vuv_error "
+                        "compare the whole (silence-trimmed) files along a DTW path on mel-cepstra, for "
+                        "text-to-speech output of another length; the sample-aligned metrics keep "
+                        "--length-tolerance. 'lag': shift by the cross-correlation lag (|lag| <= --max-lag, "
+                        "recorded per utterance) before every reference metric, for a vocoder's constant "
+                        "delay. Default: none (sample-aligned, the spec's policy). Recorded in summary.json")
+    s.add_argument("--max-lag", default=None, metavar="LAG",
+                   help="with --align lag: the largest shift tried, '<k>hops' or '<n>' samples like "
+                        "--length-tolerance (default '8hops': 2048 samples, 93 ms at 22050 Hz)")
+    s.add_argument("--pair-by", default=None, metavar="REGEX",
+                   help="pair generated and reference files by the first group of this regular expression, "
+                        "searched in each file name (e.g. '(\\d+)\\.wav$' pairs ss_gt_1.wav with "
+                        "ss_hgan_v1_1.wav), instead of identical names; every wav must give one key, "
+                        "no key two files")
+    s.add_argument("--text", type=Path, default=None, metavar="FILE",
+                   help="what each utterance says, for wer and cer: 'id|text' lines or an LJSpeech "
+                        "metadata.csv (its normalized column); ids are the utterance keys (file stems, or "
+                        "--pair-by keys). Without it, 'all' leaves wer and cer out")
     s.add_argument("--workers", type=int, default=_default_workers(),
                    help="worker processes (default: the CPUs this process may use)")
     s.add_argument("--cache", type=Path, default=None,
@@ -82,16 +101,35 @@ def _common_scoring_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
 
 
+def _inputs(args: argparse.Namespace) -> dict:
+    """The scoring options both score commands share, parsed (ValueError/FileNotFoundError on bad input)."""
+    from eval.files import read_texts
+    from eval.pair import parse_alignment, parse_length_tolerance
+
+    return {"length_policy": parse_length_tolerance(args.length_tolerance),
+            "alignment": parse_alignment(args.align, args.max_lag), "pair_by": args.pair_by,
+            "texts": None if args.text is None else read_texts(args.text),
+            "text_source": None if args.text is None else str(args.text)}
+
+
+def _print_alignment(records: Sequence[dict]) -> None:
+    lags = [r["alignment"]["lag_samples"] for r in records if "lag_samples" in r.get("alignment", {})]
+    if lags:
+        print(f"{'lag':12s} n={len(lags):<4d} samples: min={min(lags)} max={max(lags)} (> 0: generated is late)")
+    ratios = [r["alignment"]["duration_ratio"] for r in records if "duration_ratio" in r.get("alignment", {})]
+    if ratios:
+        print(f"{'duration':12s} n={len(ratios):<4d} generated/reference speech: "
+              f"min={min(ratios):.3f} max={max(ratios):.3f}")
+
+
 def _score(args: argparse.Namespace) -> int:
-    from eval.pair import parse_length_tolerance
     from eval.runner import EvalInputError, score_dirs
 
     try:
-        policy = parse_length_tolerance(args.length_tolerance)
         records, summary = score_dirs(args.ref, args.gen, args.metrics, args.out, workers=args.workers,
                                       cache_path=args.cache, use_cache=not args.no_cache, seed=args.seed,
-                                      n_boot=args.n_boot, length_policy=policy)
-    except (EvalInputError, ValueError) as e:
+                                      n_boot=args.n_boot, **_inputs(args))
+    except (EvalInputError, ValueError, FileNotFoundError) as e:
         log.error("%s", e)
         return 2
     failed = [r["utt"] for r in records if r["errors"]]
@@ -99,6 +137,7 @@ def _score(args: argparse.Namespace) -> int:
         mean = "n/a" if s["mean"] is None else f"{s['mean']:.4f}"
         ci = "" if s["ci_low"] is None else f" [{s['ci_low']:.4f}, {s['ci_high']:.4f}]"
         print(f"{name:12s} n={s['n']:<4d} failed={s['n_failed']:<4d} mean={mean}{ci}")
+    _print_alignment(records)
     if failed:
         log.warning("%d of %d utterance(s) had at least one failed metric (%s); see %s",
                     len(failed), len(records), ", ".join(failed[:5]) + (" ..." if len(failed) > 5 else ""),
@@ -107,17 +146,15 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _score_many(args: argparse.Namespace) -> int:
-    from eval.pair import parse_length_tolerance
     from eval.runner import EvalInputError
     from eval.systems import parse_systems, score_systems
 
     try:
-        policy = parse_length_tolerance(args.length_tolerance)
         systems = parse_systems(args.gen)
         result = score_systems(args.ref, systems, args.baseline, args.metrics, args.out, workers=args.workers,
                                cache_path=args.cache, use_cache=not args.no_cache, seed=args.seed,
-                               n_boot=args.n_boot, length_policy=policy)
-    except (EvalInputError, ValueError) as e:
+                               n_boot=args.n_boot, **_inputs(args))
+    except (EvalInputError, ValueError, FileNotFoundError) as e:
         log.error("%s", e)
         return 2
     for name, summ in result["summary"].items():

@@ -5,9 +5,16 @@ the front-end (256 samples at 22050 Hz, scaled to other rates) and are then trim
 a larger difference means the vocoder produced the wrong length, which is an error, not something
 to trim silently. Audio is compared as given: no normalisation here (the generator already
 peak-normalises its output).
+
+An ``Alignment`` (``--align``) changes that for outputs that are not sample-aligned by design:
+``lag`` shifts the generated file by its cross-correlation lag with the reference (a vocoder's
+constant delay) before every reference metric; ``dtw`` lets the WORLD metrics (MCD, F0, V/UV) compare
+the whole files along a dynamic-time-warping path (eval.metrics.world), while the sample-aligned
+metrics keep the length policy.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -15,7 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from eval.registry import REFERENCE_HOP, REFERENCE_RATE
+from eval.registry import DTW_SETTINGS, LAG_SETTINGS, REFERENCE_HOP, REFERENCE_RATE, package_version
 
 
 class PairError(ValueError):
@@ -67,17 +74,106 @@ class LengthPolicy:
 SPEC_LENGTH_POLICY = LengthPolicy(hops=1.0)  # ../shared/spec/metrics.md: at most one hop
 
 
-def parse_length_tolerance(text: str) -> LengthPolicy:
-    """"1hop", "3 hops", "2.5hops" (front-end hops) or "768" / "768samples" (samples)."""
+def _parse_span(text: str, what: str) -> tuple[float | None, int | None]:
+    """"1hop", "3 hops", "2.5hops" -> (hops, None); "768" / "768samples" -> (None, samples)."""
     m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(hops?|samples?)?\s*", str(text))
     if not m:
-        raise ValueError(f"length tolerance {text!r}: expected e.g. '1hop', '4hops' or '1024' (samples)")
+        raise ValueError(f"{what} {text!r}: expected e.g. '1hop', '4hops' or '1024' (samples)")
     number, unit = m.group(1), (m.group(2) or "samples")
     if unit.startswith("hop"):
-        return LengthPolicy(hops=float(number))
+        return float(number), None
     if "." in number:
-        raise ValueError(f"length tolerance {text!r}: a number of samples must be a whole number")
-    return LengthPolicy(samples=int(number))
+        raise ValueError(f"{what} {text!r}: a number of samples must be a whole number")
+    return None, int(number)
+
+
+def parse_length_tolerance(text: str) -> LengthPolicy:
+    """"1hop", "3 hops", "2.5hops" (front-end hops) or "768" / "768samples" (samples)."""
+    hops, samples = _parse_span(text, "length tolerance")
+    return LengthPolicy(hops=hops, samples=samples)
+
+
+ALIGN_METHODS = ("dtw", "lag")
+DEFAULT_MAX_LAG = "8hops"  # 2048 samples (93 ms) at 22050 Hz: published vocoders' delays are a few hops
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """How each generated file is aligned to its reference before the reference metrics (``--align``).
+
+    ``dtw``: the WORLD metrics (mcd, f0_rmse, vuv_error) compare the whole files, silence-trimmed, along a
+    DTW path on mel-cepstra (for text-to-speech output of another length); the sample-aligned metrics keep
+    the length policy. ``lag``: the generated file is shifted by the lag (|lag| <= max_lag, in front-end
+    hops or samples like the length tolerance) that maximises its cross-correlation with the reference,
+    and every reference metric scores the overlap (for vocoders with a constant delay).
+    """
+
+    method: str
+    max_lag_hops: float | None = None
+    max_lag_samples: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in ALIGN_METHODS:
+            raise ValueError(f"alignment {self.method!r}: choose from {', '.join(ALIGN_METHODS)}")
+        given = (self.max_lag_hops is not None) + (self.max_lag_samples is not None)
+        if self.method == "lag" and given != 1:
+            raise ValueError("Alignment('lag'): give exactly one of max_lag_hops or max_lag_samples")
+        if self.method == "dtw" and given:
+            raise ValueError("Alignment('dtw'): a maximum lag applies to --align lag only")
+        for v in (self.max_lag_hops, self.max_lag_samples):
+            if v is not None and v < 0:
+                raise ValueError(f"maximum lag must be >= 0, got {v}")
+
+    def max_lag(self, sample_rate: int) -> int:
+        if self.max_lag_samples is not None:
+            return int(self.max_lag_samples)
+        return length_tolerance(sample_rate, float(self.max_lag_hops or 0.0))
+
+    def describe_max_lag(self) -> str:
+        if self.max_lag_samples is not None:
+            return f"{self.max_lag_samples} samples"
+        return f"{self.max_lag_hops:g} hop{'' if self.max_lag_hops == 1 else 's'}"
+
+    def info(self) -> dict[str, Any]:
+        """What summaries record under each reference metric's ``settings.alignment``."""
+        if self.method == "dtw":
+            return {"method": "dtw", **DTW_SETTINGS, "version": f"librosa {package_version('librosa')}"}
+        return {"method": "lag", **LAG_SETTINGS, "max_lag": self.describe_max_lag(),
+                "max_lag_samples_at_22050_hz": self.max_lag(REFERENCE_RATE),
+                "version": f"scipy {package_version('scipy')}"}
+
+    @property
+    def cache_version(self) -> str:
+        """Part of the cache key of every score made under this alignment (settings and versions)."""
+        return json.dumps(self.info(), sort_keys=True, default=str)
+
+
+def parse_alignment(method: str | None, max_lag: str | None = None) -> Alignment | None:
+    """``--align`` and ``--max-lag`` -> an Alignment (None: sample-aligned, the spec's policy)."""
+    if method is None:
+        if max_lag is not None:
+            raise ValueError("--max-lag applies to --align lag only")
+        return None
+    if method != "lag":
+        if max_lag is not None:
+            raise ValueError(f"--max-lag applies to --align lag only, not --align {method}")
+        return Alignment(method)
+    hops, samples = _parse_span(max_lag if max_lag is not None else DEFAULT_MAX_LAG, "maximum lag")
+    return Alignment("lag", max_lag_hops=hops, max_lag_samples=samples)
+
+
+def estimate_lag(ref: np.ndarray, gen: np.ndarray, max_lag: int) -> int:
+    """The lag (samples; > 0: the generated audio is late) maximising sum_t gen[t + lag] * ref[t], |lag| <= max_lag."""
+    from scipy.signal import correlate, correlation_lags
+
+    c = correlate(gen.astype(np.float64), ref.astype(np.float64), mode="full", method="fft")
+    lags = correlation_lags(len(gen), len(ref), mode="full")
+    window = np.abs(lags) <= max_lag
+    best = int(np.argmax(np.where(window, c, -np.inf)))
+    if not c[best] > 0:
+        raise PairError(f"no positive cross-correlation between the files within a lag of {max_lag} samples "
+                        f"(silent, or unrelated audio)")
+    return int(lags[best])
 
 
 def read_mono(path: str | os.PathLike) -> tuple[np.ndarray, int]:
@@ -108,19 +204,26 @@ def _check_waveform(wav: np.ndarray, name: str) -> np.ndarray:
 class Pair:
     """Waveforms of one utterance plus a memo of shared analysis (resampled signals, WORLD tracks).
 
-    ``gen``/``ref`` are the trimmed pair the reference metrics compare; ``gen_full`` is the generated
-    audio as given, which reference-free metrics score. A reference that cannot be used (length
-    beyond the policy, another sample rate, unreadable) is remembered as ``ref_error`` and raised by
-    ``require_reference``, so only the metrics that need it fail.
+    ``gen``/``ref`` are the trimmed pair the reference metrics compare (under ``--align lag``: shifted by
+    ``lag`` and cut to their overlap); ``gen_full`` is the generated audio as given, which reference-free
+    metrics score, and ``ref_full`` the reference as given, which the DTW metrics compare with it. A
+    reference that cannot be used (length beyond the policy, another sample rate, unreadable) is
+    remembered as ``ref_error`` and raised by ``require_reference``, so only the metrics that need it fail;
+    ``reference_full`` fails only for the problems a length difference is not. ``text`` is what the
+    utterance says (for the intelligibility metrics), when known.
     """
 
     def __init__(self, utt: str, ref: np.ndarray | None, gen: np.ndarray, sample_rate: int,
                  ref_name: str = "reference", gen_name: str = "generated",
-                 length_policy: LengthPolicy = SPEC_LENGTH_POLICY, ref_error: str | None = None) -> None:
+                 length_policy: LengthPolicy = SPEC_LENGTH_POLICY, ref_error: str | None = None,
+                 alignment: Alignment | None = None, text: str | None = None) -> None:
         self.utt = utt
         self.sample_rate = int(sample_rate)
         self.ref_name, self.gen_name = ref_name, gen_name
         self.length_policy = length_policy
+        self.alignment = alignment
+        self.text = text
+        self.lag: int | None = None  # samples the generated audio is late by (--align lag)
         self.ref_error = ref_error
         gen = _check_waveform(gen, gen_name)
         self.gen_full = gen
@@ -129,16 +232,43 @@ class Pair:
                 ref = _check_waveform(ref, ref_name)
             except PairError as e:
                 ref, self.ref_error = None, str(e)
+        # the reference as given, before the length policy (None when unusable for another reason)
+        self.ref_full = ref if self.ref_error is None else None
+        self.ref_full_error = self.ref_error
+        if ref is not None and self.ref_error is None:
+            slack = 0
+            if alignment is not None and alignment.method == "lag":
+                try:
+                    self.lag = estimate_lag(ref, gen, alignment.max_lag(self.sample_rate))
+                except PairError as e:
+                    self.ref_error = f"{gen_name}: --align lag: {e}"
+                    ref = None
+                else:
+                    # a delayed output is as long as the reference (its tail cut) or longer by the delay
+                    slack = abs(self.lag)
         if ref is not None and self.ref_error is None:
             diff = abs(len(ref) - len(gen))
             tol = length_policy.tolerance(self.sample_rate)
-            if diff > tol:
-                self.ref_error = (
-                    f"{gen_name}: length {len(gen)} samples differs from the reference {ref_name} "
-                    f"({len(ref)} samples) by {diff} > the length tolerance {length_policy.describe()} "
-                    f"({tol} samples at {self.sample_rate} Hz; see --length-tolerance)")
+            if diff > tol + slack:
+                if self.lag is None:
+                    self.ref_error = (
+                        f"{gen_name}: length {len(gen)} samples differs from the reference {ref_name} "
+                        f"({len(ref)} samples) by {diff} > the length tolerance {length_policy.describe()} "
+                        f"({tol} samples at {self.sample_rate} Hz; see --length-tolerance)")
+                else:
+                    self.ref_error = (
+                        f"{gen_name}: length {len(gen)} samples differs from the reference {ref_name} "
+                        f"({len(ref)} samples) by {diff} > the length tolerance {length_policy.describe()} "
+                        f"plus the lag |{self.lag}| ({tol + slack} samples at {self.sample_rate} Hz; "
+                        f"see --length-tolerance)")
+                if alignment is not None and alignment.method == "dtw":
+                    self.ref_error += ("; --align dtw aligns only mcd, f0_rmse and vuv_error, this metric "
+                                       "needs sample-aligned files")
                 ref = None
             else:
+                if self.lag:
+                    # score the overlap: drop the generated file's delay, or the reference's head if it is early
+                    ref, gen = (ref, gen[self.lag:]) if self.lag > 0 else (ref[-self.lag:], gen)
                 n = min(len(ref), len(gen))
                 ref, gen = ref[:n], gen[:n]
         elif self.ref_error is not None:
@@ -148,7 +278,8 @@ class Pair:
 
     @classmethod
     def from_files(cls, utt: str, ref_path: str | os.PathLike | None, gen_path: str | os.PathLike,
-                   length_policy: LengthPolicy = SPEC_LENGTH_POLICY) -> "Pair":
+                   length_policy: LengthPolicy = SPEC_LENGTH_POLICY, alignment: Alignment | None = None,
+                   text: str | None = None) -> "Pair":
         """An unreadable generated file raises PairError; a reference problem fails only reference metrics."""
         gen, sr = read_mono(gen_path)
         ref, ref_error = None, None
@@ -161,7 +292,20 @@ class Pair:
             except PairError as e:
                 ref_error = str(e)
         return cls(utt, ref, gen, sr, ref_name=str(ref_path), gen_name=str(gen_path),
-                   length_policy=length_policy, ref_error=ref_error)
+                   length_policy=length_policy, ref_error=ref_error, alignment=alignment, text=text)
+
+    def reference_full(self) -> np.ndarray:
+        """The reference as given, whatever its length (for the DTW metrics)."""
+        if self.ref_full_error is not None:
+            raise PairError(self.ref_full_error)
+        if self.ref_full is None:
+            raise PairError(f"{self.gen_name}: this metric needs a reference recording (none given)")
+        return self.ref_full
+
+    def require_text(self) -> str:
+        if self.text is None:
+            raise PairError(f"{self.gen_name}: no text for utterance {self.utt!r} (see --text)")
+        return self.text
 
     def require_reference(self) -> np.ndarray:
         if self.ref_error is not None:
@@ -183,11 +327,13 @@ class Pair:
         return value
 
     def signal(self, which: str, sample_rate: int | None = None) -> np.ndarray:
-        """``which`` = "ref", "gen" (trimmed to the reference) or "gen_full" (as given), at ``sample_rate``
-        (resampled once with soxr HQ, then memoised)."""
-        if which not in ("ref", "gen", "gen_full"):
+        """``which`` = "ref", "gen" (trimmed to the reference), "gen_full" or "ref_full" (as given), at
+        ``sample_rate`` (resampled once with soxr HQ, then memoised)."""
+        getters = {"ref": self.require_reference, "gen": lambda: self.gen, "gen_full": lambda: self.gen_full,
+                   "ref_full": self.reference_full}
+        if which not in getters:
             raise ValueError(f"Pair.signal: unknown signal {which!r}")
-        wav = self.require_reference() if which == "ref" else (self.gen_full if which == "gen_full" else self.gen)
+        wav = getters[which]()
         if sample_rate is None or sample_rate == self.sample_rate:
             return wav
 

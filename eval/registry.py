@@ -34,6 +34,8 @@ class Metric:
     implementation: str  # what is called, in words a reader can look up
     compute: str  # "module:function" taking a eval.pair.Pair and returning a float
     settings: Mapping[str, Any] = field(default_factory=dict)
+    # needs the utterance's text (what a recogniser's transcript is compared with), not reference audio
+    needs_text: bool = False
     # Bump when this project's code for the metric changes in a way that changes scores;
     # it is part of the cache key, so stale cached scores are never reused.
     revision: int = 1
@@ -62,10 +64,13 @@ class Metric:
 
     def info(self) -> dict[str, Any]:
         """The metadata recorded in summaries and provenance."""
-        return {"implementation": self.implementation, "version": self.version,
-                "settings": dict(self.settings), "higher_is_better": self.higher_is_better,
-                "unit": self.unit, "needs_reference": self.needs_reference,
-                "sample_rate": self.sample_rate}
+        out = {"implementation": self.implementation, "version": self.version,
+               "settings": dict(self.settings), "higher_is_better": self.higher_is_better,
+               "unit": self.unit, "needs_reference": self.needs_reference,
+               "sample_rate": self.sample_rate}
+        if self.needs_text:  # only where true, so the audio metrics' summaries stay as they were
+            out["needs_text"] = True
+        return out
 
 
 @functools.lru_cache(maxsize=None)
@@ -109,6 +114,44 @@ MCD_SETTINGS = {**WORLD_SETTINGS, "envelope": "cheaptrick",
                 "alpha_at_22050": 0.455, "alpha_other_rates": "pysptk.util.mcepalpha(fs)",
                 "c0": "excluded", "frames": "all frames, time-aligned, no DTW",
                 "formula": "(10/ln10)*sqrt(2*sum_d (c_d-c'_d)^2), mean over frames"}
+
+# --align dtw (eval.metrics.world): what the WORLD metrics compare when the files differ in length
+DTW_SETTINGS = {
+    "implementation": "librosa.sequence.dtw (numba; already a dependency, MIT, unlike the GPL dtw-python)",
+    "features": "the MCD's WORLD mel-cepstra c1..c24 (c0, the energy, excluded), 5 ms frames",
+    "distance": "euclidean",
+    "step_pattern": "symmetric2: steps (1,1), (0,1), (1,0) with weights 2, 1, 1",
+    "global_constraint": "none (the whole cost matrix)",
+    "silence_trimming": {"method": "librosa.effects.trim, leading and trailing, each file on its own",
+                         "top_db": 40, "frame_length_at_22050_hz": 1024, "hop_length_at_22050_hz": 256},
+    "mcd": "mean over the path's frame pairs",
+    "f0_rmse": "over the path's frame pairs voiced in both",
+    "vuv_error": "fraction of the path's frame pairs whose voicing differs",
+    "sample_aligned_metrics": "unchanged: the length policy applies (refused beyond the tolerance)",
+    "recorded_per_utterance": "alignment: ref_speech_s, gen_speech_s (after trimming), duration_ratio "
+                              "(gen / ref), path_frames",
+}
+# --align lag (eval.pair.estimate_lag)
+LAG_SETTINGS = {
+    "estimate": "argmax over |lag| <= max_lag of sum_t gen[t + lag] * ref[t] (scipy.signal.correlate, fft)",
+    "shift": "every reference metric scores the overlap after the shift",
+    "length_policy": "lengths may differ by the tolerance plus |lag|",
+    "recorded_per_utterance": "alignment: lag_samples (> 0: the generated file is late), lag_s",
+}
+
+# Intelligibility: pocketsphinx's US English model files, inside its wheel (nothing is downloaded)
+ASR_MODEL_FILES = {"hmm": "en-us/en-us", "lm": "en-us/en-us.lm.bin", "dict": "en-us/cmudict-en-us.dict"}
+ASR_SAMPLE_RATE = 16000
+_ASR_SETTINGS = {
+    "recogniser": "pocketsphinx.Decoder, US English model from the installed wheel (pocketsphinx.get_model_path())",
+    "model_files": dict(ASR_MODEL_FILES), "samprate": ASR_SAMPLE_RATE,
+    "decoding": "one utterance (process_raw full_utt=True); every other option pocketsphinx's default",
+    "input": "generated audio as given, resampled to 16 kHz (soxr HQ), clipped to [-1, 1], 16-bit PCM",
+    "normalisation": "jiwer, the same on transcript and text: lower case, hyphens and dashes to spaces, "
+                     "punctuation removed, spaces collapsed, stripped",
+    "text": "per utterance from --text (LJSpeech metadata.csv: the normalized column; or id|text)",
+}
+_ASR_PACKAGES = ("pocketsphinx", "jiwer", "soxr")
 
 _DNSMOS_SETTINGS = {"models": "speechmos/dnsmos_models sig_bak_ovr.onnx + model_v8.onnx (in the package)",
                     "personalized": False, "input": "generated audio only, resampled to 16 kHz "
@@ -185,6 +228,16 @@ _ALL: tuple[Metric, ...] = (
        sample_rate=16000, higher_is_better=True, unit="MOS", package=_DNSMOS_PACKAGES,
        implementation="speechmos.dnsmos.DNSMOS, p808_mos", compute="eval.metrics.dnsmos:p808",
        settings=_DNSMOS_SETTINGS, revision=_DNSMOS_REVISION),
+    _m(name="wer", description="word error rate of an offline recogniser's transcript against the text",
+       needs_reference=False, needs_text=True, sample_rate=ASR_SAMPLE_RATE, higher_is_better=False,
+       unit="fraction of words", package=_ASR_PACKAGES,
+       implementation="pocketsphinx (bundled en-us model) transcript -> jiwer.wer", compute="eval.metrics.asr:wer",
+       settings={**_ASR_SETTINGS, "formula": "(substitutions + deletions + insertions) / words in the text"}),
+    _m(name="cer", description="character error rate of an offline recogniser's transcript against the text",
+       needs_reference=False, needs_text=True, sample_rate=ASR_SAMPLE_RATE, higher_is_better=False,
+       unit="fraction of characters", package=_ASR_PACKAGES,
+       implementation="pocketsphinx (bundled en-us model) transcript -> jiwer.cer", compute="eval.metrics.asr:cer",
+       settings={**_ASR_SETTINGS, "formula": "character edit distance / characters in the text (spaces count)"}),
 )
 
 METRICS: dict[str, Metric] = {m.name: m for m in _ALL}

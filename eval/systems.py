@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from eval.files import write_json
-from eval.pair import SPEC_LENGTH_POLICY, LengthPolicy
+from eval.pair import SPEC_LENGTH_POLICY, Alignment, LengthPolicy
 from eval.registry import METRICS
 from priorgrad.fileio import format_csv, write_text_atomic
 
@@ -107,11 +107,13 @@ def score_systems(ref_dir: str | os.PathLike | None, systems: Mapping[str, str |
                   metrics: str | Sequence[str], out_dir: str | os.PathLike, workers: int = 1, *,
                   cache_path: str | os.PathLike | None = None, use_cache: bool = True, seed: int = 0,
                   n_boot: int = 2000, length_policy: LengthPolicy = SPEC_LENGTH_POLICY,
-                  progress: bool | None = None) -> dict[str, Any]:
+                  progress: bool | None = None, alignment: Alignment | None = None, pair_by: str | None = None,
+                  texts: Mapping[str, str] | None = None, text_source: str | None = None) -> dict[str, Any]:
     """Score every system against ``ref_dir``, write the tables; returns {"summary", "comparisons"}.
 
     One score cache (default ``OUT/cache.sqlite``) serves all systems, so a re-run with one more
-    system scores only that one.
+    system scores only that one. ``alignment``, ``pair_by`` and ``texts`` are ``score_dirs``' and apply
+    to every system (``--align dtw`` for text-to-speech systems' published samples).
     """
     from eval.runner import EvalInputError, score_dirs
 
@@ -125,7 +127,8 @@ def score_systems(ref_dir: str | os.PathLike | None, systems: Mapping[str, str |
         log.info("system %s: %s", name, gen_dir)
         records[name], summaries[name] = score_dirs(
             ref_dir, gen_dir, metrics, out_dir / name, workers=workers, cache_path=cache, use_cache=use_cache,
-            seed=seed, n_boot=n_boot, progress=progress, length_policy=length_policy)
+            seed=seed, n_boot=n_boot, progress=progress, length_policy=length_policy, alignment=alignment,
+            pair_by=pair_by, texts=texts, text_source=text_source)
     names: list[str] = list(summaries[baseline])
 
     score_rows = [{"system": s, "utt": r["utt"], "metric": m, "value": r.get(m), "error": r["errors"].get(m)}
@@ -144,9 +147,15 @@ def score_systems(ref_dir: str | os.PathLike | None, systems: Mapping[str, str |
     write_text_atomic(out_dir / "scores.csv", format_csv(score_rows, SCORE_COLUMNS))
     write_text_atomic(out_dir / "summary.csv", format_csv(summary_rows, SUMMARY_COLUMNS))
     write_text_atomic(out_dir / "comparisons.csv", format_csv(comparison_rows, COMPARISON_COLUMNS))
-    write_json(out_dir / "comparisons.json", {
+    doc: dict[str, Any] = {
         "baseline": baseline, "difference": "a - b, b = baseline, paired by utterance",
         "length_policy": length_policy.info(), "reference_dir": None if ref_dir is None else str(ref_dir),
-        "systems": {s: str(d) for s, d in systems.items()}, "comparisons": comparisons})
+        "systems": {s: str(d) for s, d in systems.items()}, "comparisons": comparisons}
+    # only when given, so a plain run's file is as before
+    if alignment is not None:
+        doc["alignment"] = alignment.info()
+    if pair_by is not None:
+        doc["pair_by"] = pair_by
+    write_json(out_dir / "comparisons.json", doc)
     return {"summary": summaries, "comparisons": comparisons}
 
