@@ -49,8 +49,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from eval.aggregate import (ABOVE_FLOOR, AT_FLOOR, BASELINE, FLOOR_NOT_JUDGED, NO_FLOOR, PRIOR_OF_SYSTEM, SYSTEM_LABELS, TREATMENT, Rule,
-                            ScoreCube, contrast, direction, floor_row, floor_status, model_key)
+from eval.aggregate import (ABOVE_FLOOR, AT_FLOOR, BASELINE, FLOOR_NOT_JUDGED, NO_FLOOR, PRIOR_OF_SYSTEM,
+                            SYSTEM_LABELS, TREATMENT, Rule, ScoreCube, contrast, direction, floor_row, floor_status,
+                            model_key)
 from priorgrad import registry
 from reports.metrics_info import metric_info
 from reports.tables import fmt_params
@@ -363,7 +364,8 @@ class _Scope:
     budgets: list[int]
     sizes: list[str]
 
-    floors: dict = field(default_factory=dict)   # (system, size, budget, t, metric) -> floor_status, memoised
+    # (system, size, budget, t, metric) -> (floor_status, the rule's reason when not judged), memoised
+    floors: dict = field(default_factory=dict)
 
     def decide(self, key: str, title: str, scope: str, tests: list[ClaimTest], pair: tuple[str, str]) -> Claim:
         verdict, reason, held = decide(tests, self.cs.margins, self.alpha, pair)
@@ -410,6 +412,7 @@ class _Scope:
         if not settings:
             info = metric_info(metric, self.cube.higher[metric])
             floored = any(AT_FLOOR in o for o in out)
+            name = f"{name.split(' over ')[0]} over {len(out)} setting(s), every one at floor or with its floor not judged"
             return ClaimTest(name, metric, info.heading, is_primary, deciding, None, None, None, None, 0, 0, "", {},
                              False, "at floor" if floored else f"its floor comparisons are not judged: {out[0]}",
                              self.cube.higher[metric], decimals=info.decimals, pair=pair,

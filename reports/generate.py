@@ -87,7 +87,8 @@ def _table_pages(table: ResultsTable, title: str = "Results") -> list[plt.Figure
         pages.append(text_table_figure(
             f"{title}: mean \u00b1 95% CI half-width (page {p + 1} of {n_pages})", header, rows[sl], bold[sl], widths,
             notes=[f"Bold: best in column. {_marks_note(table)} at the same setting (judged comparison, its own 95% "
-                   f"two-level CI excludes 0; uncorrected, does not vote). \u2020: {table.floor_flag} on a primary "
+                   f"two-level CI excludes 0, estimate beyond the equivalence margin; uncorrected, does not vote). "
+                   f"\u2020: {table.floor_flag} on a primary "
                    "metric."]))
     return pages
 
