@@ -386,18 +386,15 @@ class _Scope:
 
     def gate(self, settings: list[tuple[str, int, int]], metric: str, pair: tuple[str, str],
              is_primary: bool) -> tuple[list[tuple[str, int, int]], list[str]]:
-        """(settings where both systems are above their own floor on the metric, the others in words).
-        Secondary metrics are not gated (they never vote); a system without floor rows cannot be gated. A floor
-        comparison the rule cannot judge (too few seeds or utterances) does not pass the gate either."""
+        """(settings that may vote, the settings at floor in words). A setting votes when neither system is at
+        its own floor on the metric there. Secondary metrics are not gated (they never vote); a system without
+        floor rows cannot be gated; a floor comparison the rule cannot judge keeps its setting, but the test
+        over it is then not judged (gated_test)."""
         if not is_primary:
             return settings, []
         kept, out = [], []
         for st in settings:
-            bad = []
-            for sys_ in pair:
-                status, why = self.floor(sys_, st, metric)
-                if status not in (ABOVE_FLOOR, NO_FLOOR):
-                    bad.append(f"{SYSTEM_LABELS[sys_]} {status}" + (f" ({why})" if status == FLOOR_NOT_JUDGED else ""))
+            bad = [f"{SYSTEM_LABELS[sys_]} {AT_FLOOR}" for sys_ in pair if self.floor(sys_, st, metric)[0] == AT_FLOOR]
             if bad:
                 out.append(f"{st[0]} {st[1]} steps T={st[2]}: {' and '.join(bad)}")
             else:
@@ -407,19 +404,24 @@ class _Scope:
     def gated_test(self, name: str, metric: str, settings: list[tuple[str, int, int]], out: list[str],
                    terms: list[tuple[float, tuple]], is_primary: bool, deciding: bool,
                    pair: tuple[str, str]) -> ClaimTest:
-        """The contrast over the settings kept by the gate; with none kept, the primary shown at floor (or, when
-        no setting is at floor but the floor comparisons break the rule, not judged)."""
+        """The contrast over the settings kept by the gate; with none kept, the primary shown at floor. A kept
+        setting whose floor comparison the rule cannot judge makes the test not judged (its own reason first:
+        a test that breaks the rule itself says why)."""
         if not settings:
             info = metric_info(metric, self.cube.higher[metric])
-            floored = any(AT_FLOOR in o for o in out)
-            name = f"{name.split(' over ')[0]} over {len(out)} setting(s), every one at floor or with its floor not judged"
+            name = f"{name.split(' over ')[0]} over {len(out)} setting(s), every one at floor"
             return ClaimTest(name, metric, info.heading, is_primary, deciding, None, None, None, None, 0, 0, "", {},
-                             False, "at floor" if floored else f"its floor comparisons are not judged: {out[0]}",
-                             self.cube.higher[metric], decimals=info.decimals, pair=pair,
-                             at_floor=_floor_summary(out) if floored else "", left_out=out)
+                             False, "at floor", self.cube.higher[metric], decimals=info.decimals, pair=pair,
+                             at_floor=_floor_summary(out), left_out=out)
         t = _test(self.cube, name + (f"; {len(out)} setting(s) at floor left out" if out else ""), metric, terms,
                   self.cs.rule, is_primary, deciding, pair)
         t.left_out = out
+        if is_primary and t.judged:
+            nj = [f"{st[0]} {st[1]} steps T={st[2]}: {SYSTEM_LABELS[sys_]} {FLOOR_NOT_JUDGED} ({why})"
+                  for st in settings for sys_ in pair
+                  if (f := self.floor(sys_, st, metric))[0] == FLOOR_NOT_JUDGED and (why := f[1])]
+            if nj:   # whether these systems beat their floors is unknown there: the test cannot vote
+                t.judged, t.not_judged = False, f"its floor comparisons are not judged: {_floor_summary(nj, 2)}"
         return t
 
 
@@ -502,10 +504,11 @@ def _claim_small_size(sc: _Scope, pair: tuple[str, str], title: str, what: str =
         inter = _pair_terms(sc.cube, [(small, b_, t) for b_, t in common], m, pair=pair) + \
             _pair_terms(sc.cube, [(large, b_, t) for b_, t in common], m, weight=-1.0, pair=pair)
         at_small = _pair_terms(sc.cube, [(small, b_, t) for b_, t in common], m, pair=pair)
+        both = [(size, b_, t) for size in (small, large) for b_, t in common]
         return [sc.gated_test(f"interaction ({small} advantage - {large} advantage) over {len(common)} settings",
-                              m, common, out, inter, is_primary, True, pair),
-                sc.gated_test(f"{a} - {b} at {small} over {len(common)} settings", m, common, out, at_small,
-                              is_primary, False, pair)]
+                              m, both, out, inter, is_primary, True, pair),
+                sc.gated_test(f"{a} - {b} at {small} over {len(common)} settings", m,
+                              [(small, b_, t) for b_, t in common], out, at_small, is_primary, False, pair)]
     c = sc.decide("small_size", title, scope, sc.tests(build), pair)
     c.evidence = _evidence(sc.comparisons, sc.cube, sc.primary, sizes={small}, pair=pair)
     return c
