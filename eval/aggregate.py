@@ -10,14 +10,21 @@ Used by the evaluate stage (summary.json, comparisons.json, metrics.json, MLflow
 
     A comparison is judged only with at least ``min_seeds`` seeds of each system and ``min_utts``
     utterances scored for every seed of both systems; otherwise it is shown and marked "not judged".
-    Utterances not scored for every seed of both systems are dropped from it, and counted.
+    Utterances not scored for every seed of both systems are dropped from it, and counted. A judged
+    comparison whose 95% CI excludes 0 names the better system only when its estimate lies beyond
+    the metric's equivalence margin (report.equivalence_margins); inside it, it is a "negligible
+    difference" (a metric without a margin has no negligible zone). A system setting is "above its
+    floor" on a metric only when its comparison with its own floor (its own prior's sample scored
+    without the model) names the system better by that same rule; otherwise it is "at floor", and a
+    comparison of two systems on that metric there does not vote in a claim (floor_status).
 
 Nothing here imports torch or matplotlib.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Iterable, Sequence
+from typing import Any, Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -38,6 +45,10 @@ KINDS = (KIND_MODEL, KIND_PRIOR_NOISE)
 
 NOT_JUDGED = "not judged"
 NO_DIFFERENCE = "no significant difference"
+NEGLIGIBLE = "negligible difference"   # significant, but the estimate lies inside the equivalence margin
+
+# a system setting against its own floor on one metric (floor_status)
+ABOVE_FLOOR, AT_FLOOR, FLOOR_NOT_JUDGED, NO_FLOOR = "above floor", "at floor", "floor not judged", "no floor scored"
 
 
 def floor_label(system: str) -> str:
@@ -50,12 +61,14 @@ def floor_label(system: str) -> str:
 @dataclass(frozen=True)
 class Rule:
     """The judging rule and the bootstrap settings (params: report.min_seeds, report.claim_min_n,
-    evaluate.n_boot, evaluate.bootstrap_seed); no defaults, so a missing key is the caller's error."""
+    evaluate.n_boot, evaluate.bootstrap_seed, and the family's equivalence_margins); no defaults but the
+    margins (none: no metric has a negligible zone), so a missing key is the caller's error."""
     min_seeds: int
     min_utts: int
     n_boot: int
     seed: int
     level: float
+    margins: Mapping[str, float] = field(default_factory=dict, hash=False)   # metric -> equivalence margin
 
     def __post_init__(self) -> None:
         if self.min_seeds < 1 or self.min_utts < 1:
@@ -64,6 +77,9 @@ class Rule:
             raise ValueError(f"Rule: n_boot must be >= 100, got {self.n_boot}")
         if not 0.5 <= self.level < 1.0:
             raise ValueError(f"Rule: level must be in [0.5, 1), got {self.level}")
+        bad = {k: v for k, v in self.margins.items() if not float(v) > 0}
+        if bad:
+            raise ValueError(f"Rule: equivalence margins must be > 0, got {bad}")
 
     def text(self) -> str:
         return (f"a comparison is judged only with at least {self.min_seeds} training seeds per system and "
@@ -90,14 +106,38 @@ def direction(estimate_low: float, estimate_high: float, higher_is_better: bool)
     return None
 
 
-def outcome(row: dict[str, Any]) -> str:
-    """'a better' | 'b better' | 'no significant difference' | 'not judged' for a comparison row.
+def _missing(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
 
-    The table markers, `eval compare` and the MLflow tags all read a comparison through this."""
-    if not row.get("judged") or row.get("ci_low") is None:
+
+def outcome(row: Mapping[str, Any]) -> str:
+    """'a better' | 'b better' | 'negligible difference' | 'no significant difference' | 'not judged' for
+    a comparison row (its judged, ci_low, ci_high, mean_diff, higher_is_better and margin).
+
+    The table markers, the floor check, the claims' floor gate, `eval compare`, `eval score-many` and the
+    MLflow tags all read a comparison through this: significant (the 95% CI excludes 0) AND beyond the
+    margin names a better system; significant inside the margin is negligible."""
+    if not row.get("judged") or _missing(row.get("ci_low")):
         return NOT_JUDGED
     d = direction(float(row["ci_low"]), float(row["ci_high"]), bool(row["higher_is_better"]))
-    return {"a": "a better", "b": "b better"}.get(d, NO_DIFFERENCE)
+    if d is None:
+        return NO_DIFFERENCE
+    margin = row.get("margin")
+    if not _missing(margin) and abs(float(row["mean_diff"])) <= float(margin):
+        return NEGLIGIBLE
+    return {"a": "a better", "b": "b better"}[d]
+
+
+def floor_status(row: Mapping[str, Any] | None) -> str:
+    """A system setting against its own floor (a floor comparison row, a - floor; None: no floor scored):
+    'above floor' only when outcome() names the system better (significant and beyond the margin). The
+    results table's floor flag and the claims' floor gate both read it, so they cannot disagree."""
+    if row is None:
+        return NO_FLOOR
+    o = outcome(row)
+    if o == NOT_JUDGED:
+        return FLOOR_NOT_JUDGED
+    return ABOVE_FLOOR if o == "a better" else AT_FLOOR
 
 
 # --- the scores as matrices ---
@@ -278,9 +318,15 @@ def _comparison_row(cube: ScoreCube, a: Key, b: Key, rule: Rule) -> dict[str, An
            "higher_is_better": cube.higher[metric], "n": res["n"], "n_seeds_a": len(cube.cells[a].seeds),
            "n_seeds_b": len(cube.cells[b].seeds), "n_dropped": res["n_dropped"], "dropped": res["dropped"],
            "mean_diff": res["estimate"], "ci_low": res["ci_low"], "ci_high": res["ci_high"], "p_boot": res["p"],
-           "judged": res["judged"], "not_judged": res["not_judged"]}
+           "judged": res["judged"], "not_judged": res["not_judged"], "margin": rule.margins.get(metric)}
     row["outcome"] = outcome(row)
     return row
+
+
+def floor_row(cube: ScoreCube, key: Key, rule: Rule) -> dict[str, Any] | None:
+    """The comparison of a system cell with its own floor (the row aggregate() writes), or None without one."""
+    fk = floor_key(key[1], key[5])
+    return _comparison_row(cube, key, fk, rule) if fk in cube.cells else None
 
 
 def aggregate(scores, higher: dict[str, bool], rule: Rule,
@@ -298,19 +344,19 @@ def aggregate(scores, higher: dict[str, bool], rule: Rule,
             if other in cube.cells:
                 comparisons.append(_comparison_row(cube, k, other, rule))
     for k in cube.keys("model"):
-        fk = floor_key(k[1], k[5])
-        if fk in cube.cells:
-            comparisons.append(_comparison_row(cube, k, fk, rule))
+        row = floor_row(cube, k, rule)
+        if row is not None:
+            comparisons.append(row)
     return summary, comparisons
 
 
 def headline(summary: Iterable[dict], comparisons: Iterable[dict]) -> dict[str, Any]:
     """metrics.json for `dvc metrics show`: per setting and metric, both means, the difference, its CI,
     the seeds behind it and the rule's outcome, all numbers for DVC (judged: 1/0; outcome: 1 = PriorGrad
-    better, -1 = DiffWave better, 0 = no significant difference or not judged)."""
+    better, -1 = DiffWave better, 0 = negligible, no significant difference or not judged)."""
     means = {(s["system"], s["size"], s["budget"], s["t_infer"], s["metric"]): s["mean"]
              for s in summary if s["kind"] == "model"}
-    code = {"a better": 1, "b better": -1, NO_DIFFERENCE: 0, NOT_JUDGED: 0}
+    code = {"a better": 1, "b better": -1, NEGLIGIBLE: 0, NO_DIFFERENCE: 0, NOT_JUDGED: 0}
     out: dict[str, Any] = {}
     for c in comparisons:
         if c["kind"] != "systems":
@@ -325,11 +371,14 @@ def headline(summary: Iterable[dict], comparisons: Iterable[dict]) -> dict[str, 
     return out
 
 
-def outcome_words(row: dict[str, Any]) -> str:
-    """The outcome with the systems named, e.g. 'PriorGrad better', 'not judged (fewer than 3 seeds ...)'."""
+def outcome_words(row: Mapping[str, Any]) -> str:
+    """The outcome with the systems named, e.g. 'PriorGrad better', 'not judged (fewer than 3 seeds ...)',
+    'negligible difference (|+0.013| <= margin 0.1)'."""
     o = outcome(row)
     if o == NOT_JUDGED:
         return f"{NOT_JUDGED} ({row.get('not_judged') or 'no CI'})"
+    if o == NEGLIGIBLE:
+        return f"{NEGLIGIBLE} (|{float(row['mean_diff']):+.3g}| <= margin {float(row['margin']):g})"
     b_label = SYSTEM_LABELS.get(row["b"], "prior noise") if row["b"] != FLOOR else "prior noise"
     return {"a better": f"{SYSTEM_LABELS.get(row['a'], row['a'])} better", "b better": f"{b_label} better"}.get(o, o)
 

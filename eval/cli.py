@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     sm.add_argument("--out", required=True, type=Path,
                     help="output directory: scores.csv, summary.csv, comparisons.{json,csv}, <system>/")
     _common_scoring_args(sm)
+    _margins_arg(sm)
 
     c = sub.add_parser("compare", help="compare two scored systems (a - b): seeds, then utterances")
     c.add_argument("--a", required=True, type=Path, nargs="+",
@@ -60,9 +61,53 @@ def _parser() -> argparse.ArgumentParser:
                    help="fewer seeds per system: shown, not judged (default 3, as report.min_seeds)")
     c.add_argument("--min-n", type=int, default=8,
                    help="fewer utterances scored for every seed of both: not judged (default 8, as report.claim_min_n)")
+    _margins_arg(c)
 
     sub.add_parser("list", help="list the metrics with their metadata")
     return p
+
+
+def _margins_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--margins", default="params", metavar="M=V,...|params|none",
+                   help="equivalence margins: a significant difference whose estimate lies inside +-margin is a "
+                        "'negligible difference', not a better system (the report's rule). 'params' (default): "
+                        "the project's params.yaml report.equivalence_margins; 'none': no margins; or e.g. "
+                        "'pesq_wb=0.1,mrstft=0.05'")
+
+
+def parse_margins(text: str) -> dict[str, float]:
+    """--margins: 'params' (the project's report.equivalence_margins), 'none', or 'metric=value,...'."""
+    text = text.strip()
+    if text == "none":
+        return {}
+    if text == "params":
+        from priorgrad.schema import read_params
+
+        path = Path(__file__).resolve().parents[1] / "params.yaml"
+        if not path.is_file():
+            log.warning("--margins params: %s not found; no equivalence margins", path)
+            return {}
+        section = (read_params(path).get("report") or {}).get("equivalence_margins") or {}
+        return {str(k): float(v) for k, v in section.items()}
+    out: dict[str, float] = {}
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        try:
+            v = float(value)
+        except ValueError:
+            v = float("nan")
+        if not sep or not name.strip() or not v > 0:
+            raise ValueError(f"--margins {text!r}: expected 'params', 'none' or metric=value pairs with values > 0, "
+                             f"e.g. 'pesq_wb=0.1,mrstft=0.05' (bad item {item!r})")
+        out[name.strip()] = v
+    return out
+
+
+def _verdict(r: dict) -> str:
+    """The one rule's outcome of a compare / score-many result, in words."""
+    if not r["judged"]:
+        return f"not judged ({r['not_judged']})"
+    return {"a": "better=a", "b": "better=b"}.get(r["better"], r["outcome"])
 
 
 def _common_scoring_args(s: argparse.ArgumentParser) -> None:
@@ -151,9 +196,10 @@ def _score_many(args: argparse.Namespace) -> int:
 
     try:
         systems = parse_systems(args.gen)
+        margins = parse_margins(args.margins)
         result = score_systems(args.ref, systems, args.baseline, args.metrics, args.out, workers=args.workers,
                                cache_path=args.cache, use_cache=not args.no_cache, seed=args.seed,
-                               n_boot=args.n_boot, **_inputs(args))
+                               n_boot=args.n_boot, margins=margins, **_inputs(args))
     except (EvalInputError, ValueError, FileNotFoundError) as e:
         log.error("%s", e)
         return 2
@@ -166,16 +212,15 @@ def _score_many(args: argparse.Namespace) -> int:
             if r["mean_diff"] is None:
                 print(f"{name} - {args.baseline} {metric:12s} not comparable: {r['error']}")
             else:
-                verdict = f"better={r['better'] or '-'}" if r["judged"] else f"not judged ({r['not_judged']})"
                 print(f"{name} - {args.baseline} {metric:12s} n={r['n']:<4d} diff={r['mean_diff']:+.4f} "
-                      f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] {verdict}")
+                      f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] {_verdict(r)}")
     print(f"tables: {args.out / 'scores.csv'}, {args.out / 'summary.csv'}, {args.out / 'comparisons.csv'}")
     return 0
 
 
 def compare_scores(a_paths: Sequence[Path] | Path, b_paths: Sequence[Path] | Path,
                    metrics: Sequence[str] | None = None, seed: int = 0, n_boot: int = 2000, min_seeds: int = 3,
-                   min_n: int = 8) -> dict[str, dict]:
+                   min_n: int = 8, margins: dict[str, float] | None = None) -> dict[str, dict]:
     """a - b per metric; each path is one training seed's scores.jsonl (or its directory).
 
     eval.systems.compare_records: the two-level bootstrap and the project's one judging rule. A metric
@@ -196,7 +241,7 @@ def compare_scores(a_paths: Sequence[Path] | Path, b_paths: Sequence[Path] | Pat
     else:
         names = [m.name for m in resolve(list(metrics))]
     result = compare_records(recs["a"], recs["b"], names, seed=seed, n_boot=n_boot, min_seeds=min_seeds,
-                             min_n=min_n)
+                             min_n=min_n, margins=margins)
     return {name: r for name, r in result.items() if "error" not in r}
 
 
@@ -206,15 +251,14 @@ def _compare(args: argparse.Namespace) -> int:
     metrics = None if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]
     try:
         result = compare_scores(args.a, args.b, metrics, seed=args.seed, n_boot=args.n_boot,
-                                min_seeds=args.min_seeds, min_n=args.min_n)
+                                min_seeds=args.min_seeds, min_n=args.min_n, margins=parse_margins(args.margins))
     except (FileNotFoundError, ValueError) as e:
         log.error("%s", e)
         return 2
     write_json(args.out, result)
     for name, r in result.items():
-        verdict = f"better={r['better'] or '-'}" if r["judged"] else f"not judged ({r['not_judged']})"
         print(f"{name:12s} seeds={r['n_seeds_a']}/{r['n_seeds_b']} n={r['n']:<4d} dropped={r['n_dropped']:<3d} "
-              f"a-b={r['mean_diff']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] {verdict}")
+              f"a-b={r['mean_diff']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] {_verdict(r)}")
     return 0
 
 

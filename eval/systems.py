@@ -31,26 +31,28 @@ SCORE_COLUMNS = ["system", "utt", "metric", "value", "error"]
 SUMMARY_COLUMNS = ["system", "metric", "n", "n_failed", "mean", "std", "ci_low", "ci_high", "higher_is_better",
                    "unit"]
 COMPARISON_COLUMNS = ["metric", "a", "b", "n", "n_seeds_a", "n_seeds_b", "mean_diff", "ci_low", "ci_high", "p_boot",
-                      "higher_is_better", "judged", "not_judged", "better", "error"]
+                      "higher_is_better", "judged", "not_judged", "margin", "outcome", "better", "error"]
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 
 
 def compare_records(a_runs: Sequence[Sequence[Mapping[str, Any]]], b_runs: Sequence[Sequence[Mapping[str, Any]]],
                     names: Sequence[str], seed: int = 0, n_boot: int = 2000, min_seeds: int = 3,
-                    min_n: int = 8) -> dict[str, dict[str, Any]]:
+                    min_n: int = 8, margins: Mapping[str, float] | None = None) -> dict[str, dict[str, Any]]:
     """a - b per metric; each side is a list of runs (one per training seed), each run its per-utterance records.
 
     The two-level bootstrap (seeds of each system, then the utterances both share) and the project's one
     judging rule (eval.aggregate): with fewer than ``min_seeds`` seeds per system or ``min_n`` utterances
     scored for every seed of both, the result is shown with judged = false and ``better`` null (one set of
     published samples is ONE trained network: its CI describes those samples, not the method). Otherwise
-    ``better`` is "a"/"b" when the 95% CI excludes 0. A metric that cannot be compared (no utterance
+    ``better`` is "a"/"b" when the 95% CI excludes 0 and the estimate lies beyond the metric's equivalence
+    margin (``margins``; inside it ``outcome`` is "negligible difference" and ``better`` null; a metric
+    without a margin has no negligible zone). A metric that cannot be compared (no utterance
     scored for every seed of both) gets null statistics and ``error``. This is the one place the command
     line compares systems.
     """
     import numpy as np
 
-    from eval.aggregate import Cell, Rule, ScoreCube, contrast, direction, model_key
+    from eval.aggregate import NOT_JUDGED, Cell, Rule, ScoreCube, contrast, model_key, outcome
 
     runs = {"a": list(a_runs), "b": list(b_runs)}
     utts = sorted({r["utt"] for side in runs.values() for run in side for r in run})
@@ -67,22 +69,26 @@ def compare_records(a_runs: Sequence[Sequence[Mapping[str, Any]]], b_runs: Seque
                         values[s_i, index[r["utt"]]] = float(r[name])
             cells[model_key(side, "", 0, 0, name)] = Cell(np.arange(len(side_runs)), values, present, side, 0)
     cube = ScoreCube(utts, cells, {m: METRICS[m].higher_is_better for m in names})
-    rule = Rule(min_seeds=min_seeds, min_utts=min_n, n_boot=n_boot, seed=seed, level=0.95)
+    margins = dict(margins or {})
+    rule = Rule(min_seeds=min_seeds, min_utts=min_n, n_boot=n_boot, seed=seed, level=0.95, margins=margins)
     out: dict[str, dict[str, Any]] = {}
     for name in names:
         hib = METRICS[name].higher_is_better
-        base = {"n_seeds_a": len(runs["a"]), "n_seeds_b": len(runs["b"]), "higher_is_better": hib}
+        base = {"n_seeds_a": len(runs["a"]), "n_seeds_b": len(runs["b"]), "higher_is_better": hib,
+                "margin": margins.get(name)}
         res = contrast(cube, [(1.0, model_key("a", "", 0, 0, name)), (-1.0, model_key("b", "", 0, 0, name))], rule)
         if res["estimate"] is None:
             why = "no utterance is scored for every seed of both systems"
             log.warning("%s: cannot compare (%s)", name, why)
             out[name] = {**base, "n": 0, "mean_diff": None, "ci_low": None, "ci_high": None, "p_boot": None,
-                         "judged": False, "not_judged": why, "better": None, "error": why}
+                         "judged": False, "not_judged": why, "outcome": NOT_JUDGED, "better": None, "error": why}
             continue
-        better = direction(res["ci_low"], res["ci_high"], hib) if res["judged"] else None
-        out[name] = {**base, "n": res["n"], "n_dropped": res["n_dropped"], "dropped": res["dropped"],
-                     "mean_diff": res["estimate"], "ci_low": res["ci_low"], "ci_high": res["ci_high"],
-                     "p_boot": res["p"], "judged": res["judged"], "not_judged": res["not_judged"], "better": better}
+        row = {**base, "n": res["n"], "n_dropped": res["n_dropped"], "dropped": res["dropped"],
+               "mean_diff": res["estimate"], "ci_low": res["ci_low"], "ci_high": res["ci_high"],
+               "p_boot": res["p"], "judged": res["judged"], "not_judged": res["not_judged"]}
+        row["outcome"] = outcome(row)   # the one rule (eval.aggregate.outcome), as the report's markers
+        row["better"] = {"a better": "a", "b better": "b"}.get(row["outcome"])
+        out[name] = row
     return out
 
 
@@ -108,7 +114,8 @@ def score_systems(ref_dir: str | os.PathLike | None, systems: Mapping[str, str |
                   cache_path: str | os.PathLike | None = None, use_cache: bool = True, seed: int = 0,
                   n_boot: int = 2000, length_policy: LengthPolicy = SPEC_LENGTH_POLICY,
                   progress: bool | None = None, alignment: Alignment | None = None, pair_by: str | None = None,
-                  texts: Mapping[str, str] | None = None, text_source: str | None = None) -> dict[str, Any]:
+                  texts: Mapping[str, str] | None = None, text_source: str | None = None,
+                  margins: Mapping[str, float] | None = None) -> dict[str, Any]:
     """Score every system against ``ref_dir``, write the tables; returns {"summary", "comparisons"}.
 
     One score cache (default ``OUT/cache.sqlite``) serves all systems, so a re-run with one more
@@ -141,7 +148,7 @@ def score_systems(ref_dir: str | os.PathLike | None, systems: Mapping[str, str |
             # each folder is one trained network (one "seed"): the CI describes these samples; the one rule
             # marks the comparison "not judged" as a statement about methods
             comparisons[name] = compare_records([records[name]], [records[baseline]], names, seed=seed,
-                                                n_boot=n_boot)
+                                                n_boot=n_boot, margins=margins)
     comparison_rows = [{"metric": m, "a": s, "b": baseline, **res}
                        for s, per_metric in comparisons.items() for m, res in per_metric.items()]
     write_text_atomic(out_dir / "scores.csv", format_csv(score_rows, SCORE_COLUMNS))

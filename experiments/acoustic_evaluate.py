@@ -124,7 +124,7 @@ def run_acoustic_evaluate(params_path: Path, features: Path, stats: Path, sweep_
     if infer.schedule == "betas":
         raise EvaluateError("params: acoustic.infer.schedule: 'betas' is one fixed schedule; the evaluate stage "
                             "samples at acoustic_evaluate.t_infer steps and needs 'strided' or 'uniform'")
-    rule = load_report_config(params_path).rule()  # the one judging rule, as the report applies it
+    rule = load_report_config(params_path).rule("acoustic")  # the one judging rule, as the report applies it
     tcfg = tracking_config(params)
     root = project_root(params_path.resolve().parent)
     trials = load_trials(sweep_dir)

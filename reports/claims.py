@@ -13,15 +13,27 @@ each system resampled independently, then utterances shared by both):
                          largest), averaged over their common budgets and T_infer; with it, as a
                          guard, PriorGrad - DiffWave at the smallest size. Needs >= 2 sizes.
 
-The p-values of a claim's primary tests are Holm-corrected together (its family); a test is
-significant when its Holm p < 1 - level. Verdicts:
-  not judged   some primary test breaks the judging rule (eval.aggregate.judge), or the runs lack the
-               design (one size, one budget, no few-step schedule);
-  supported    a deciding test favours PriorGrad significantly and no test favours DiffWave;
-  refuted      a test favours DiffWave significantly and none favours PriorGrad;
+Floor gate: a primary metric votes at a setting only when BOTH systems are above their own floor on
+it there (eval.aggregate.floor_status: the very comparison the results table's floor flag reads).
+Settings at floor for either system are left out of that metric's test (named beside it); a primary
+with no setting left is shown "at floor" and does not vote. Below the floor a difference measures the
+two noise generators, not the methods.
+
+The p-values of a claim's voting primary tests are Holm-corrected together (its family); a test is
+significant when its Holm p < 1 - level, and it favours a system only when its estimate also lies
+beyond the metric's equivalence margin (report.equivalence_margins); a significant estimate inside
+the margin is a "negligible difference" and does not vote. Verdicts:
+  not judged   some primary test breaks the judging rule (eval.aggregate.judge), every primary is at
+               floor, or the runs lack the design (one size, one budget, no few-step schedule); the
+               page says which ("not judged: at floor");
+  supported    a deciding test favours PriorGrad (significant, beyond the margin) and none favours DiffWave;
+  refuted      a test favours DiffWave (significant, beyond the margin) and none favours PriorGrad;
+  negligible difference  a deciding test is significant with its estimate inside the margin, none favours
+               a system, and every other deciding test is negligible too or has its CI inside the margin;
   no difference detected  nothing significant and every deciding CI inside +-report.equivalence_margins;
   inconclusive otherwise.
-Secondary metrics get the same contrasts, shown without correction; they never vote.
+Secondary metrics get the same contrasts, shown without correction and without the floor gate; they
+never vote.
 
 The acoustic section's claims (spec priorgrad-acoustic.md section 12) are built from the same pieces with
 the acoustic family's pairs (registry.comparisons("acoustic")): 1 faster convergence, 2 better quality at
@@ -37,15 +49,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from eval.aggregate import (BASELINE, PRIOR_OF_SYSTEM, SYSTEM_LABELS, TREATMENT, Rule, ScoreCube, contrast, direction,
+from eval.aggregate import (ABOVE_FLOOR, AT_FLOOR, BASELINE, FLOOR_NOT_JUDGED, NO_FLOOR, PRIOR_OF_SYSTEM,
+                            SYSTEM_LABELS, TREATMENT, Rule, ScoreCube, contrast, direction, floor_row, floor_status,
                             model_key)
 from priorgrad import registry
 from reports.metrics_info import metric_info
 from reports.tables import fmt_params
 
-SUPPORTED, REFUTED, NO_DIFF, INCONCLUSIVE, NOT_JUDGED = (
-    "supported", "refuted", "no difference detected", "inconclusive", "not judged")
-VERDICTS = (SUPPORTED, REFUTED, NO_DIFF, INCONCLUSIVE, NOT_JUDGED)
+SUPPORTED, REFUTED, NEGLIGIBLE, NO_DIFF, INCONCLUSIVE, NOT_JUDGED = (
+    "supported", "refuted", "negligible difference", "no difference detected", "inconclusive", "not judged")
+VERDICTS = (SUPPORTED, REFUTED, NEGLIGIBLE, NO_DIFF, INCONCLUSIVE, NOT_JUDGED)
+
+# what kept a claim from a verdict (Claim.held_back; the top of the report names them per claim)
+TOO_FEW_SEEDS, TOO_FEW_UTTS, ONE_SIZE, ONE_BUDGET, NO_FEW_STEPS, AT_FLOOR_WORD, NEGLIGIBLE_WORD, WIDE = (
+    "too few seeds", "too few utterances", "one size", "one training budget", "no few-step schedule", "at floor",
+    "negligible", "CI too wide")
 
 CLAIM_RULE = (
     "The unit of replication is the training run. Every interval is a 95% two-level bootstrap CI: each system's "
@@ -54,10 +72,17 @@ CLAIM_RULE = (
     "{rule_text}; otherwise the comparison is shown and marked not judged. Utterances not scored for every seed "
     "of both systems are dropped from that comparison and counted beside it. Each claim is decided by one "
     "pre-registered test per primary metric ({primary}); their p-values are Holm-corrected within the claim. "
-    "Supported: a deciding test favours {treatment} (Holm p < {alpha}) and none favours {baseline}; refuted: the "
-    "mirror image; no difference detected: nothing significant and every deciding CI inside the equivalence "
-    "margin ({margins}); inconclusive: otherwise; not judged: a primary test breaks the rule or the runs lack "
-    "the design the claim needs. Secondary metrics ({secondary}) are shown and never vote.")
+    "Floor gate: at each setting a primary metric votes only when both systems beat their own floor on it (the "
+    "test behind the table's \u2020 flag); settings at floor are left out of its test, and a primary at floor "
+    "everywhere is shown \"at floor\" and does not vote. A test favours a system only when it is significant "
+    "(Holm p < {alpha}) AND its estimate lies beyond the equivalence margin ({margins}); significant inside the "
+    "margin is a negligible difference and does not vote. Supported: a deciding test favours {treatment} and "
+    "none favours {baseline}; refuted: the mirror image; negligible difference: a deciding test is significant "
+    "inside its margin, none favours a system and every other deciding test is negligible or has its CI inside "
+    "the margin; no difference detected: nothing significant and every deciding CI inside the margin; "
+    "inconclusive: otherwise; not judged: a primary test breaks the rule, every primary is at floor, or the runs "
+    "lack the design the claim needs (the verdict names which). Secondary metrics ({secondary}) are shown "
+    "without the floor gate and never vote.")
 
 
 @dataclass
@@ -84,6 +109,10 @@ class ClaimTest:
     within_margin: bool | None = None
     decimals: int = 3
     pair: tuple[str, str] = (TREATMENT, BASELINE)   # (treatment, baseline) systems the contrast compares
+    at_floor: str = ""        # non-empty: every setting of this primary is at floor (why); it does not vote
+    left_out: list[str] = field(default_factory=list)   # settings at floor, left out of this primary test
+    negligible: bool = False  # significant after Holm, estimate inside the margin: does not vote
+    margin: float | None = None
 
     def fmt(self, x: float | None, sign: bool = True) -> str:
         if x is None or (isinstance(x, float) and math.isnan(x)):
@@ -100,8 +129,12 @@ class ClaimTest:
 
     @property
     def outcome(self) -> str:
+        if self.at_floor:
+            return f"at floor, does not vote ({self.at_floor})"
         if not self.judged:
             return f"not judged ({self.not_judged})"
+        if self.negligible:
+            return f"negligible difference (significant, but |estimate| <= margin {self.margin:g}); does not vote"
         if self.favours:
             return f"{self.favours} better" + ("" if self.primary else " (uncorrected; secondary, no vote)")
         return "no significant difference" + (" (within margin)" if self.within_margin else "")
@@ -139,6 +172,14 @@ class Claim:
     evidence: list[Evidence] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     pair: tuple[str, str] = (TREATMENT, BASELINE)   # (treatment, baseline) systems the claim compares
+    held_back: list[str] = field(default_factory=list)   # what kept it from supported/refuted (TOO_FEW_SEEDS, ...)
+
+    @property
+    def verdict_text(self) -> str:
+        """The verdict as the page shows it: 'not judged' names why ('not judged: at floor')."""
+        if self.verdict == NOT_JUDGED and self.held_back:
+            return f"{NOT_JUDGED}: {', '.join(self.held_back)}"
+        return self.verdict
 
     @property
     def labels(self) -> tuple[str, str]:
@@ -160,8 +201,9 @@ class Claim:
 # --- the rule ---
 
 def decide(tests: list[ClaimTest], margins: dict[str, float], alpha: float,
-           pair: tuple[str, str] = (TREATMENT, BASELINE)) -> tuple[str, str]:
-    """Holm over the primary tests (in place: p_holm, favours, within_margin), then the verdict."""
+           pair: tuple[str, str] = (TREATMENT, BASELINE)) -> tuple[str, str, list[str]]:
+    """Holm over the voting primary tests (in place: p_holm, favours, negligible, within_margin), then the
+    verdict, its reason and what held it back (Claim.held_back)."""
     from eval.hierarchical import holm
 
     a, b = SYSTEM_LABELS[pair[0]], SYSTEM_LABELS[pair[1]]
@@ -170,33 +212,67 @@ def decide(tests: list[ClaimTest], margins: dict[str, float], alpha: float,
         if not t.primary and t.judged and t.ci_low is not None:
             t.favours = _favours(t)
     if not primary:
-        return NOT_JUDGED, "no primary metric was scored in this claim's scope"
-    unjudged = [t for t in primary if not t.judged]
+        return NOT_JUDGED, "no primary metric was scored in this claim's scope", []
+    floored = [t for t in primary if t.at_floor]
+    floor_words = "; ".join(dict.fromkeys(f"{t.heading} at floor ({t.at_floor})" for t in floored))   # a guard repeats
+    unjudged = [t for t in primary if not t.at_floor and not t.judged]
     if unjudged:
-        return NOT_JUDGED, "; ".join(f"{t.heading}: {t.not_judged}" for t in unjudged)
-    for t, ph in zip(primary, holm([t.p for t in primary])):
+        held = _rule_blockers(unjudged) + ([AT_FLOOR_WORD] if floored else [])
+        return NOT_JUDGED, "; ".join([f"{t.heading}: {t.not_judged}" for t in unjudged] +
+                                     ([floor_words] if floored else [])), held
+    voting = [t for t in primary if not t.at_floor]
+    if not voting:
+        return NOT_JUDGED, (f"every primary metric is at floor in every setting of this claim: {floor_words}; "
+                            "below its floor a difference measures the noise generators, not the methods"), \
+            [AT_FLOOR_WORD]
+    for t, ph in zip(voting, holm([t.p for t in voting])):
         t.p_holm = ph
-        t.favours = _favours(t) if ph < alpha else None
         m = margins[t.metric]
+        t.margin = m
+        sig = ph < alpha
+        t.negligible = bool(sig and abs(t.estimate) <= m)
+        t.favours = _favours(t) if sig and not t.negligible else None
         t.within_margin = bool(-m <= t.ci_low and t.ci_high <= m)
-    pro = [t for t in primary if t.deciding and t.favours == a]
-    con = [t for t in primary if t.favours == b]
-    names = lambda ts: ", ".join(f"{t.heading} ({t.name}; Holm p {_p(t.p_holm)})" for t in ts)  # noqa: E731
+    also = f"; not voting: {floor_words}" if floored else ""
+    held_floor = [AT_FLOOR_WORD] if floored else []
+    pro = [t for t in voting if t.deciding and t.favours == a]
+    con = [t for t in voting if t.favours == b]
+    names = lambda ts: ", ".join(f"{t.heading} ({t.name}; {t.fmt(t.estimate)} beyond \u00b1{t.margin:g}; Holm p "  # noqa: E731
+                                 f"{_p(t.p_holm)})" for t in ts)
     if pro and not con:
-        return SUPPORTED, f"{a} significantly better on {names(pro)}; no primary test favours {b}"
+        return SUPPORTED, f"{a} significantly better on {names(pro)}; no primary test favours {b}{also}", []
     if con and not pro:
-        return REFUTED, f"{b} significantly better on {names(con)}; no primary test favours {a}"
+        return REFUTED, f"{b} significantly better on {names(con)}; no primary test favours {a}{also}", []
     if pro and con:
-        return INCONCLUSIVE, f"significant in both directions: {a} on {names(pro)}, {b} on {names(con)}"
-    deciding = [t for t in primary if t.deciding]
-    if deciding and all(t.within_margin for t in deciding):
+        return INCONCLUSIVE, f"significant in both directions: {a} on {names(pro)}, {b} on {names(con)}{also}", \
+            held_floor
+    deciding = [t for t in voting if t.deciding]
+    neg = [t for t in deciding if t.negligible]   # a guard's negligible difference decides nothing
+    neg_words = ", ".join(f"{t.heading} {t.fmt(t.estimate)} (Holm p {_p(t.p_holm)}) inside \u00b1{t.margin:g}"
+                          for t in neg)
+    if neg and deciding and all(t.negligible or t.within_margin for t in deciding):
+        return NEGLIGIBLE, (f"significant but negligible: {neg_words}; no primary test favours either system "
+                            f"beyond its equivalence margin{also}"), [NEGLIGIBLE_WORD] + held_floor
+    if not neg and deciding and all(t.within_margin for t in deciding):
         return NO_DIFF, ("no primary test is significant and every deciding 95% CI lies inside its equivalence "
                          "margin (" + ", ".join(f"{t.heading} {t.ci} within \u00b1{margins[t.metric]:g}"
-                                                for t in deciding) + ")")
-    wide = [t for t in deciding if not t.within_margin]
-    return INCONCLUSIVE, ("no primary test is significant, and the CI of " +
+                                                for t in deciding) + f"){also}"), held_floor
+    wide = [t for t in deciding if not t.within_margin and not t.negligible]
+    return INCONCLUSIVE, ((f"negligible: {neg_words}; " if neg else "") +
+                          "no primary test favours either system beyond its margin, and the CI of " +
                           ", ".join(f"{t.heading} {t.ci}" for t in wide) +
-                          " is too wide to rule out a difference larger than the equivalence margin")
+                          f" is too wide to rule out a difference larger than the equivalence margin{also}"), \
+        ([NEGLIGIBLE_WORD] if neg else []) + held_floor + [WIDE]
+
+
+def _rule_blockers(tests: list[ClaimTest]) -> list[str]:
+    """The judging rule's reasons (eval.aggregate.judge's words) as Claim.held_back words."""
+    out = []
+    if any("seed" in t.not_judged for t in tests):
+        out.append(TOO_FEW_SEEDS)
+    if any("utterance" in t.not_judged for t in tests):
+        out.append(TOO_FEW_UTTS)
+    return out
 
 
 def _p(p: float) -> str:
@@ -259,9 +335,9 @@ def _metric_tests(cube: ScoreCube, metrics: list[str], primary: set[str], build)
     return tests
 
 
-def _not_judged(key: str, title: str, scope: str, why: str,
+def _not_judged(key: str, title: str, scope: str, why: str, held: str,
                 pair: tuple[str, str] = (TREATMENT, BASELINE)) -> Claim:
-    return Claim(key, title, scope, NOT_JUDGED, why, pair=pair)
+    return Claim(key, title, scope, NOT_JUDGED, why, pair=pair, held_back=[held])
 
 
 @dataclass
@@ -288,12 +364,71 @@ class _Scope:
     budgets: list[int]
     sizes: list[str]
 
+    # (system, size, budget, t, metric) -> (floor_status, the rule's reason when not judged), memoised
+    floors: dict = field(default_factory=dict)
+
     def decide(self, key: str, title: str, scope: str, tests: list[ClaimTest], pair: tuple[str, str]) -> Claim:
-        verdict, reason = decide(tests, self.cs.margins, self.alpha, pair)
-        return Claim(key, title, scope, verdict, reason, tests, pair=pair)
+        verdict, reason, held = decide(tests, self.cs.margins, self.alpha, pair)
+        return Claim(key, title, scope, verdict, reason, tests, pair=pair, held_back=held)
 
     def tests(self, build) -> list[ClaimTest]:
         return _metric_tests(self.cube, self.metrics, self.primary, build)
+
+    def floor(self, system: str, setting: tuple[str, int, int], metric: str) -> tuple[str, str]:
+        """(eval.aggregate.floor_status, the rule's reason when not judged) of one system cell against its own
+        floor: the very comparison the results table's floor flag reads."""
+        k = (system, *setting, metric)
+        if k not in self.floors:
+            key = model_key(system, *setting, metric)
+            row = floor_row(self.cube, key, self.cs.rule) if key in self.cube.cells else None
+            self.floors[k] = (floor_status(row), (row or {}).get("not_judged") or "")
+        return self.floors[k]
+
+    def gate(self, settings: list[tuple[str, int, int]], metric: str, pair: tuple[str, str],
+             is_primary: bool) -> tuple[list[tuple[str, int, int]], list[str]]:
+        """(settings that may vote, the settings at floor in words). A setting votes when neither system is at
+        its own floor on the metric there. Secondary metrics are not gated (they never vote); a system without
+        floor rows cannot be gated; a floor comparison the rule cannot judge keeps its setting, but the test
+        over it is then not judged (gated_test)."""
+        if not is_primary:
+            return settings, []
+        kept, out = [], []
+        for st in settings:
+            bad = [f"{SYSTEM_LABELS[sys_]} {AT_FLOOR}" for sys_ in pair if self.floor(sys_, st, metric)[0] == AT_FLOOR]
+            if bad:
+                out.append(f"{st[0]} {st[1]} steps T={st[2]}: {' and '.join(bad)}")
+            else:
+                kept.append(st)
+        return kept, out
+
+    def gated_test(self, name: str, metric: str, settings: list[tuple[str, int, int]], out: list[str],
+                   terms: list[tuple[float, tuple]], is_primary: bool, deciding: bool,
+                   pair: tuple[str, str]) -> ClaimTest:
+        """The contrast over the settings kept by the gate; with none kept, the primary shown at floor. A kept
+        setting whose floor comparison the rule cannot judge makes the test not judged (its own reason first:
+        a test that breaks the rule itself says why)."""
+        if not settings:
+            info = metric_info(metric, self.cube.higher[metric])
+            name = f"{name.split(' over ')[0]} over {len(out)} setting(s), every one at floor"
+            return ClaimTest(name, metric, info.heading, is_primary, deciding, None, None, None, None, 0, 0, "", {},
+                             False, "at floor", self.cube.higher[metric], decimals=info.decimals, pair=pair,
+                             at_floor=_floor_summary(out), left_out=out)
+        t = _test(self.cube, name + (f"; {len(out)} setting(s) at floor left out" if out else ""), metric, terms,
+                  self.cs.rule, is_primary, deciding, pair)
+        t.left_out = out
+        if is_primary and t.judged:
+            nj = [f"{st[0]} {st[1]} steps T={st[2]}: {SYSTEM_LABELS[sys_]} {FLOOR_NOT_JUDGED} ({why})"
+                  for st in settings for sys_ in pair
+                  if (f := self.floor(sys_, st, metric))[0] == FLOOR_NOT_JUDGED and (why := f[1])]
+            if nj:   # whether these systems beat their floors is unknown there: the test cannot vote
+                t.judged, t.not_judged = False, f"its floor comparisons are not judged: {_floor_summary(nj, 2)}"
+        return t
+
+
+def _floor_summary(out: list[str], limit: int = 4) -> str:
+    """'small 200 steps T=6: DiffWave at floor; ... (and 3 more)': which metric's settings and systems."""
+    more = f"; and {len(out) - limit} more" if len(out) > limit else ""
+    return "; ".join(out[:limit]) + more
 
 
 def _labels(pair: tuple[str, str]) -> tuple[str, str]:
@@ -308,12 +443,13 @@ def _claim_convergence(sc: _Scope, pair: tuple[str, str], title: str, convergenc
              f"{t_full} (the longest schedule run, so the few-step effect of claim {few_claim} does not leak in)")
     if len(sc.budgets) < 2:
         c = _not_judged("convergence", title, scope, f"needs a ladder of at least 2 training budgets; these runs "
-                        f"have {sc.budgets or 'none'} (sweep.budgets)", pair)
+                        f"have {sc.budgets or 'none'} (sweep.budgets)", ONE_BUDGET, pair)
     else:
         def build(m: str, is_primary: bool) -> list[ClaimTest]:
-            st = _settings(sc.cube, m, t_infer={t_full}, systems=pair)
-            return [_test(sc.cube, f"mean over {len(st)} size/budget settings at T={t_full}", m,
-                          _pair_terms(sc.cube, st, m, pair=pair), sc.cs.rule, is_primary, True, pair)] if st else []
+            every = _settings(sc.cube, m, t_infer={t_full}, systems=pair)
+            st, out = sc.gate(every, m, pair, is_primary)
+            return [sc.gated_test(f"mean over {len(st)} size/budget settings at T={t_full}", m, st, out,
+                                  _pair_terms(sc.cube, st, m, pair=pair), is_primary, True, pair)] if every else []
         c = sc.decide("convergence", title, scope, sc.tests(build), pair)
     c.evidence = _evidence(sc.comparisons, sc.cube, sc.primary, t_infer={t_full}, pair=pair)
     if convergence is not None and convergence_metric is not None:
@@ -328,12 +464,13 @@ def _claim_few_steps(sc: _Scope, pair: tuple[str, str], title: str) -> Claim:
     scope = f"T_infer in {few} (the few-step schedules {sorted(sc.cs.few_steps)} that were run), every size and budget"
     if not few:
         c = _not_judged("few_steps", title, scope, f"no run used a few-step schedule {sorted(sc.cs.few_steps)} "
-                        f"(T_infer run: {sc.all_t})", pair)
+                        f"(T_infer run: {sc.all_t})", NO_FEW_STEPS, pair)
     else:
         def build(m: str, is_primary: bool) -> list[ClaimTest]:
-            st = _settings(sc.cube, m, t_infer=set(few), systems=pair)
-            return [_test(sc.cube, f"mean over {len(st)} size/budget/T settings", m,
-                          _pair_terms(sc.cube, st, m, pair=pair), sc.cs.rule, is_primary, True, pair)] if st else []
+            every = _settings(sc.cube, m, t_infer=set(few), systems=pair)
+            st, out = sc.gate(every, m, pair, is_primary)
+            return [sc.gated_test(f"mean over {len(st)} size/budget/T settings", m, st, out,
+                                  _pair_terms(sc.cube, st, m, pair=pair), is_primary, True, pair)] if every else []
         c = sc.decide("few_steps", title, scope, sc.tests(build), pair)
     c.evidence = _evidence(sc.comparisons, sc.cube, sc.primary, t_infer=set(few), pair=pair)
     return c
@@ -345,7 +482,7 @@ def _claim_small_size(sc: _Scope, pair: tuple[str, str], title: str, what: str =
     if len(sc.sizes) < 2:
         c = _not_judged("small_size", title, f"needs at least two {what}s",
                         f"only one {what} ({', '.join(sc.sizes) or 'none'}) was run, so the advantage cannot "
-                        "be compared across sizes", pair)
+                        "be compared across sizes", ONE_SIZE, pair)
         c.evidence = _evidence(sc.comparisons, sc.cube, sc.primary, pair=pair)
         return c
     small, large = sc.sizes[0], sc.sizes[-1]
@@ -355,17 +492,23 @@ def _claim_small_size(sc: _Scope, pair: tuple[str, str], title: str, what: str =
              "T_infer; with the comparison at the small size as a guard")
 
     def build(m: str, is_primary: bool) -> list[ClaimTest]:
-        common = sorted({s[1:] for s in _settings(sc.cube, m, sizes={small}, systems=pair)} &
-                        {s[1:] for s in _settings(sc.cube, m, sizes={large}, systems=pair)})
-        if not common:
+        every = sorted({s[1:] for s in _settings(sc.cube, m, sizes={small}, systems=pair)} &
+                       {s[1:] for s in _settings(sc.cube, m, sizes={large}, systems=pair)})
+        if not every:
             return []
+        # a budget/T setting votes only when all four cells (both systems at both sizes) are above their floors
+        kept_small, out_small = sc.gate([(small, b_, t) for b_, t in every], m, pair, is_primary)
+        kept_large, out_large = sc.gate([(large, b_, t) for b_, t in every], m, pair, is_primary)
+        common = sorted({s[1:] for s in kept_small} & {s[1:] for s in kept_large})
+        out = out_small + out_large
         inter = _pair_terms(sc.cube, [(small, b_, t) for b_, t in common], m, pair=pair) + \
             _pair_terms(sc.cube, [(large, b_, t) for b_, t in common], m, weight=-1.0, pair=pair)
         at_small = _pair_terms(sc.cube, [(small, b_, t) for b_, t in common], m, pair=pair)
-        return [_test(sc.cube, f"interaction ({small} advantage - {large} advantage) over {len(common)} settings",
-                      m, inter, sc.cs.rule, is_primary, True, pair),
-                _test(sc.cube, f"{a} - {b} at {small} over {len(common)} settings", m, at_small, sc.cs.rule,
-                      is_primary, False, pair)]
+        both = [(size, b_, t) for size in (small, large) for b_, t in common]
+        return [sc.gated_test(f"interaction ({small} advantage - {large} advantage) over {len(common)} settings",
+                              m, both, out, inter, is_primary, True, pair),
+                sc.gated_test(f"{a} - {b} at {small} over {len(common)} settings", m,
+                              [(small, b_, t) for b_, t in common], out, at_small, is_primary, False, pair)]
     c = sc.decide("small_size", title, scope, sc.tests(build), pair)
     c.evidence = _evidence(sc.comparisons, sc.cube, sc.primary, sizes={small}, pair=pair)
     return c
@@ -377,9 +520,10 @@ def _claim_at(sc: _Scope, key: str, pair: tuple[str, str], title: str, budgets: 
     scope = f"{where}, every size"
 
     def build(m: str, is_primary: bool) -> list[ClaimTest]:
-        st = _settings(sc.cube, m, budgets=budgets, t_infer=t_infer, systems=pair)
-        return [_test(sc.cube, f"mean over {len(st)} size/budget/T settings", m,
-                      _pair_terms(sc.cube, st, m, pair=pair), sc.cs.rule, is_primary, True, pair)] if st else []
+        every = _settings(sc.cube, m, budgets=budgets, t_infer=t_infer, systems=pair)
+        st, out = sc.gate(every, m, pair, is_primary)
+        return [sc.gated_test(f"mean over {len(st)} size/budget/T settings", m, st, out,
+                              _pair_terms(sc.cube, st, m, pair=pair), is_primary, True, pair)] if every else []
     c = sc.decide(key, title, scope, sc.tests(build), pair)
     c.evidence = _evidence(sc.comparisons, sc.cube, sc.primary, t_infer=t_infer, budgets=budgets, pair=pair)
     return c
@@ -442,6 +586,9 @@ def _evidence(comparisons: pd.DataFrame | None, cube: ScoreCube, primary: set[st
         c = c[c["size"].isin(sizes)]
     if t_infer is not None:
         c = c[c["t_infer"].isin(t_infer)]
+    fl = comparisons[comparisons["kind"] == "floor"]
+    floors = {(str(r["a"]), str(r["size"]), int(r["budget"]), int(r["t_infer"]), str(r["metric"])): floor_status(r)
+              for r in fl.to_dict("records")}
     c = c.assign(_p=~c["metric"].isin(primary), _np=c["size"].map(lambda s: -cube.n_params.get(s, 0)))
     c = c.sort_values(["_p", "_np", "size", "budget", "t_infer", "metric"], kind="mergesort")
     out = []
@@ -456,8 +603,18 @@ def _evidence(comparisons: pd.DataFrame | None, cube: ScoreCube, primary: set[st
             f"{int(r['n_dropped'])} ({r['dropped']})" if int(r["n_dropped"]) else "0",
             f"{r['mean_diff']:+.{d}f}" if not pd.isna(r["mean_diff"]) else "n/a",
             f"[{r['ci_low']:+.{d}f}, {r['ci_high']:+.{d}f}]" if ok else "n/a",
-            outcome_words(r.to_dict())))
+            outcome_words(r.to_dict()) + _floor_mark(floors, r, str(r["metric"]) in primary)))
     return out
+
+
+def _floor_mark(floors: dict, r: pd.Series, is_primary: bool) -> str:
+    """'; at floor (DiffWave), does not vote' for a primary setting the claims' floor gate leaves out."""
+    if not is_primary:
+        return ""
+    setting = (str(r["size"]), int(r["budget"]), int(r["t_infer"]), str(r["metric"]))
+    bad = [f"{SYSTEM_LABELS[s]} {st}" for s in (str(r["a"]), str(r["b"]))
+           if (st := floors.get((s, *setting), NO_FLOOR)) not in (ABOVE_FLOOR, NO_FLOOR)]
+    return f"; {AT_FLOOR_WORD} ({', '.join(bad)}), does not vote" if bad else ""
 
 
 # --- convergence: steps to reach DiffWave's final validation score ---

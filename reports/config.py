@@ -29,7 +29,7 @@ class ReportConfig:
     metrics: list[str]
     convergence_metrics: list[str]
     primary_metrics: list[str]               # decide the verdicts (Holm within each claim)
-    equivalence_margins: dict[str, float]    # "no difference detected" when every primary CI is inside +-margin
+    equivalence_margins: dict[str, float]    # a significant difference inside +-margin is negligible (no vote)
     few_steps: list[int]
     min_seeds: int
     claim_min_n: int
@@ -53,12 +53,16 @@ class ReportConfig:
                             dict(src.equivalence_margins), list(src.few_steps), src.n_listening,
                             list(src.listening_metrics))
 
-    def rule(self):
-        """The one judging rule (eval.aggregate.Rule) with this report's settings."""
+    def rule(self, family: str = "vocoder"):
+        """The one judging rule (eval.aggregate.Rule) with this report's settings and the family's
+        equivalence margins (report: for the vocoder, acoustic_report: for the acoustic model)."""
         from eval.aggregate import Rule
 
+        src = self if family == "vocoder" else self.acoustic
+        if src is None:
+            raise ReportConfigError("acoustic_report: section not loaded (report_config_from_dict without acoustic=)")
         return Rule(min_seeds=self.min_seeds, min_utts=self.claim_min_n, n_boot=self.n_boot,
-                    seed=self.bootstrap_seed, level=LEVEL)
+                    seed=self.bootstrap_seed, level=LEVEL, margins=dict(src.equivalence_margins))
 
 
 @dataclass

@@ -87,14 +87,16 @@ def _table_pages(table: ResultsTable, title: str = "Results") -> list[plt.Figure
         pages.append(text_table_figure(
             f"{title}: mean \u00b1 95% CI half-width (page {p + 1} of {n_pages})", header, rows[sl], bold[sl], widths,
             notes=[f"Bold: best in column. {_marks_note(table)} at the same setting (judged comparison, its own 95% "
-                   f"two-level CI excludes 0; uncorrected, does not vote). \u2020: {table.floor_flag} on a primary "
+                   f"two-level CI excludes 0, estimate beyond the equivalence margin; uncorrected, does not vote). "
+                   f"\u2020: {table.floor_flag} on a primary "
                    "metric."]))
     return pages
 
 
 def _claims_page(claims: list, rule: str, title: str = "The paper's claims in these runs") -> plt.Figure:
     import textwrap
-    rows = [[textwrap.fill(c.title, 38), c.verdict, textwrap.fill(c.reason[:400], 70), textwrap.fill(c.scope, 40)]
+    rows = [[textwrap.fill(c.title, 38), textwrap.fill(c.verdict_text, 16), textwrap.fill(c.reason[:400], 70),
+             textwrap.fill(c.scope, 40)]
             for c in claims]
     fig = text_table_figure(title, ["claim", "verdict", "evidence", "scope"], rows,
                             col_widths=[0.25, 0.09, 0.42, 0.24], notes=[textwrap.fill(rule, 180)])
@@ -240,7 +242,25 @@ class Section:
 
     def verdicts(self) -> str:
         """The claims' verdicts in one line (the report's top summary)."""
-        return "; ".join(f"{i + 1}. {c.title.split(':')[0]}: {c.verdict}" for i, c in enumerate(self.claims))
+        return "; ".join(f"{i + 1}. {c.title.split(':')[0]}: {c.verdict_text}" for i, c in enumerate(self.claims))
+
+    def held_back(self) -> str:
+        """Per claim, what kept it from a verdict, so a reader sees what a bigger run would need."""
+        need = {"too few seeds": "more training seeds per system (report.min_seeds)",
+                "too few utterances": "more test utterances (report.claim_min_n)",
+                "one size": "a second network size", "one training budget": "a ladder of training budgets",
+                "no few-step schedule": "a few-step T_infer run", "at floor": "systems that beat their own floor",
+                "negligible": "nothing: the difference is real but inside the equivalence margin",
+                "CI too wide": "more seeds or utterances (narrower CIs)"}
+        parts = []
+        for i, c in enumerate(self.claims):
+            if c.verdict in ("supported", "refuted") or not c.held_back:
+                continue
+            words = ", ".join(c.held_back)
+            parts.append(f"{i + 1}. {c.title.split(':')[0]}: {words} (needs {'; '.join(need.get(h, h) for h in c.held_back)})")
+        if not parts:
+            return ""
+        return "What kept each claim from a verdict: " + "; ".join(parts) + "."
 
 
 def _section(data: RunData, fcfg: FamilyReport, rule) -> Section:
@@ -299,10 +319,9 @@ def _condition_tables(summary: pd.DataFrame, comparisons: pd.DataFrame, fcfg: Fa
 
 
 def _build(data: RunData, cfg: ReportConfig, out: Path, acoustic: RunData | None = None) -> None:
-    rule = cfg.rule()
-    sections = [_section(data, cfg.family("vocoder"), rule)]
+    sections = [_section(data, cfg.family("vocoder"), cfg.rule("vocoder"))]
     if acoustic is not None:
-        sections.append(_section(acoustic, cfg.family("acoustic"), rule))
+        sections.append(_section(acoustic, cfg.family("acoustic"), cfg.rule("acoustic")))
 
     with report_style(cfg.dpi):
         pdf_tmp = out / ".report.pdf.tmp"

@@ -42,7 +42,7 @@ SUMMARY_KEYS = ["kind", "system", "prior", "size", "n_params", "budget", "t_infe
                 "judged", "not_judged"]
 COMPARISON_KEYS = ["kind", "a", "b", "prior_b", "size", "budget", "t_infer", "metric", "n", "n_seeds_a", "n_seeds_b",
                    "n_dropped", "dropped", "mean_diff", "ci_low", "ci_high", "p_boot", "higher_is_better", "judged",
-                   "not_judged", "outcome"]
+                   "not_judged", "margin", "outcome"]
 PROVENANCE_KEYS = ["git_commit", "params_hash", "corpus", "machine", "metric_versions"]
 
 
@@ -259,9 +259,9 @@ def load_runs(eval_dir: str | Path, sweep_dir: str | Path, family: str = "vocode
 
     comp_path = eval_dir / "comparisons.json"
     comparisons = _numeric_frame(comp_path, _records(comp_path, COMPARISON_KEYS), COMPARISON_KEYS,
-                                 floats=["mean_diff", "ci_low", "ci_high", "p_boot"],
+                                 floats=["mean_diff", "ci_low", "ci_high", "p_boot", "margin"],
                                  ints=["budget", "t_infer", "n", "n_seeds_a", "n_seeds_b", "n_dropped"],
-                                 nullable=("mean_diff", "ci_low", "ci_high", "p_boot"))
+                                 nullable=("mean_diff", "ci_low", "ci_high", "p_boot", "margin"))
     for i, rec in comparisons.iterrows():
         if rec["kind"] == "floor":
             ok = rec["b"] == FLOOR and rec["a"] in systems

@@ -5,8 +5,10 @@ PriorGrad) so the two systems at one setting sit next to each other, then one "p
 prior (its own sample scored without denoising: the floor). Every cell's CI is eval.aggregate's
 two-level bootstrap (seeds, then utterances), and each row shows its seeds and utterances. Per column
 the best trained system is bold; a PriorGrad cell carries a marker only when its comparison with
-DiffWave at the same setting is judged by the one rule (eval.aggregate.judge) and its 95% CI excludes
-0; a system setting that does not beat its own prior's floor on a primary metric is flagged.
+DiffWave at the same setting is judged by the one rule (eval.aggregate.judge), its 95% CI excludes 0
+and its estimate lies beyond the metric's equivalence margin (eval.aggregate.outcome); a system
+setting at its own floor on a primary metric (eval.aggregate.floor_status, the test the claims' floor
+gate uses) is flagged.
 
 The same table serves every family: the pairs are registry.comparisons(family), the headline pair
 marked with filled triangles, a second pair (the acoustic B2 comparison) with open ones.
@@ -18,7 +20,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from eval.aggregate import FLOOR, NOT_JUDGED, SYSTEM_LABELS, SYSTEM_ORDER, floor_label, outcome
+from eval.aggregate import (AT_FLOOR, FLOOR, FLOOR_NOT_JUDGED, NEGLIGIBLE, NOT_JUDGED, SYSTEM_LABELS, SYSTEM_ORDER,
+                            floor_label, floor_status, outcome)
 from priorgrad import registry
 from reports.metrics_info import MetricInfo, metric_info
 
@@ -40,10 +43,11 @@ def fmt_params(n: int) -> str:
 
 
 def significance(row: pd.Series | dict) -> str:
-    """'better' / 'worse' (for a, PriorGrad) / 'ns' / 'not judged' of a comparisons.json record, by the
-    one rule of eval.aggregate.outcome (a comparison that breaks the rule is never significant)."""
+    """'better' / 'worse' (for a, PriorGrad) / 'negligible' / 'ns' / 'not judged' of a comparisons.json
+    record, by the one rule of eval.aggregate.outcome (a comparison that breaks the rule is never significant;
+    a significant one inside the equivalence margin is negligible and gets no marker)."""
     o = outcome(dict(row))
-    return {"a better": "better", "b better": "worse", NOT_JUDGED: "not judged"}.get(o, "ns")
+    return {"a better": "better", "b better": "worse", NOT_JUDGED: "not judged", NEGLIGIBLE: "negligible"}.get(o, "ns")
 
 
 @dataclass
@@ -55,7 +59,7 @@ class Cell:
     marker: str = ""          # MARK_BETTER / MARK_WORSE / "" (the family's headline pair)
     other_markers: list[str] = field(default_factory=list)   # the family's further pairs (MARK_*_2)
     n_failed: int = 0
-    floor_flag: bool = False  # this metric's CI does not beat the prior-noise floor (judged comparison)
+    floor_flag: bool = False  # at its own floor on this metric (eval.aggregate.floor_status, judged comparison)
 
 
 @dataclass
@@ -146,7 +150,7 @@ def build_results_table(summary: pd.DataFrame, comparisons: pd.DataFrame, wanted
         if c["kind"] == "systems":
             sig[(str(c["a"]), str(c["b"])) + k] = significance(c)
         else:
-            floor[(str(c["a"]),) + k] = significance(c)
+            floor[(str(c["a"]),) + k] = floor_status(c)
 
     msum = models(summary)
     rank = {s: i for i, s in enumerate(size_order(summary))}
@@ -178,7 +182,7 @@ def build_results_table(summary: pd.DataFrame, comparisons: pd.DataFrame, wanted
                 n_sig += s in ("better", "worse")
                 n_nj += s == "not judged"
             f = floor.get((system, size, budget, t, info.key))
-            cell.floor_flag = f in ("ns", "worse")
+            cell.floor_flag = f == AT_FLOOR
             cells.append(cell)
         setting = f"{SYSTEM_LABELS[system]} {size} {budget} steps T={t}"
         row = Row(system, SYSTEM_LABELS[system], size, int(k["n_params"]), fmt_params(int(k["n_params"])), budget,
@@ -188,11 +192,11 @@ def build_results_table(summary: pd.DataFrame, comparisons: pd.DataFrame, wanted
         if primary and all(f is not None for f in fl):
             # a judged primary on which the setting does not beat its floor settles it (even when another
             # primary could not be judged); only otherwise does a not-judged primary leave it open
-            bad = [metric_info(m, directions[m]).label for m, f in zip(primary, fl) if f in ("ns", "worse")]
+            bad = [metric_info(m, directions[m]).label for m, f in zip(primary, fl) if f == AT_FLOOR]
             if bad:
                 row.flags.append(f"{floor_flag} ({', '.join(bad)})")
                 not_beaten.append(setting)
-            elif "not judged" in fl:
+            elif FLOOR_NOT_JUDGED in fl:
                 floor_nj.append(setting)
             else:
                 beaten.append(setting)

@@ -4,7 +4,13 @@
 
 Null scenarios (identical systems) give the false-positive rate (supported or refuted), shifted ones
 (PriorGrad better by one seed SD in every cell, or only at the small size for claim 3) the detection
-rate (supported). rho = share of a run's seed variance common to all its checkpoints.
+rate (supported). rho = share of a run's seed variance common to all its checkpoints. Issue 17's two:
+"at floor" (every model scores like its own floor, PriorGrad's floor 1 seed SD better than DiffWave's:
+the floor gate must stop it) and "negligible" (a true shift inside the equivalence margin: significant
+but negligible); in both at most 5% of reports may say supported or refuted.
+
+Cheap enough for 2 busy cores: `nice -n 5 python scripts/calibrate_verdicts.py --reports 100 --n-boot 200
+--json benchmarks/results/verdict_calibration.json` (about 10 minutes).
 """
 from __future__ import annotations
 
@@ -30,6 +36,10 @@ SCENARIOS = [
     ("shift 1 SD, 5 seeds, one size, rho 0.5", Design(seeds=5, rho=0.5, shift=1.0, sizes=("tiny",))),
     ("shift 1 SD at small size only, 5 seeds, rho 0.5", Design(seeds=5, rho=0.5, shift=1.0, small_only=True)),
     ("shift 2 SD at small size only, 5 seeds, rho 0.5", Design(seeds=5, rho=0.5, shift=2.0, small_only=True)),
+    ("at floor, floors differ by 1 SD, 5 seeds, rho 0.5", Design(seeds=5, rho=0.5, at_floor=True, floor_shift=1.0)),
+    ("at floor, floors differ by 1 SD, 3 seeds, rho 0.5", Design(seeds=3, rho=0.5, at_floor=True, floor_shift=1.0)),
+    ("negligible: shift 1 SD inside a 2.5 SD margin, 5 seeds", Design(seeds=5, rho=0.5, shift=1.0, margin=2.5)),
+    ("negligible: shift 0.5 SD inside a 1.5 SD margin, 5 seeds", Design(seeds=5, rho=0.5, shift=0.5, margin=1.5)),
 ]
 
 
@@ -39,23 +49,41 @@ def main() -> int:
     ap.add_argument("--n-boot", type=int, default=300)
     ap.add_argument("--json", type=Path, default=None, help="also write the table as JSON")
     args = ap.parse_args()
-    table = {}
+    table, seconds = {}, {}
     for name, design in SCENARIOS:
         t0 = time.perf_counter()
         res = calibrate(design, args.reports, seed=1, n_boot=args.n_boot)
         table[name] = res
-        cells = "  ".join(f"{k}: sup {v['supported']:.3f} ref {v['refuted']:.3f} nj {v['not judged']:.2f}"
-                          for k, v in res.items())
+        seconds[name] = round(time.perf_counter() - t0, 1)
+        cells = "  ".join(f"{k}: sup {v['supported']:.3f} ref {v['refuted']:.3f} neg {v['negligible difference']:.2f} "
+                          f"nj {v['not judged']:.2f}" for k, v in res.items())
         print(f"{name:50s} {cells}   ({time.perf_counter() - t0:.1f} s)", flush=True)
     if args.json:
         import dataclasses
 
         import reports.calibration as cal
 
-        args.json.write_text(json.dumps({
+        import os
+        import platform
+
+        import numpy as np
+
+        from priorgrad.fileio import write_text_atomic
+
+        rates = {name: {k: {"supported_or_refuted": round(v["supported"] + v["refuted"], 4),
+                            "supported": round(v["supported"], 4), "negligible": round(v["negligible difference"], 4),
+                            "not_judged": round(v["not judged"], 4)} for k, v in res.items()}
+                 for name, res in table.items()}
+        write_text_atomic(args.json, json.dumps({
             "what": "share of simulated reports giving each verdict per claim (reports/calibration.py)",
+            "command": f"nice -n 5 python scripts/calibrate_verdicts.py --reports {args.reports} --n-boot "
+                       f"{args.n_boot} --json {args.json}",
+            "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count(),
+                        "python": platform.python_version(), "numpy": np.__version__},
+            "seconds": seconds,
             "model": cal.__doc__.split("`calibrate`")[0].split("\n\n", 1)[1].strip(), "reports": args.reports, "n_boot": args.n_boot,
-            "designs": {name: dataclasses.asdict(d) for name, d in SCENARIOS}, "table": table}, indent=1) + "\n")
+            "designs": {name: dataclasses.asdict(d) for name, d in SCENARIOS}, "rates": rates, "table": table},
+            indent=1) + "\n")
     return 0
 
 

@@ -163,6 +163,30 @@ def test_floor_comparisons() -> None:
     assert mlflow_tags(better, "priorgrad", "tiny", 100)["floor/T6/mrstft"] == "PriorGrad better"
 
 
+def test_significant_difference_inside_the_margin_is_negligible_everywhere() -> None:
+    """Issue 17: a tight, significant difference no larger than the metric's equivalence margin names no
+    better system in the comparison rows, metrics.json, the MLflow tags or the floor check."""
+    from dataclasses import replace
+
+    from eval.aggregate import ABOVE_FLOOR, AT_FLOOR, NEGLIGIBLE, floor_status
+
+    df = scores(shift=0.03, resid_sd=0.005, floor=3.06, utt_sd=0.0)   # PriorGrad 0.03 better; floors 0.06, 0.09 worse
+    rule = replace(RULE, margins={"mrstft": 0.1})
+    summary, comps = aggregate(df, {"mrstft": False}, rule)
+    c = systems_row(comps, metric="mrstft")
+    assert c["judged"] and c["ci_high"] < 0 and c["margin"] == 0.1 and c["outcome"] == NEGLIGIBLE
+    assert headline(summary, comps)["tiny-b100-T6"]["mrstft"]["outcome"] == 0
+    assert mlflow_tags(comps, "priorgrad", "tiny", 100)["cmp/T6/mrstft"].startswith("negligible difference (|-0.03")
+    # both systems beat their floor significantly but by less than the margin: at floor, not above it
+    floors = [r for r in comps if r["kind"] == "floor"]
+    assert all(r["ci_high"] < 0 for r in floors) and {floor_status(r) for r in floors} == {AT_FLOOR}
+    # without margins (eval compare --margins none) the same rows name the better system
+    _, plain = aggregate(df, {"mrstft": False}, RULE)
+    assert systems_row(plain, metric="mrstft")["outcome"] == "a better"
+    assert {floor_status(r) for r in plain if r["kind"] == "floor"} == {ABOVE_FLOOR}
+    assert floor_status(None) == "no floor scored"
+
+
 def test_bad_scores_are_named() -> None:
     df = scores()
     with pytest.raises(ValueError, match="duplicate score"):

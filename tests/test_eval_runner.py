@@ -177,9 +177,18 @@ def test_cli_compare_pairs_by_utterance(dirs, tmp_path, clips):
     assert "4 utterances < 8" in cmp["stoi"]["not_judged"]
     # with the rule relaxed to what these files can support, the direction is read from the CI
     assert cli_main(["compare", "--a", str(tmp_path / "a"), "--b", str(tmp_path / "b"), "--min-seeds", "1",
-                     "--min-n", "4", "--out", str(tmp_path / "cmp.json")]) == 0
+                     "--min-n", "4", "--margins", "none", "--out", str(tmp_path / "cmp.json")]) == 0
     cmp = json.loads((tmp_path / "cmp.json").read_text())
     assert cmp["stoi"]["better"] == "a" and cmp["mrstft"]["mean_diff"] < 0 and cmp["mrstft"]["better"] == "a"
     assert cmp["stoi"]["judged"] is True and 0.0 <= cmp["stoi"]["p_boot"] <= 1.0
+    assert cmp["stoi"]["outcome"] == "a better" and cmp["stoi"]["margin"] is None
+    # issue 17: the same significant differences inside wide equivalence margins are negligible, not "better"
+    assert cli_main(["compare", "--a", str(tmp_path / "a"), "--b", str(tmp_path / "b"), "--min-seeds", "1",
+                     "--min-n", "4", "--margins", "stoi=10,mrstft=10", "--out", str(tmp_path / "cmp.json")]) == 0
+    cmp = json.loads((tmp_path / "cmp.json").read_text())
+    assert all(r["outcome"] == "negligible difference" and r["better"] is None and r["margin"] == 10
+               for r in cmp.values())
+    assert cli_main(["compare", "--a", str(tmp_path / "a"), "--b", str(tmp_path / "b"), "--margins", "stoi=-1",
+                     "--out", str(tmp_path / "cmp.json")]) == 2
     assert cli_main(["compare", "--a", str(tmp_path / "a"), "--b", str(tmp_path / "nope"),
                      "--out", str(tmp_path / "x.json")]) == 2

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from eval.aggregate import SCORE_COLUMNS, Rule, aggregate, build_cube
-from reports.claims import (INCONCLUSIVE, NO_DIFF, NOT_JUDGED, REFUTED, SUPPORTED, ClaimSettings, ClaimTest, decide,
+from reports.claims import (INCONCLUSIVE, NEGLIGIBLE, NO_DIFF, NOT_JUDGED, REFUTED, SUPPORTED, ClaimSettings, ClaimTest, decide,
                             evaluate_claims)
 from reports.config import ReportConfigError, load_report_config, project_report_config, report_config_from_dict
 from reports.inputs import ReportInputError, load_runs
@@ -280,23 +280,48 @@ def test_verdict_rule() -> None:
         == INCONCLUSIVE
     # Holm: p = 0.03 and 0.04 are each < 0.05 alone but Holm gives 0.06 and 0.06
     tests = [_t("pesq_wb", 0.3, 0.01, 0.5, 0.03), _t("mrstft", -0.3, -0.5, -0.01, 0.04)]
-    verdict, _ = decide(tests, MARGINS, 0.05)
+    verdict, *_ = decide(tests, MARGINS, 0.05)
     assert verdict == INCONCLUSIVE and tests[0].p_holm == pytest.approx(0.06)
     # a secondary metric never votes, however clear
-    v, _ = decide([_t("pesq_wb", 0.0, -0.05, 0.05, 0.9), _t("stoi", 0.5, 0.4, 0.6, 0.0001, primary=False)],
+    v, *_ = decide([_t("pesq_wb", 0.0, -0.05, 0.05, 0.9), _t("stoi", 0.5, 0.4, 0.6, 0.0001, primary=False)],
                   MARGINS, 0.05)
     assert v == NO_DIFF
     # no difference detected needs every deciding CI inside its margin; a wide CI is inconclusive
     assert decide([_t("pesq_wb", 0.0, -0.05, 0.05, 0.9), _t("mrstft", 0.0, -0.04, 0.04, 0.9)], MARGINS, 0.05)[0] \
         == NO_DIFF
-    v, reason = decide([_t("pesq_wb", 0.0, -0.3, 0.3, 0.9)], MARGINS, 0.05)
+    v, reason, _ = decide([_t("pesq_wb", 0.0, -0.3, 0.3, 0.9)], MARGINS, 0.05)
     assert v == INCONCLUSIVE and "too wide" in reason
     # a guard can refute but never support
     assert decide([_t("pesq_wb", 0.3, 0.1, 0.5, 0.001, deciding=False)], MARGINS, 0.05)[0] != SUPPORTED
     # one primary test breaking the rule: the claim is not judged, whatever the others say
-    v, reason = decide([_t("pesq_wb", 0.3, 0.1, 0.5, 0.001), _t("mrstft", 0, -1, 1, 0.9, judged=False)],
+    v, reason, _ = decide([_t("pesq_wb", 0.3, 0.1, 0.5, 0.001), _t("mrstft", 0, -1, 1, 0.9, judged=False)],
                        MARGINS, 0.05)
     assert v == NOT_JUDGED and "fewer than 3 seeds" in reason
+
+
+def test_verdict_rule_negligible_and_floor() -> None:
+    """Issue 17: a significant difference inside the margin is negligible and never supports or refutes;
+    a primary at floor does not vote, and a claim with every primary at floor is not judged: at floor."""
+    neg = [_t("pesq_wb", -0.013, -0.026, -0.002, 0.001), _t("mrstft", 0.0, -0.01, 0.01, 0.9)]
+    v, reason, held = decide(neg, MARGINS, 0.05)
+    assert v == NEGLIGIBLE and held == ["negligible"] and "inside \u00b10.1" in reason
+    assert neg[0].negligible and neg[0].favours is None and "negligible difference" in neg[0].outcome
+    # the same significant estimate beyond the margin refutes
+    assert decide([_t("pesq_wb", -0.3, -0.5, -0.1, 0.001)], MARGINS, 0.05)[0] == REFUTED
+    # negligible on one metric, a wide CI on the other: inconclusive, naming both
+    v, reason, held = decide([_t("pesq_wb", -0.013, -0.026, -0.002, 0.001), _t("mrstft", 0.0, -0.3, 0.3, 0.9)],
+                             MARGINS, 0.05)
+    assert v == INCONCLUSIVE and "negligible" in held and "too wide" in reason
+    # at floor: does not vote, whatever its p-value; all at floor: not judged: at floor
+    floored = _t("pesq_wb", -0.3, -0.5, -0.1, 0.001)
+    floored.at_floor = "small 100 steps T=6: DiffWave at floor"
+    other = _t("mrstft", -0.3, -0.5, -0.1, 0.001)
+    v, reason, held = decide([floored, other], MARGINS, 0.05)
+    assert v == SUPPORTED and held == [] and "not voting: pesq_wb at floor" in reason
+    other.at_floor = "small 100 steps T=6: PriorGrad at floor"
+    both = [floored, other]
+    v, reason, held = decide(both, MARGINS, 0.05)
+    assert v == NOT_JUDGED and held == ["at floor"] and "DiffWave at floor" in reason and "PriorGrad at floor" in reason
 
 
 def _claims(df: pd.DataFrame, primary=("pesq_wb", "mrstft"), secondary=("stoi",)) -> dict:

@@ -43,7 +43,15 @@ METRICS = {"pesq_wb": (True, 3.0, 0.15), "stoi": (True, 0.9, 0.02), "mrstft": (F
 HIGHER = {m: v[0] for m, v in METRICS.items()}
 SYSTEM = {e.name: e.system for e in registry.PRIORS.values() if e.family == "vocoder"}
 FLOOR_BAD = {"standard": 6.0, "energy": 9.0}    # badness of each prior's own noise (in spreads)
-FIXTURE_RULE = Rule(min_seeds=3, min_utts=8, n_boot=500, seed=0, level=0.95)
+def _project_margins() -> dict[str, float]:
+    from reports.config import project_report_config
+
+    cfg = project_report_config()
+    return {**cfg.equivalence_margins, **cfg.acoustic.equivalence_margins}
+
+
+# the evaluate stage's rule (fewer resamples): the project's min_seeds, claim_min_n and equivalence margins
+FIXTURE_RULE = Rule(min_seeds=3, min_utts=8, n_boot=500, seed=0, level=0.95, margins=_project_margins())
 
 
 def _badness(prior: str, size: str, budget: int, t: int) -> float:
@@ -104,6 +112,37 @@ def simulate_scores(sizes: dict[str, int], budgets: list[int], seeds: list[int],
     return pd.DataFrame(rows, columns=SCORE_COLUMNS)
 
 
+def level_scores(model: dict[str, dict[str, float]], floor: dict[str, dict[str, float]], sizes: dict[str, int],
+                 budgets: list[int], seeds: list[int], t_infer: list[int], sd: float = 0.005,
+                 seed: int = 7) -> pd.DataFrame:
+    """Scores at set levels (scores.csv contract): every setting of a system at model[system][metric], its
+    floor rows at floor[system][metric] (a metric not given: METRICS' good value), plus an utterance effect
+    shared by every system and floor (what pairing removes) and small seed and residual noise (sd)."""
+    rng = np.random.default_rng(seed)
+    utt_eff = {m: rng.normal(0, spec[2] * 0.5, len(UTTS)) for m, spec in METRICS.items()}
+    rows = []
+    for prior in ("standard", "energy"):
+        system = SYSTEM[prior]
+        for size, n_params in sizes.items():
+            for s in seeds:
+                run = {m: rng.normal(0, sd) for m in METRICS}
+                for budget in budgets:
+                    for t in t_infer:
+                        for m, spec in METRICS.items():
+                            base = model[system].get(m, spec[1])
+                            for i, utt in enumerate(UTTS):
+                                rows.append([system, prior, size, n_params, s, budget, t, utt, m,
+                                             round(float(base + run[m] + utt_eff[m][i] + rng.normal(0, sd)), 6),
+                                             "model"])
+        for s in seeds:
+            for m, spec in METRICS.items():
+                for i, utt in enumerate(UTTS):
+                    rows.append([system, prior, "", 0, s, 0, 0, utt, m,
+                                 round(float(floor[system].get(m, spec[1]) + utt_eff[m][i] + rng.normal(0, sd)), 6),
+                                 FLOOR])
+    return pd.DataFrame(rows, columns=SCORE_COLUMNS)
+
+
 def write_eval_tables(ev: Path, scores: pd.DataFrame, rule: Rule = FIXTURE_RULE) -> None:
     """scores.csv, summary.json, comparisons.json as the evaluate stage writes them (eval.aggregate)."""
     out = scores.copy()
@@ -115,8 +154,10 @@ def write_eval_tables(ev: Path, scores: pd.DataFrame, rule: Rule = FIXTURE_RULE)
 
 
 def make_runs(root: Path, sizes: dict[str, int] | None = None, budgets: list[int] | None = None,
-              seeds: list[int] | None = None, t_infer: list[int] | None = None) -> tuple[Path, Path]:
-    """Write root/runs/{sweep,eval}; returns (eval_dir, sweep_dir). Defaults: the full grid above."""
+              seeds: list[int] | None = None, t_infer: list[int] | None = None,
+              scores: pd.DataFrame | None = None) -> tuple[Path, Path]:
+    """Write root/runs/{sweep,eval}; returns (eval_dir, sweep_dir). Defaults: the full grid above, scored by
+    simulate_scores (or `scores`, e.g. level_scores, on the same grid), through eval.aggregate."""
     sizes = sizes or SIZES
     budgets = budgets or BUDGETS
     seeds = seeds or SEEDS
@@ -148,7 +189,7 @@ def make_runs(root: Path, sizes: dict[str, int] | None = None, budgets: list[int
     _write_csv(sweep / "convergence.csv",
                ["trial", "prior", "size", "n_params", "seed", "budget", "step", "metric", "value"], conv_rows)
 
-    write_eval_tables(ev, simulate_scores(sizes, budgets, seeds, t_infer))
+    write_eval_tables(ev, simulate_scores(sizes, budgets, seeds, t_infer) if scores is None else scores)
 
     rtf_rows = []
     for system in ("diffwave", "priorgrad"):
