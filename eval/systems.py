@@ -108,7 +108,8 @@ def score_systems(ref_dir: str | os.PathLike | None, systems: Mapping[str, str |
                   cache_path: str | os.PathLike | None = None, use_cache: bool = True, seed: int = 0,
                   n_boot: int = 2000, length_policy: LengthPolicy = SPEC_LENGTH_POLICY,
                   progress: bool | None = None) -> dict[str, Any]:
-    """Score every system against ``ref_dir``, write the tables; returns {"summary", "comparisons"}.
+    """Score every system against ``ref_dir``, write the tables; returns {"summary", "comparisons", "records"}
+    (records: each system's per-utterance records, as ``score_dirs`` returns them).
 
     One score cache (default ``OUT/cache.sqlite``) serves all systems, so a re-run with one more
     system scores only that one.
@@ -148,5 +149,5 @@ def score_systems(ref_dir: str | os.PathLike | None, systems: Mapping[str, str |
         "baseline": baseline, "difference": "a - b, b = baseline, paired by utterance",
         "length_policy": length_policy.info(), "reference_dir": None if ref_dir is None else str(ref_dir),
         "systems": {s: str(d) for s, d in systems.items()}, "comparisons": comparisons})
-    return {"summary": summaries, "comparisons": comparisons}
+    return {"summary": summaries, "comparisons": comparisons, "records": records}
 
