@@ -37,8 +37,8 @@ class UnsafeCheckpointError(ValueError):
 def to_plain(obj: Any, where: str = "checkpoint") -> Any:
     """``obj`` with numpy arrays as tensors, numpy scalars as Python numbers and paths as str; a
     TypeError names the key of anything else (it would need code to load)."""
-    if isinstance(obj, torch.Tensor) or type(obj) in _SCALARS:
-        return obj
+    if isinstance(obj, (torch.Tensor, torch.dtype, torch.device, torch.Size)) or type(obj) in _SCALARS:
+        return obj  # what the weights-only unpickler reads natively (optimiser and scaler states may hold them)
     if isinstance(obj, np.ndarray):
         if obj.dtype == object:
             raise TypeError(f"{where}: a numpy array of Python objects cannot be stored in a checkpoint")
@@ -52,8 +52,14 @@ def to_plain(obj: Any, where: str = "checkpoint") -> Any:
             if type(k) not in _SCALARS:
                 raise TypeError(f"{where}: key {k!r} is a {type(k).__name__}; keys must be str, int, float or bool")
         items = ((k, to_plain(v, f"{where}.{k}")) for k, v in obj.items())
-        # state_dict()s are OrderedDicts, which the safe loader accepts as they are
-        return collections.OrderedDict(items) if isinstance(obj, collections.OrderedDict) else dict(items)
+        if not isinstance(obj, collections.OrderedDict):
+            return dict(items)
+        # a state_dict(): an OrderedDict (the safe loader reads it) with the modules' versions in _metadata,
+        # which load_state_dict reads; both kept, so the file is byte for byte what torch.save wrote before
+        out = collections.OrderedDict(items)
+        if hasattr(obj, "_metadata"):
+            out._metadata = to_plain(obj._metadata, f"{where}._metadata")  # type: ignore[attr-defined]
+        return out
     if isinstance(obj, (list, tuple)):
         seq = [to_plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
         return seq if isinstance(obj, list) else tuple(seq)
