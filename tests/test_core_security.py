@@ -86,6 +86,24 @@ def test_checkpoint_writer_stores_plain_types_and_refuses_others(tmp_path: Path)
     assert not (tmp_path / "d.pt").exists() and not list(tmp_path.glob(".d.pt.tmp*"))
 
 
+def test_a_plain_checkpoint_is_written_byte_for_byte_as_before(tmp_path: Path) -> None:
+    """Resume, trial identities and the synthesis cache hash checkpoint bytes: a state that was already
+    plain (model, optimiser, scaler, params) is written exactly as torch.save wrote it before."""
+    import io
+
+    net = torch.nn.Sequential(torch.nn.Conv1d(2, 3, 3), torch.nn.LayerNorm(1))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    net(torch.randn(1, 2, 3)).sum().backward()
+    opt.step()
+    state = {"model": net.state_dict(), "optimizer": opt.state_dict(), "scaler": {}, "step": 1,
+             "params": {"train": {"lr": 1e-3, "betas": [0.9, 0.99]}}, "prior_stats": None}
+    buf = io.BytesIO()
+    torch.save({"format_version": ckpt_io.FORMAT_VERSION, **state}, buf)
+    assert ckpt_io.save(tmp_path / "c.pt", state).read_bytes() == buf.getvalue()
+    loaded = ckpt_io.load(tmp_path / "c.pt")
+    assert loaded["model"]._metadata == net.state_dict()._metadata  # module versions for load_state_dict
+
+
 @pytest.fixture(scope="module")
 def acoustic_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-step acoustic checkpoint (it carries the phoneme prior's tables) through the real trainer."""
