@@ -147,7 +147,10 @@ def convert(src: str | Path, dest: str | Path | None = None) -> Path:
     buf = io.BytesIO()
     torch.save(plain, buf)
     buf.seek(0)
-    torch.load(buf, weights_only=True)  # the converted file must load safely, or nothing is written
+    try:
+        torch.load(buf, weights_only=True)  # the converted file must load safely, or nothing is written
+    except Exception as e:
+        raise ValueError(f"{src}: cannot convert: the result would still not load safely ({_refusal(src, e)})") from None
     return _write(dest, plain)
 
 
