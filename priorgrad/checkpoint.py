@@ -150,7 +150,7 @@ def convert(src: str | Path, dest: str | Path | None = None) -> Path:
     try:
         torch.load(buf, weights_only=True)  # the converted file must load safely, or nothing is written
     except Exception as e:
-        raise ValueError(f"{src}: cannot convert: the result would still not load safely ({_refusal(src, e)})") from None
+        raise ValueError(f"{src}: cannot convert: the result would still not load safely ({e})") from None
     return _write(dest, plain)
 
 
