@@ -51,6 +51,8 @@ def _cpu_model() -> str:
 def _prepare(tmp: Path) -> tuple[Path, Path, float, list[str]]:
     import soundfile as sf
 
+    from priorgrad.audio import read_wav  # the project's checked reader (a truncated wav is an error)
+
     ref_dir, gen_dir = tmp / "ref", tmp / "gen"
     ref_dir.mkdir()
     gen_dir.mkdir()
@@ -60,7 +62,7 @@ def _prepare(tmp: Path) -> tuple[Path, Path, float, list[str]]:
     seconds = 0.0
     rng = np.random.default_rng(0)
     for w in wavs:
-        x, sr = sf.read(str(w), dtype="float32")
+        x, sr = read_wav(w)
         seconds += len(x) / sr
         noise = rng.standard_normal(len(x))
         scale = np.sqrt(np.mean(x.astype(np.float64) ** 2) / (np.mean(noise ** 2) * 10 ** (SNR_DB / 10)))

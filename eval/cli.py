@@ -187,7 +187,19 @@ def _score(args: argparse.Namespace) -> int:
         log.warning("%d of %d utterance(s) had at least one failed metric (%s); see %s",
                     len(failed), len(records), ", ".join(failed[:5]) + (" ..." if len(failed) > 5 else ""),
                     args.out / "scores.jsonl")
-    return 0
+    return _nothing_scored({"": summary}, {"": records}, args.out)
+
+
+def _nothing_scored(summaries: dict[str, dict[str, dict]], records: dict[str, list[dict]], out: Path) -> int:
+    """1 (with an error per metric) when a metric that was asked for has no scored utterance in some run;
+    0 otherwise. Partial failures are warnings: a script or CI step must notice a run that scored nothing."""
+    empty = [(system, metric) for system, summ in summaries.items() for metric, s in summ.items() if s["n"] == 0]
+    for system, metric in empty:
+        reasons = [r["errors"][metric] for r in records.get(system, []) if metric in r.get("errors", {})]
+        where = f"{system}: " if system else ""
+        log.error("%s%s: nothing could be scored (%d of %d utterance(s) failed%s); see %s", where, metric,
+                  len(reasons), len(records.get(system, [])), f", e.g. {reasons[0]}" if reasons else "", out)
+    return 1 if empty else 0
 
 
 def _score_many(args: argparse.Namespace) -> int:
@@ -215,7 +227,7 @@ def _score_many(args: argparse.Namespace) -> int:
                 print(f"{name} - {args.baseline} {metric:12s} n={r['n']:<4d} diff={r['mean_diff']:+.4f} "
                       f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] {_verdict(r)}")
     print(f"tables: {args.out / 'scores.csv'}, {args.out / 'summary.csv'}, {args.out / 'comparisons.csv'}")
-    return 0
+    return _nothing_scored(result["summary"], result["records"], args.out)
 
 
 def compare_scores(a_paths: Sequence[Path] | Path, b_paths: Sequence[Path] | Path,
@@ -224,7 +236,7 @@ def compare_scores(a_paths: Sequence[Path] | Path, b_paths: Sequence[Path] | Pat
     """a - b per metric; each path is one training seed's scores.jsonl (or its directory).
 
     eval.systems.compare_records: the two-level bootstrap and the project's one judging rule. A metric
-    that cannot be compared is left out (with a warning).
+    that cannot be compared (no utterance scored for every seed of both) has null statistics and ``error``.
     """
     from eval.files import read_scores
     from eval.registry import METRICS, resolve
@@ -240,9 +252,8 @@ def compare_scores(a_paths: Sequence[Path] | Path, b_paths: Sequence[Path] | Pat
             raise ValueError(f"{a_paths[0]} and {b_paths[0]} have no metric in common")
     else:
         names = [m.name for m in resolve(list(metrics))]
-    result = compare_records(recs["a"], recs["b"], names, seed=seed, n_boot=n_boot, min_seeds=min_seeds,
-                             min_n=min_n, margins=margins)
-    return {name: r for name, r in result.items() if "error" not in r}
+    return compare_records(recs["a"], recs["b"], names, seed=seed, n_boot=n_boot, min_seeds=min_seeds,
+                           min_n=min_n, margins=margins)
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -256,10 +267,14 @@ def _compare(args: argparse.Namespace) -> int:
         log.error("%s", e)
         return 2
     write_json(args.out, result)
+    failed = [name for name, r in result.items() if "error" in r]
     for name, r in result.items():
+        if name in failed:
+            log.error("%s: nothing could be compared (%s)", name, r["error"])
+            continue
         print(f"{name:12s} seeds={r['n_seeds_a']}/{r['n_seeds_b']} n={r['n']:<4d} dropped={r['n_dropped']:<3d} "
               f"a-b={r['mean_diff']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] {_verdict(r)}")
-    return 0
+    return 1 if failed else 0
 
 
 def _list() -> int:

@@ -116,7 +116,8 @@ def score_systems(ref_dir: str | os.PathLike | None, systems: Mapping[str, str |
                   progress: bool | None = None, alignment: Alignment | None = None, pair_by: str | None = None,
                   texts: Mapping[str, str] | None = None, text_source: str | None = None,
                   margins: Mapping[str, float] | None = None) -> dict[str, Any]:
-    """Score every system against ``ref_dir``, write the tables; returns {"summary", "comparisons"}.
+    """Score every system against ``ref_dir``, write the tables; returns {"summary", "comparisons", "records"}
+    (records: each system's per-utterance records, as ``score_dirs`` returns them).
 
     One score cache (default ``OUT/cache.sqlite``) serves all systems, so a re-run with one more
     system scores only that one. ``alignment``, ``pair_by`` and ``texts`` are ``score_dirs``' and apply
@@ -164,5 +165,5 @@ def score_systems(ref_dir: str | os.PathLike | None, systems: Mapping[str, str |
     if pair_by is not None:
         doc["pair_by"] = pair_by
     write_json(out_dir / "comparisons.json", doc)
-    return {"summary": summaries, "comparisons": comparisons}
+    return {"summary": summaries, "comparisons": comparisons, "records": records}
 

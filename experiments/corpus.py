@@ -3,7 +3,7 @@
     python -m experiments.corpus --params params.yaml --out data/corpus
 
 ``corpus.source: synthetic`` synthesises the eSpeak NG corpus into OUT. A path instead is validated
-(`priorgrad corpus validate`'s checks) and linked: OUT gets a copy of its metadata.csv and a
+(`priorgrad corpus validate`'s checks, transcripts included) and linked: OUT gets a copy of its metadata.csv and a
 ``wavs`` symlink to its audio, so a large corpus is neither copied nor cached by DVC.
 """
 from __future__ import annotations
@@ -25,13 +25,16 @@ class CorpusStageError(RuntimeError):
     """The configured corpus cannot be used; the message names the path and the problems."""
 
 
-def link_corpus(source: Path, out: Path) -> None:
+def link_corpus(source: Path, out: Path, voice: str) -> None:
+    """Validate a user's corpus (audio, and every transcript through the acoustic text front-end with
+    eSpeak NG voice ``voice``: the pipeline's acoustic stages will read them) and link it into ``out``."""
+    from priorgrad.acoustic.text import transcript_checker
     from priorgrad.corpus.validate import format_report, validate_corpus
 
     if not (source / "metadata.csv").is_file() or not (source / "wavs").is_dir():
         raise CorpusStageError(f"corpus.source {source}: not an LJSpeech-layout directory "
                                f"(needs metadata.csv and wavs/)")
-    report = validate_corpus(source)
+    report = validate_corpus(source, check_text=transcript_checker(voice))
     if not report.ok:
         raise CorpusStageError(f"corpus.source {source} is unusable:\n{format_report(report)}")
     if out.is_symlink() or out.is_file():
@@ -64,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
             source = Path(c.source).expanduser()
             if not source.is_absolute():
                 source = (args.params.resolve().parent / source).resolve()
-            link_corpus(source, args.out)
+            from priorgrad.acoustic.data_config import load_data_config
+
+            link_corpus(source, args.out, load_data_config(args.params).text.voice)
     except CorpusStageError as e:
         log.error("%s", e)
         return 1

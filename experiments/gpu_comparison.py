@@ -183,6 +183,10 @@ def import_results(src: Path, dest: Path) -> Path:
         raise ValueError(f"{logs}: the run packed no trial (see its status: {packed.get('status')})")
     results = []
     for name, t in packed["trials"].items():
+        # names from the brought-back files become paths here: plain names only (no '..' or '/' escaping dest)
+        for what, value in (("trial name", name), ("checkpoint file", t.get("file"))):
+            if not isinstance(value, str) or value in ("", ".", "..") or any(c in value for c in "/\\\0"):
+                raise ValueError(f"{logs}: packed.json: {what} {value!r} is not a plain file name")
         ckpt = src / t["file"]
         if not ckpt.exists():
             raise FileNotFoundError(f"{ckpt}: checkpoint of trial {name} not brought back")

@@ -143,6 +143,45 @@ def _trainable(config: dict[str, Any]) -> None:
     run_trial(ctx, Trial.from_dict(config["trial"]), use_ray=True)
 
 
+LOOPBACK = "127.0.0.1"
+# Ray's single-machine switch (named for the platforms where it is the default): with it off, Ray takes
+# the loopback address as the node's address instead of the host's reachable one, and Ray 2.60 binds its
+# GCS, raylet, object manager and worker gRPC servers and its agents to the node's address.
+# ray.init(_node_ip_address="127.0.0.1") alone is not enough: Ray turns a loopback address back into the
+# reachable one (ray._private.services.resolve_ip_for_localhost) unless this switch is off.
+_RAY_LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def loopback_check(nodes: list[dict[str, Any]], gcs_address: str) -> str:
+    """The address a local Ray instance listens on, read from Ray's own state (ray.nodes(), the GCS
+    address); a SweepFailed when any of it is not the loopback address."""
+    addrs = {str(n.get("NodeManagerAddress")) for n in nodes} | {gcs_address.rsplit(":", 1)[0]}
+    if addrs != {LOOPBACK}:
+        raise SweepFailed(f"the local Ray instance is reachable from the network ({', '.join(sorted(addrs))}, not "
+                          f"{LOOPBACK} only); refusing to run a sweep on it (set RAY_ADDRESS to use a cluster)")
+    return LOOPBACK
+
+
+def _start_local_ray(num_cpus: int) -> None:
+    """ray.init of a local instance bound to 127.0.0.1 (no listener on another interface, no dashboard)."""
+    import ray
+    from ray._private import ray_constants
+
+    # ray reads the switch when it is imported: the environment for Ray's own processes (they inherit it),
+    # the module constant for this one, which has imported ray already
+    os.environ[_RAY_LOCAL_ONLY_ENV] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    ray.init(num_cpus=num_cpus, num_gpus=None, _temp_dir=_ray_temp_dir(), include_dashboard=False,
+             log_to_driver=True, _node_ip_address=LOOPBACK)
+    try:
+        bound = loopback_check(ray.nodes(), ray.get_runtime_context().gcs_address)
+    except SweepFailed:
+        ray.shutdown()
+        raise
+    log.info("Ray: a local instance bound to %s (GCS %s, %d CPU(s))", bound, ray.get_runtime_context().gcs_address,
+             num_cpus)
+
+
 def run_ray(ctx: TrialContext, trials: list[Trial], s: SweepConfig, out: Path, root: Path) -> dict[str, str]:
     import ray
     from ray import tune
@@ -158,9 +197,7 @@ def run_ray(ctx: TrialContext, trials: list[Trial], s: SweepConfig, out: Path, r
         _use_cluster_token()
         ray.init(address=address, runtime_env={"env_vars": {"PYTHONPATH": pythonpath}}, log_to_driver=True)
     else:
-        num_cpus = s.num_cpus or os.cpu_count() or 1
-        ray.init(num_cpus=num_cpus, num_gpus=None, _temp_dir=_ray_temp_dir(), include_dashboard=False,
-                 log_to_driver=True)
+        _start_local_ray(s.num_cpus or os.cpu_count() or 1)
     try:
         have = ray.cluster_resources()
         for kind, need in (("CPU", s.cpus_per_trial), ("GPU", s.gpus_per_trial)):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -226,8 +227,60 @@ def trim_to_hops(wav: np.ndarray, hop_length: int) -> np.ndarray:
     return wav[:n]
 
 
-def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """Read a sound file as float32 in [-1, 1], shape (samples,) or (samples, channels)."""
+class TruncatedAudioError(AudioError):
+    """A sound file that holds fewer bytes or frames than its header declares (cut short in a copy)."""
+
+
+# WAVE format tags whose frames are block_align bytes each (PCM, IEEE float, extensible); compressed
+# formats (ADPCM, ...) pack many frames per block, so their frame count is not checked from the header
+_FRAME_SIZED_WAVE_FORMATS = (0x0001, 0x0003, 0xFFFE)
+# data sizes that streaming writers put in a header they cannot rewrite: the length is unknown, not wrong
+_UNKNOWN_WAVE_SIZES = (0, 0xFFFFFFFF)
+
+
+@dataclass(frozen=True)
+class WaveDataChunk:
+    declared: int               # bytes the data chunk's header declares
+    present: int                # bytes of the file after the data chunk's header
+    block_align: int | None     # bytes per frame (fmt chunk), None when there is no fmt chunk before data
+    format_tag: int | None      # WAVE format tag of the fmt chunk
+
+
+def wave_data_chunk(path: str | os.PathLike) -> WaveDataChunk | None:
+    """The data chunk of a RIFF/WAVE file as its header declares it; None for other formats or when no
+    data chunk header is found (the decoder then says what is wrong).
+
+    libsndfile reads whatever a cut-short file still holds without a word, so this is the one place a
+    truncated wav is noticed."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+            return None
+        endian = "<" if head[:4] == b"RIFF" else ">"
+        size = os.fstat(f.fileno()).st_size
+        block_align = format_tag = None
+        while True:
+            hdr = f.read(8)
+            if len(hdr) < 8:
+                return None
+            cid, csize = hdr[:4], struct.unpack(endian + "I", hdr[4:])[0]
+            start = f.tell()
+            if cid == b"data":
+                return WaveDataChunk(csize, size - start, block_align, format_tag)
+            if cid == b"fmt " and csize >= 14:
+                fmt = f.read(14)
+                if len(fmt) == 14:
+                    format_tag = struct.unpack(endian + "H", fmt[:2])[0]
+                    block_align = struct.unpack(endian + "H", fmt[12:14])[0]
+            f.seek(start + csize + (csize & 1))  # chunks are word-aligned
+
+
+def decode_audio(path: str | os.PathLike, always_2d: bool = False) -> tuple[np.ndarray, int, str]:
+    """The project's one decoder of sound files: (float32 samples in [-1, 1], rate, subtype).
+
+    A file that decodes but holds less than its header declares (data chunk bytes, or frames) is a
+    :class:`TruncatedAudioError` naming it and both sizes. Empty, NaN or silent audio is the caller's to judge.
+    """
     import soundfile as sf  # soundfile is only needed where audio files are read
 
     path = Path(path)
@@ -236,9 +289,29 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: file is empty (0 bytes)")
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=False)
+        info = sf.info(str(path))
+        data, sr = sf.read(str(path), dtype="float32", always_2d=always_2d)
     except Exception as e:  # soundfile raises LibsndfileError/RuntimeError with terse messages
         raise AudioError(f"{path}: cannot decode audio ({e})") from e
+    n = int(data.shape[0])
+    chunk = wave_data_chunk(path)
+    if chunk is not None and chunk.declared not in _UNKNOWN_WAVE_SIZES:
+        if chunk.declared > chunk.present:
+            raise TruncatedAudioError(f"{path}: truncated: its header declares {chunk.declared} data bytes, "
+                                      f"{chunk.present} are present")
+        if chunk.format_tag in _FRAME_SIZED_WAVE_FORMATS and chunk.block_align:
+            declared_frames = chunk.declared // chunk.block_align
+            if declared_frames != n:
+                raise TruncatedAudioError(f"{path}: truncated: its header declares {declared_frames} frames, "
+                                          f"{n} were read")
+    elif chunk is None and info.frames != n:
+        raise TruncatedAudioError(f"{path}: truncated: its header declares {info.frames} frames, {n} were read")
+    return data, int(sr), str(info.subtype)
+
+
+def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Read a sound file as float32 in [-1, 1], shape (samples,) or (samples, channels)."""
+    data, sr, _ = decode_audio(path)
     if data.size == 0:
         raise AudioError(f"{path}: audio has no samples")
     if not np.all(np.isfinite(data)):

@@ -1,4 +1,4 @@
-"""`priorgrad` command line: corpus make/validate, preprocess, prior-stats, train, synthesize.
+"""`priorgrad` command line: corpus make/validate, preprocess, prior-stats, train, synthesize, checkpoint convert.
 
 Every path is an argument (DVC stages pass them); settings come from params.yaml (`--params`),
 with `--set key=value` overrides for one-off runs.
@@ -50,8 +50,16 @@ def cmd_corpus_validate(args: argparse.Namespace) -> int:
     min_seconds = args.min_seconds
     if min_seconds is None:
         min_seconds = p.train.crop_frames * p.hop_length / p.audio.sample_rate
+    check_text = None
+    if not args.skip_transcripts:
+        # the acoustic half of the pipeline turns every transcript into phonemes: a transcript it cannot use
+        # (punctuation only, ...) is an error here rather than at the acoustic stage, minutes later
+        from priorgrad.acoustic.data_config import load_data_config
+        from priorgrad.acoustic.text import transcript_checker
+
+        check_text = transcript_checker(load_data_config(args.params, args.overrides).text.voice)
     report = validate_corpus(Path(args.path), sample_rate=p.audio.sample_rate, min_seconds=min_seconds,
-                             allow_resample=p.audio.allow_resample)
+                             allow_resample=p.audio.allow_resample, check_text=check_text)
     print(format_report(report))
     return 0 if report.ok else 1
 
@@ -97,6 +105,14 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_checkpoint_convert(args: argparse.Namespace) -> int:
+    from priorgrad.checkpoint import convert
+
+    out = convert(args.path, args.out)
+    print(f"{out}: converted (loads with tensors and plain containers only)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="priorgrad", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -114,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("path", help="corpus directory (metadata.csv + wavs/)")
     val.add_argument("--min-seconds", type=float, default=None,
                      help="shortest usable clip in seconds (default: one training crop, train.crop_frames)")
+    val.add_argument("--skip-transcripts", action="store_true",
+                     help="do not run the acoustic model's text front-end (eSpeak NG, acoustic.text.voice) on the "
+                          "transcripts (for a corpus only the vocoder will use)")
     _add_params(val)
     val.set_defaults(func=cmd_corpus_validate)
 
@@ -153,6 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="replay the whole sampler as one CUDA graph per batch shape (CUDA only)")
     _add_params(sy)
     sy.set_defaults(func=cmd_synthesize)
+
+    ck = sub.add_parser("checkpoint", help="checkpoint tools (convert a trusted older checkpoint to the safe format)")
+    cksub = ck.add_subparsers(dest="checkpoint_command", required=True)
+    cv = cksub.add_parser("convert", help="rewrite a checkpoint you trust so that it loads without running code; "
+                                          "this command unpickles the file in full, so only for files you trust")
+    cv.add_argument("path", help="checkpoint file (.pt)")
+    cv.add_argument("--out", default=None, help="where to write the converted file (default: in place)")
+    cv.set_defaults(func=cmd_checkpoint_convert)
 
     _register_acoustic(_acoustic_group(sub))
     return parser

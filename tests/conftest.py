@@ -24,8 +24,10 @@ def smoke_repro(tmp_path_factory: pytest.TempPathFactory) -> Path:
     project = copy_project(ROOT, tmp_path_factory.mktemp("smoke") / "project")
     set_profile(project, "smoke")
     t0 = time.perf_counter()
-    run_in(project, ["dvc", "repro"], timeout=600)
+    proc = run_in(project, ["dvc", "repro"], timeout=600)
     (project / "smoke_repro_seconds.txt").write_text(f"{time.perf_counter() - t0:.1f}\n")
+    # what the stages logged (e.g. the address the sweep's local Ray instance is bound to)
+    (project / "smoke_repro.log").write_text(proc.stdout + proc.stderr)
     return project
 
 

@@ -139,3 +139,30 @@ def test_ljspeech_mini_has_no_errors():
     assert report.ok, format_report(report)
     assert report.n_usable == report.n_metadata == 32
     assert not [p for p in report.problems if p.kind in ("clipped", "stereo", "wrong_rate")], format_report(report)
+
+
+def test_truncated_wav_and_phoneme_less_transcript_through_the_cli(tmp_path):
+    """Issue 18's probes: a wav cut to half its bytes and a transcript of punctuation only both fail
+    `priorgrad corpus validate`, each named (with both sizes; with its utterance)."""
+    from support.core import run_cli
+
+    root = tmp_path / "c"
+    (root / "wavs").mkdir(parents=True)
+    for name in ("good", "cut", "punct"):
+        sf.write(root / "wavs" / f"{name}.wav", _speechlike(1.5), SR, subtype="PCM_16")
+    data = (root / "wavs/cut.wav").read_bytes()
+    declared = int.from_bytes(data[40:44], "little")  # the data chunk's size in a 44-byte PCM header
+    (root / "wavs/cut.wav").write_bytes(data[: len(data) // 2])
+    (root / "metadata.csv").write_text("good|Hello there.|Hello there.\ncut|A cut file.|A cut file.\n"
+                                       "punct|...!?;--|...!?;--\n")
+    proc = run_cli("corpus", "validate", str(root), check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert (f"{root / 'wavs/cut.wav'}: truncated: its header declares {declared} data bytes, "
+            f"{len(data) // 2 - 44} are present") in proc.stdout
+    assert f"{root / 'metadata.csv'}: utterance punct: eSpeak NG found no phonemes in '...!?;--'" in proc.stdout
+    assert "utterance good" not in proc.stdout and "NOT USABLE (2 error(s))" in proc.stdout
+    # a corpus only the vocoder will use: transcripts are not run through the acoustic front-end
+    proc = run_cli("corpus", "validate", str(root), "--skip-transcripts", check=False)
+    assert proc.returncode == 1 and "punct" not in proc.stdout and "NOT USABLE (1 error(s))" in proc.stdout
+    # the library call checks transcripts only when given the front-end (this package imports no family)
+    assert "unusable_transcript" not in validate_corpus(root).kinds()

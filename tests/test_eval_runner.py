@@ -157,6 +157,59 @@ def test_cli_exits_0_with_a_warning_on_failures_and_2_on_missing_reference_dir(d
     assert not (tmp_path / "out2" / "scores.jsonl").exists()
 
 
+def test_cli_exits_1_when_a_metric_asked_for_scored_nothing(dirs, tmp_path, clips):
+    """NaN files, another sample rate, lengths beyond the tolerance: every utterance fails, and the exit
+    status says so (1), for score, score-many and compare, through the real command line."""
+    ref, gen = dirs
+    bad = tmp_path / "bad"
+    for i, (utt, (x, sr)) in enumerate(clips.items()):
+        y = x[: len(x) // 256 * 256].copy()
+        if i == 0:
+            y[10] = np.nan
+            _write_float(bad / f"{utt}.wav", y, sr)
+        elif i == 1:
+            _write(bad / f"{utt}.wav", y[::2], sr // 2)
+        else:
+            _write(bad / f"{utt}.wav", y[: len(y) // 2], sr)
+    res = _run_cli("score", "--ref", str(ref), "--gen", str(bad), "--metrics", "stoi", "--out", str(tmp_path / "s"),
+                   "--workers", "1", "--no-cache")
+    assert res.returncode == 1, res.stderr
+    assert "ERROR" in res.stderr and "stoi: nothing could be scored (4 of 4 utterance(s) failed" in res.stderr
+    assert json.loads((tmp_path / "s" / "summary.json").read_text())["stoi"]["n"] == 0  # the files are written
+
+    # one good file back: a partial failure
+    _write(bad / f"{CLIPS[0]}.wav", clips[CLIPS[0]][0][: CROP // 256 * 256], clips[CLIPS[0]][1])
+    res = _run_cli("score", "--ref", str(ref), "--gen", str(bad), "--metrics", "stoi", "--out", str(tmp_path / "s1"),
+                   "--workers", "1", "--no-cache")
+    assert res.returncode == 0, res.stderr  # 1 of 4 scored: exit 0, with the warning naming the failures
+    assert "WARNING" in res.stderr and "3 of 4 utterance(s)" in res.stderr
+
+    res = _run_cli("score-many", "--ref", str(ref), "--gen", f"good={gen}", "--gen", f"bad={tmp_path / 'nan'}",
+                   "--baseline", "good", "--metrics", "stoi", "--out", str(tmp_path / "m"), "--workers", "1")
+    assert res.returncode == 2, res.stderr  # a missing folder cannot start: still an input error
+    (tmp_path / "nan").mkdir()
+    for utt, (x, sr) in clips.items():
+        _write_float(tmp_path / "nan" / f"{utt}.wav", np.full(len(x) // 256 * 256, np.nan, np.float32), sr)
+    res = _run_cli("score-many", "--ref", str(ref), "--gen", f"good={gen}", "--gen", f"bad={tmp_path / 'nan'}",
+                   "--baseline", "good", "--metrics", "stoi", "--out", str(tmp_path / "m"), "--workers", "1")
+    assert res.returncode == 1, res.stderr
+    assert "bad: stoi: nothing could be scored" in res.stderr and "good: stoi" not in res.stderr
+
+    # compare: the two score directories share no scored utterance for the metric
+    res = _run_cli("compare", "--a", str(tmp_path / "m" / "good"), "--b", str(tmp_path / "m" / "bad"),
+                   "--metrics", "stoi", "--out", str(tmp_path / "cmp.json"))
+    assert res.returncode == 1, res.stderr
+    assert "stoi: nothing could be compared" in res.stderr
+    assert json.loads((tmp_path / "cmp.json").read_text())["stoi"]["mean_diff"] is None
+
+
+def _write_float(path: Path, x: np.ndarray, sr: int) -> None:
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), x, sr, subtype="FLOAT")
+
+
 def test_cli_compare_pairs_by_utterance(dirs, tmp_path, clips):
     ref, gen = dirs
     worse = tmp_path / "worse"

@@ -87,8 +87,9 @@ def test_three_hops_short_scores_every_metric_under_the_tolerance(folders, tmp_p
     # the spec's default (one hop): every reference metric fails with the reason, DNSMOS still scores,
     # and the DNSMOS scores do not depend on the reference (the same as with the larger tolerance)
     out1 = tmp_path / "tol1"
+    # every utterance fails the reference metrics asked for: exit 1 (the tables are still written)
     assert cli_main(["score", "--ref", str(folders["ref"]), "--gen", str(folders["short3"]), "--out", str(out1),
-                     "--metrics", "stoi,mcd,dnsmos_ovrl", "--workers", "1", "--no-cache"]) == 0
+                     "--metrics", "stoi,mcd,dnsmos_ovrl", "--workers", "1", "--no-cache"]) == 1
     strict = {r["utt"]: r for r in _jsonl(out1 / "scores.jsonl")}
     for utt, r in strict.items():
         assert r["stoi"] is None and r["mcd"] is None  # null, never 0

@@ -93,3 +93,23 @@ def test_shell_wrapper_dry_run_and_argument_errors(tmp_path: Path) -> None:
                      (["--phase", "x"], "--phase must be"), (["--bogus"], "unknown option")):
         proc = sh(*bad)
         assert proc.returncode == 2 and msg in proc.stderr
+
+
+def test_import_refuses_names_that_escape_the_sweep_directory(tmp_path: Path) -> None:
+    """The brought-back files come from another machine: a trial name from packed.json never becomes a path
+    outside the sweep directory."""
+    import io
+    import tarfile
+
+    bring = tmp_path / "bring"
+    bring.mkdir()
+    (bring / "x.pt").write_bytes(b"")
+    for name, file in (("../../escape", "x.pt"), ("ok", "../x.pt")):
+        packed = json.dumps({"trials": {name: {"file": file, "prior": "energy", "size": "tiny", "seed": 0,
+                                               "step": 1, "n_params": 1}}}).encode()
+        with tarfile.open(bring / "logs.tar.gz", "w:gz") as tar:
+            info = tarfile.TarInfo("packed.json")
+            info.size = len(packed)
+            tar.addfile(info, io.BytesIO(packed))
+        assert main(["import", "--from", str(bring), "--out", str(tmp_path / "sweep" / "a" / "b")]) == 1
+        assert not (tmp_path / "sweep" / "a" / "escape").exists()  # where trials/../../escape would land

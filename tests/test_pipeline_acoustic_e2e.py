@@ -112,8 +112,8 @@ def test_killed_acoustic_sweep_resumes_from_its_checkpoint(smoke_repro: Path, tm
     # the same result as an uninterrupted run: the smoke repro's PriorGrad-AM trial trained these 20 steps
     straight = next(t for t in json.loads((smoke_repro / "runs/acoustic/sweep/trials.json").read_text())
                     if t["prior"] == "phoneme")
-    a = torch.load(smoke_repro / straight["checkpoints"]["20"], map_location="cpu", weights_only=False)
-    b = torch.load(result["checkpoints"]["20"], map_location="cpu", weights_only=False)
+    a = torch.load(smoke_repro / straight["checkpoints"]["20"], map_location="cpu", weights_only=True)
+    b = torch.load(result["checkpoints"]["20"], map_location="cpu", weights_only=True)
     assert a["step"] == b["step"] == 20
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     trials = json.loads((out / "trials.json").read_text())

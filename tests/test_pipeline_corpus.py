@@ -18,7 +18,7 @@ def test_user_corpus_is_linked_not_copied_and_preprocesses(tmp_path: Path) -> No
     from priorgrad.preprocess import preprocess
 
     out = tmp_path / "data" / "corpus"
-    link_corpus(LJ_MINI, out)
+    link_corpus(LJ_MINI, out, "en-us")
     assert (out / "wavs").is_symlink() and (out / "wavs").resolve() == (LJ_MINI / "wavs").resolve()
     assert (out / "metadata.csv").read_text() == (LJ_MINI / "metadata.csv").read_text()
     params = load_params(Path(__file__).resolve().parents[1] / "params.yaml", {"profile": "smoke"})
@@ -31,7 +31,7 @@ def test_user_corpus_is_linked_not_copied_and_preprocesses(tmp_path: Path) -> No
 def test_a_path_that_is_not_a_corpus_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(CorpusStageError, match="empty.*not an LJSpeech-layout directory"):
-        link_corpus(tmp_path / "empty", tmp_path / "out")
+        link_corpus(tmp_path / "empty", tmp_path / "out", "en-us")
 
 
 def test_synthetic_corpus_never_writes_into_a_linked_corpus(tmp_path: Path) -> None:
@@ -48,3 +48,19 @@ def test_synthetic_corpus_never_writes_into_a_linked_corpus(tmp_path: Path) -> N
     assert main(["--params", str(params), "--out", str(tmp_path / "corpus")]) == 0
     assert list((user / "wavs").iterdir()) == []  # the user's directory is untouched
     assert len(list((tmp_path / "corpus" / "wavs").glob("*.wav"))) == 3
+
+
+def test_a_user_corpus_with_a_phoneme_less_transcript_is_refused_by_the_stage(tmp_path: Path) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    src = tmp_path / "user"
+    (src / "wavs").mkdir(parents=True)
+    t = np.arange(int(1.5 * 22050)) / 22050
+    for name in ("a", "b"):
+        sf.write(src / "wavs" / f"{name}.wav", (0.4 * np.sin(2 * np.pi * 150 * t)).astype(np.float32), 22050,
+                 subtype="PCM_16")
+    (src / "metadata.csv").write_text("a|Hello there.|Hello there.\nb|...!?;--|...!?;--\n")
+    with pytest.raises(CorpusStageError, match=r"utterance b: eSpeak NG found no phonemes in '\.\.\.!\?;--'"):
+        link_corpus(src, tmp_path / "out", "en-us")
+    assert not (tmp_path / "out").exists()

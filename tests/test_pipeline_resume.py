@@ -28,7 +28,7 @@ def _checkpoint_step(run_dir: Path) -> int | None:
     if not path.exists():
         return None
     try:
-        return int(torch.load(path, map_location="cpu", weights_only=False)["step"])
+        return int(torch.load(path, map_location="cpu", weights_only=True)["step"])
     except Exception:  # being replaced right now
         return None
 

@@ -76,6 +76,17 @@ def test_smoke_repro_writes_the_documented_outputs(smoke_repro: Path) -> None:
     assert prov["metric_versions"]["pesq_wb"]["version"] != "not-installed"
 
 
+def test_the_sweeps_local_ray_was_bound_to_loopback(smoke_repro: Path) -> None:
+    """Both sweeps (vocoder, acoustic) started a local Ray instance; the sweep reads the address it listens
+    on from Ray's own state (ray.nodes() NodeManagerAddress and the GCS address, experiments.sweep.loopback_check,
+    which refuses anything else) and logs it."""
+    import re
+
+    log = (smoke_repro / "smoke_repro.log").read_text()
+    bound = re.findall(r"Ray: a local instance bound to (\S+) \(GCS ([\d.]+):\d+", log)
+    assert len(bound) == 2 and all(b == ("127.0.0.1", "127.0.0.1") for b in bound), bound
+
+
 def test_smoke_repro_mlflow_runs(smoke_repro: Path) -> None:
     client = _mlflow_client(smoke_repro)
     exps = [e for e in client.search_experiments() if e.name.startswith("priorgrad-bench-smoke-")]

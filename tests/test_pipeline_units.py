@@ -303,3 +303,15 @@ def test_adding_a_prior_touches_only_the_registry_and_its_module(monkeypatch: py
     trials = expand_trials(p)
     assert {t.system for t in trials} == {"halfwave", "priorgrad"}
     assert any(t.name.startswith("halfwave-tiny-") for t in trials)
+
+
+def test_a_local_ray_reachable_from_the_network_is_refused() -> None:
+    """The check the sweep runs on Ray's own state after starting its local instance (the smoke repro shows
+    it passing on a real one: test_the_sweeps_local_ray_was_bound_to_loopback)."""
+    from experiments.sweep import SweepFailed, loopback_check
+
+    assert loopback_check([{"NodeManagerAddress": "127.0.0.1"}], "127.0.0.1:6379") == "127.0.0.1"
+    with pytest.raises(SweepFailed, match=r"reachable from the network \(192\.0\.2\.2, not 127\.0\.0\.1 only\)"):
+        loopback_check([{"NodeManagerAddress": "192.0.2.2"}], "192.0.2.2:6379")
+    with pytest.raises(SweepFailed, match=r"127\.0\.0\.1, 192\.0\.2\.2"):
+        loopback_check([{"NodeManagerAddress": "127.0.0.1"}], "192.0.2.2:6379")

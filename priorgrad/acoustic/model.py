@@ -56,7 +56,8 @@ class TablePrior:
     frame_ids < 0) -> mu = 0, s = 1. Built from any FramePrior so that a checkpoint carries its prior."""
 
     def __init__(self, mu: np.ndarray, std: np.ndarray, name: str = "phoneme"):
-        mu, std = np.asarray(mu, np.float32), np.asarray(std, np.float32)
+        # a checkpoint's tables are tensors (TablePrior.state), possibly on the device it was loaded to
+        mu, std = (np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, np.float32) for x in (mu, std))
         if mu.ndim != 2 or mu.shape != std.shape or mu.shape[1] != N_MELS:
             raise ValueError(f"prior tables must both be (V, {N_MELS}), got {mu.shape} and {std.shape}")
         if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(std)) and np.all(std > 0)):
@@ -81,7 +82,8 @@ class TablePrior:
         return mu, s
 
     def state(self) -> dict[str, Any]:
-        return {"mu": self.mu, "std": self.std, "name": self.name}
+        # tensors, not numpy arrays: a checkpoint holds only what torch.load(weights_only=True) reads
+        return {"mu": torch.from_numpy(self.mu), "std": torch.from_numpy(self.std), "name": self.name}
 
 
 def apply_prior_mode(mu: np.ndarray, s: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:

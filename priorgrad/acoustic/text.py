@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from priorgrad.fileio import write_json_atomic
 
@@ -97,6 +97,15 @@ def text_to_tokens(text: str, utt: str = "<text>", voice: str = "en-us") -> list
     if not any(is_phoneme(t) for t in toks):
         raise TextError(f"utterance {utt}: eSpeak NG found no phonemes in {text!r}")
     return toks
+
+
+def transcript_checker(voice: str) -> Callable[[str, str], list[str]]:
+    """``check(text, utt)`` for corpus validation: the tokens, or a :class:`TextError` naming the utterance
+    when the front-end cannot use the transcript (empty, or no phoneme, e.g. punctuation only)."""
+    def check(text: str, utt: str) -> list[str]:
+        return text_to_tokens(text, utt, voice)
+
+    return check
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """``priorgrad corpus validate``: list every problem of an LJSpeech-layout corpus, with the file name.
 
 Errors make the corpus (or the utterance) unusable: missing metadata.csv, malformed metadata lines,
-duplicate ids, empty transcripts, transcript lines without a wav, corrupt / empty / silent / NaN
-audio, a wrong sample rate (unless resampling is allowed), and a corpus with no usable utterance.
+duplicate ids, empty transcripts, transcript lines without a wav, corrupt / truncated (fewer bytes
+or frames than the header declares) / empty / silent / NaN audio, a wrong sample rate (unless
+resampling is allowed), a corpus with no usable utterance, and (when the caller passes the acoustic
+text front-end) a transcript it cannot turn into phonemes.
 Warnings are tolerated by the pipeline but change what it does: clipped audio, stereo (averaged to
 mono), clips shorter than a training crop (skipped by training), wavs without a transcript line
 (ignored).
@@ -16,7 +18,7 @@ import os
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -81,7 +83,7 @@ def _add(report: Report, severity: str, kind: str, file: Path | str, message: st
 
 def check_wav(path: Path, report: Report, allow_resample: bool = False) -> float | None:
     """Check one audio file, adding its problems; returns its duration in seconds if usable."""
-    import soundfile as sf
+    from priorgrad.audio import AudioError, TruncatedAudioError, decode_audio
 
     try:
         size = path.stat().st_size
@@ -92,10 +94,11 @@ def check_wav(path: Path, report: Report, allow_resample: bool = False) -> float
         _add(report, ERROR, "empty", path, "file is empty (0 bytes)")
         return None
     try:
-        info = sf.info(str(path))
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as e:  # libsndfile's errors are terse; the point is that it cannot be decoded
-        _add(report, ERROR, "corrupt", path, f"cannot decode audio ({type(e).__name__}: {e})")
+        # the project's one decoder, so validation sees a file exactly as preprocess and eval do
+        data, sr, subtype = decode_audio(path, always_2d=True)
+    except AudioError as e:
+        kind = "truncated" if isinstance(e, TruncatedAudioError) else "corrupt"
+        _add(report, ERROR, kind, path, str(e).removeprefix(f"{path}: "))
         return None
     if data.shape[0] == 0:
         _add(report, ERROR, "empty", path, "audio has 0 samples")
@@ -107,7 +110,7 @@ def check_wav(path: Path, report: Report, allow_resample: bool = False) -> float
         _add(report, sev, "wrong_rate", path, f"sample rate {sr} Hz, expected {report.sample_rate} Hz ({hint})")
         usable = usable and allow_resample
     if data.shape[1] > 1:
-        _add(report, WARNING, "stereo", path, f"{data.shape[1]} channels ({info.subtype}); will be averaged to mono")
+        _add(report, WARNING, "stereo", path, f"{data.shape[1]} channels ({subtype}); will be averaged to mono")
     bad = ~np.isfinite(data)
     if bad.any():
         _add(report, ERROR, "nan", path, f"{int(bad.sum())} NaN or infinite sample(s)")
@@ -130,8 +133,13 @@ def check_wav(path: Path, report: Report, allow_resample: bool = False) -> float
 
 def validate_corpus(root: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE,
                     min_seconds: float = DEFAULT_CROP_SAMPLES / DEFAULT_SAMPLE_RATE, *,
-                    allow_resample: bool = False, progress: bool | None = None) -> Report:
-    """Check every transcript line and every audio file of an LJSpeech-layout corpus."""
+                    allow_resample: bool = False, progress: bool | None = None,
+                    check_text: Callable[[str, str], object] | None = None) -> Report:
+    """Check every transcript line and every audio file of an LJSpeech-layout corpus.
+
+    ``check_text(text, utt)``, when given, is run on every transcript and raises ValueError for one that
+    cannot be used (the acoustic model's text front-end, passed in by the caller that knows the acoustic
+    stages will run: this package sits below the model families and imports none of them)."""
     root = Path(root)
     report = Report(root=str(root), sample_rate=int(sample_rate), min_seconds=float(min_seconds))
     try:
@@ -161,6 +169,12 @@ def validate_corpus(root: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE_R
     from tqdm import tqdm
 
     for u in tqdm(utts, desc="validating corpus", unit="utt", disable=None if progress is None else not progress):
+        if check_text is not None:
+            try:
+                check_text(u.text, u.utt_id)
+            except ValueError as e:
+                report.problems.append(Problem(ERROR, "unusable_transcript", str(root / METADATA),
+                                               f"{root / METADATA}: {e} (the acoustic model cannot use it)"))
         path = wav_files.get(u.utt_id)
         if path is None:
             if wav_dir.is_dir():

@@ -54,7 +54,7 @@ def kill_at_checkpoint(cmd: list[str], run_dir: Path, min_step: int, timeout: fl
             ck = Path(run_dir) / "checkpoints" / "last.pt"
             if ck.exists():
                 try:
-                    step = int(torch.load(ck, weights_only=False)["step"])
+                    step = int(torch.load(ck, weights_only=True)["step"])
                 except Exception:  # being replaced right now
                     step = 0
                 if step >= min_step:
