@@ -24,7 +24,6 @@ give the sampling spread. The machine's load average is recorded (shared CPUs sk
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time

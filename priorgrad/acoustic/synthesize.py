@@ -126,7 +126,8 @@ def frame_ids(tokens: torch.Tensor, mel2ph: torch.Tensor) -> list[np.ndarray]:
 def sample_mels(model: AcousticModel, diffusion: Diffusion, model_cfg, table: TablePrior | None,
                 utts: Sequence[Utterance] | None, schedule: StepSchedule, seeds: Sequence[int], condition: str,
                 f0_stats: tuple[float, float], device: torch.device, tokens: torch.Tensor | None = None,
-                clip_x0: str = "none", clipped: list[float] | None = None) -> list[dict[str, np.ndarray]]:
+                clip_x0: str = "none", clipped: list[float] | None = None, start_only: bool = False
+                ) -> list[dict[str, np.ndarray]]:
     """Sample mels for a batch of utterances (or bare token sequences under E3).
 
     Returns per utterance {"mel": (80, n), "mu": (80, n) the prior mean used (zeros for B1),
@@ -136,6 +137,8 @@ def sample_mels(model: AcousticModel, diffusion: Diffusion, model_cfg, table: Ta
     result does not depend on the batch it is in. ``clip_x0`` (acoustic.infer.clip_x0): none, or
     data_range (x0 clipped to the training mels' per-bin range, carried by ``table``); the clipped
     fraction of each step (mean over the batch's real elements) is appended to ``clipped``.
+    ``start_only``: no denoising, "mel" = x_start (the system's prior draw: the acoustic floor), from the
+    same preparation and noise as the sampler, so draw 0 is exactly the sampler's start.
     """
     if condition not in CONDITIONS:
         raise ValueError(f"condition must be one of {CONDITIONS}, got {condition!r}")
@@ -181,10 +184,15 @@ def sample_mels(model: AcousticModel, diffusion: Diffusion, model_cfg, table: Ta
         return z
 
     cond_proj = model.decoder.condition(out["cond"])  # once per utterance, not once per step
-    x0_range = x0_range_of(table, clip_x0, device)
+    x0_range = None if start_only else x0_range_of(table, clip_x0, device)
     mu_arg = None if model_cfg.prior == "standard" else mu
-    mel = diffusion.sample(lambda x, _c, t: model.decoder.denoise(x, cond_proj, t, mask), None, s, schedule,
-                           noise=noise_kept, clamp=False, mu=mu_arg, mask=mask, x0_range=x0_range, clipped=clipped)
+    if start_only:
+        noise_kept(0)
+        mel = (s * starts[0] + (0.0 if mu_arg is None else mu_arg)) * mask
+    else:
+        mel = diffusion.sample(lambda x, _c, t: model.decoder.denoise(x, cond_proj, t, mask), None, s, schedule,
+                               noise=noise_kept, clamp=False, mu=mu_arg, mask=mask, x0_range=x0_range,
+                               clipped=clipped)
     start = (s * starts[0] + (0.0 if mu_arg is None else mu_arg)) * mask
     mel, mu = mel.float().cpu().numpy(), (mu * mask).float().cpu().numpy()
     s_np, start = s.float().cpu().numpy(), start.float().cpu().numpy()
@@ -221,10 +229,14 @@ def synthesize(checkpoint: str | Path, out_dir: str | Path, features: str | Path
                split: str = "test", conditions: Sequence[str] = ("E1",), texts: Sequence[str] = (),
                schedule: StepSchedule | None = None, seed: int | None = None, batch_size: int | None = None,
                device: str | None = None, max_utterances: int = 0, vocoder: str | None = None,
-               vocoder_checkpoint: str | Path | None = None, progress: bool | None = None) -> dict[str, Any]:
+               vocoder_checkpoint: str | Path | None = None, progress: bool | None = None,
+               clip_x0: str | None = None, prior_draw: int | None = None) -> dict[str, Any]:
     """Write out_dir/<condition>/<utt>.npy (and .wav with a vocoder) for a split and/or raw texts (E3).
 
     Returns timing (mel RTF, audio RTF) and the settings used (written to out_dir/synthesis.json).
+    ``clip_x0``: overrides the checkpoint's acoustic.infer.clip_x0. ``prior_draw`` = k: instead of sampling,
+    write the system's prior draw k (the sampler's start x_S + mu for seed + k: the acoustic floor; draw 0
+    is exactly what sampling with ``seed`` starts from).
     """
     from priorgrad.acoustic.metrics_mel import mel_metrics
 
@@ -235,6 +247,7 @@ def synthesize(checkpoint: str | Path, out_dir: str | Path, features: str | Path
     model = model.to(dev)
     diffusion = Diffusion(cfg.diffusion.num_steps, cfg.diffusion.beta_start, cfg.diffusion.beta_end)
     seed = inf.seed if seed is None else seed
+    clip_x0 = inf.clip_x0 if clip_x0 is None else clip_x0
     batch_size = batch_size or inf.batch_size
     table = table_from_ckpt(ckpt)
     f0_stats = (float(ckpt["f0_stats"]["mean"]), float(ckpt["f0_stats"]["std"]))
@@ -247,7 +260,7 @@ def synthesize(checkpoint: str | Path, out_dir: str | Path, features: str | Path
         if not valid:
             raise ValueError(f"{features}: no validation utterance for the schedule search (split 'valid')")
         schedule, search_rec = searched_schedule(model, diffusion, cfg.model, table, valid[0], f0_stats, dev,
-                                                 inf.steps, inf.search_max_candidates, seed, inf.clip_x0)
+                                                 inf.steps, inf.search_max_candidates, seed, clip_x0)
     schedule = schedule or make_schedule(diffusion, inf.schedule, inf.steps, inf.betas)
     out_dir = Path(out_dir)
     jobs: list[tuple[str, list[Utterance] | None, list[str], torch.Tensor | None]] = []
@@ -281,9 +294,10 @@ def synthesize(checkpoint: str | Path, out_dir: str | Path, features: str | Path
     for c, chunk, names, toks in tqdm(jobs, desc="acoustic synthesize", unit="batch", disable=not show):
         t0 = time.perf_counter()
         clipped: list[float] = []
+        noise_seed = seed + (prior_draw or 0)
         res = sample_mels(model, diffusion, cfg.model, table, chunk, schedule,
-                          [utterance_seed(seed, f"{c}:{n}") for n in names], c, f0_stats, dev, tokens=toks,
-                          clip_x0=inf.clip_x0, clipped=clipped)
+                          [utterance_seed(noise_seed, f"{c}:{n}") for n in names], c, f0_stats, dev, tokens=toks,
+                          clip_x0=clip_x0, clipped=clipped, start_only=prior_draw is not None)
         if clipped:
             clipped_runs.append(clipped)
         if dev.type == "cuda":
@@ -307,7 +321,7 @@ def synthesize(checkpoint: str | Path, out_dir: str | Path, features: str | Path
     summary = {
         "checkpoint": str(checkpoint), "checkpoint_step": int(ckpt["step"]), "prior": cfg.model.prior,
         "schedule": {"name": schedule.name, "eta": schedule.eta.tolist(), "t": schedule.t.tolist()},
-        "schedule_search": search_rec, "clip_x0": inf.clip_x0,
+        "schedule_search": search_rec, "clip_x0": clip_x0, "prior_draw": prior_draw,
         # fraction of the real mel elements whose predicted x0 was clipped, per step (first step first)
         "clipped_fraction_per_step": np.mean(clipped_runs, axis=0).tolist() if clipped_runs else None,
         "seed": seed, "device": str(dev), "n_jobs": len(jobs), "audio_seconds": audio_s,
