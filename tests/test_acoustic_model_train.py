@@ -319,3 +319,44 @@ def test_clip_data_range_with_the_oracle_noise_recovers_the_mel_with_nothing_cli
         l1, floor, clipped = _oracle_samples(toy, prior, steps, clip_x0="data_range")
         assert max(l1) < 1e-3 < min(floor), (steps, l1)
         assert len(clipped) == steps and np.allclose(clipped, outside, rtol=0, atol=1e-7), (clipped, outside)
+
+
+# The official grids' start points (gamma_bar_S = prod(1 - beta), aligned to the T = 400 schedule), computed
+# from microsoft/NeuralSpeech PriorGrad-acoustic tasks/priorgrad.py's grids (schedule_search.GRIDS):
+# S -> (t~ of the earliest start, t~ of the latest start, smallest gamma_bar_S).
+OFFICIAL_GRID_STARTS = {2: (56.68, 247.52, 0.0200), 6: (103.99, 285.88, 0.005408), 12: (142.92, 315.32, 0.001741)}
+
+
+@pytest.mark.parametrize("steps", [2, 6, 12])
+def test_protocol_start_points_match_the_official_grids(toy, steps):
+    """strided starts at t = 399 for every S (1 / sqrt(alpha_bar_399) = 163, later than any official start);
+    official (6 steps: the config betas) and searched (the grid search on a validation utterance) start
+    inside the official grid's range of start points for S = 2, 6, 12."""
+    from priorgrad.acoustic.model import TablePrior, build_acoustic_model
+    from priorgrad.acoustic.schedule_search import grid_candidates
+    from priorgrad.acoustic.synthesize import load_frame_prior, make_schedule, searched_schedule
+    from priorgrad.diffusion import Diffusion, ScheduleError, align_steps
+
+    diffusion = Diffusion(400, 1e-4, 0.05)
+    gbar = np.prod(1.0 - grid_candidates(steps), axis=1)
+    first, last = (align_steps(np.array([1.0 - g]), diffusion.betas)[0] for g in (gbar.max(), gbar.min()))
+    lo_t, hi_t, min_gbar = OFFICIAL_GRID_STARTS[steps]
+    assert first == pytest.approx(lo_t, abs=0.01) and last == pytest.approx(hi_t, abs=0.01)
+    assert gbar.min() == pytest.approx(min_gbar, rel=1e-3)
+    strided = make_schedule(diffusion, "strided", steps)
+    assert strided.t[-1] == 399 and strided.t[-1] > hi_t
+    if steps == 6:
+        official = make_schedule(diffusion, "official", 6)
+        assert official.t[-1] == pytest.approx(196.635, abs=1e-3) and lo_t <= official.t[-1] <= hi_t
+    else:
+        with pytest.raises(ScheduleError, match="6"):
+            make_schedule(diffusion, "official", steps)
+    fs = FeatureSet(toy)
+    cfg = _cfg("acoustic.model.prior=phoneme")
+    torch.manual_seed(0)
+    model = build_acoustic_model(cfg, len(fs.vocab)).eval()
+    table = TablePrior.from_prior(load_frame_prior(toy / "phoneme_stats.npz"), len(fs.vocab))
+    sched, rec = searched_schedule(model, diffusion, cfg.model, table, fs.utterances("valid")[0],
+                                   (fs.f0_mean, fs.f0_std), torch.device("cpu"), steps, 8, 0, "data_range")
+    assert rec["utterance"] == fs.utterances("valid")[0].utt   # held out: never a test utterance
+    assert len(sched) == steps and first - 1e-6 <= sched.t[-1] <= last + 1e-6
