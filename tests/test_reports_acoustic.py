@@ -110,6 +110,8 @@ def test_acoustic_section_renders(report: dict) -> None:
     assert "**Acoustic model, PriorGrad-AM vs B1 N(0, I) and B2 trainable**: verdicts 1. Faster convergence: " \
            "supported; 2. Better quality at equal steps: supported; 3. Few sampling steps: supported" in top
     assert "24 of 24 system settings beat their floor (their own prior draw" in top
+    # the few-step protocol of these numbers and what the protocols' difference means (claim 3)
+    assert "use the strided protocol" in md and "start mismatch" in md and "clips its x0 estimate" in md
     assert "Acoustic model trials" in html and "priorgrad-am-cpu-s0" in html and "griffin_lim" in html
 
 

@@ -309,7 +309,8 @@ def make_acoustic_runs(root: Path, sizes: dict[str, int] | None = None, budgets:
         "git_commit": "0123456789abcdef0123456789abcdef01234567", "params_hash": "acoustic123456",
         "corpus": {"source": "synthetic", "n_test": len(ACOUSTIC_UTTS)}, "machine": {"cpu": "test-cpu", "cores": 2},
         "metric_versions": {"mel_cd": "priorgrad.acoustic.metrics_mel", "pesq_wb": "pesq 0.0.4 (wb, 16 kHz)"},
-        "vocoder": "griffin_lim", "griffin_lim_iters": 60}, indent=1))
+        "vocoder": "griffin_lim", "griffin_lim_iters": 60,
+        "acoustic": {"schedule": "strided", "clip_x0": "data_range"}}, indent=1))
 
     work = root / "work-acoustic"
     (work / "ref").mkdir(parents=True)
