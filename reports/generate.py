@@ -173,8 +173,9 @@ def regime(table: ResultsTable, data_summary, cfg: ReportConfig | FamilyReport, 
                                 "these decoders do not yet produce better mels than the prior draws they start "
                                 "from, so the acoustic claims below compare systems in that regime, not trained "
                                 "acoustic models. The 20-minute CPU default is too short for that; the cpu-long "
-                                "profile (`dvc exp run -S profile=cpu-long`, about 50 minutes on 2 cores) trains a "
-                                "wider decoder (tiny_c256) to 1200 steps.")
+                                "profile (`dvc exp run -S profile=cpu-long`, about 40 minutes on 2 cores, estimated) "
+                                "trains a wider decoder (tiny_c256) to 400 steps and samples under the searched "
+                                "protocol, where its systems were measured past their floors.")
         none_scored = ("No prior-draw floor was scored (scores.csv has no prior_noise rows), so nothing here says "
                        "whether these systems do better than the prior draws they start from.")
         what_nj = what

@@ -78,7 +78,7 @@ def register(asub: Any, add_params: Callable[[argparse.ArgumentParser], None]) -
     tr = asub.add_parser("train", help="train (or resume) an acoustic model on an acoustic features directory")
     tr.add_argument("--features", required=True, help="acoustic features directory (priorgrad acoustic preprocess)")
     tr.add_argument("--stats", default=None,
-                    help="phoneme_stats.npz (required for acoustic.model.prior=phoneme; else gives the mu-alone floor)")
+                    help="phoneme_stats.npz (required for acoustic.model.prior=phoneme and for acoustic.infer.clip_x0=data_range: its mel range; else gives the mean reference)")
     tr.add_argument("--run-dir", required=True, help="run directory (checkpoints, metrics); re-run to resume")
     add_params(tr)
     tr.set_defaults(func=cmd_train)
