@@ -1,6 +1,6 @@
 """The acoustic evaluate stage: every acoustic training run at every budget of the ladder x T_infer x synthesis
-condition, scored on the test split in the mel domain and, vocoded, with the eval package; beside the floor
-(mu alone).
+condition, scored on the test split in the mel domain and, vocoded, with the eval package; beside each
+system's floor (its own prior draw) and the mean (regression) reference (mu alone).
 
     python -m experiments.acoustic_evaluate --params params.yaml --features data/acoustic \
         --stats data/acoustic_stats/phoneme_stats.npz --sweep runs/acoustic/sweep --out runs/acoustic/eval \
@@ -16,9 +16,12 @@ a re-run only does what changed. The parts: ``acoustic_eval_config`` (params, me
 directions), ``acoustic_synthesis`` (test set, cached synthesis, floor, vocoding), ``scoring`` (one eval
 run), ``eval.aggregate`` (statistics and the one judging rule), ``examples``, ``provenance``.
 
-The floor is deterministic (mu_ph by the ground-truth durations): its rows repeat the same values for
-seeds 0..k-1, k = the most training seeds any system has, so the one rule's seed count holds for the
-floor comparisons; the floor's seed variance is 0 by construction.
+Floors (kind prior_noise), as the vocoder's: each system's own prior draw, mu_ph + s_ph n (PriorGrad-AM),
+the learned mean + n (B2, from the k-th seed's run at its largest budget), n (B1); draw k (k = 0..K-1, K =
+the most training seeds any system has) is seeded with acoustic.infer.seed + k, so draw 0 is exactly the
+x_S the system's sampler starts from. The mean reference (kind mean_reference: mu_ph by the ground-truth
+durations, under PriorGrad-AM) is deterministic, repeats the same values for seeds 0..K-1 and is never a
+floor: L1 and cepstral distances favour a mean over any sampler of the true distribution.
 """
 from __future__ import annotations
 
@@ -34,7 +37,8 @@ import numpy as np
 
 from experiments.acoustic_eval_config import (AcousticEvaluateConfig, acoustic_evaluate_config, higher_is_better,
                                               metric_info, metric_names, mlflow_name, references, scoring_settings)
-from experiments.contract import (COMPARISONS_JSON, KIND_MODEL, KIND_PRIOR_NOISE, KIND_VOCODED_REFERENCE,
+from experiments.contract import (COMPARISONS_JSON, KIND_MEAN_REFERENCE, KIND_MODEL, KIND_PRIOR_NOISE,
+                                  KIND_VOCODED_REFERENCE,
                                   METRICS_JSON, PROVENANCE_JSON, RTF_COLUMNS, RTF_CSV, SCORE_COLUMNS, SCORES_CSV,
                                   SUMMARY_JSON, TRIALS_JSON, VOCODED_REFERENCE_AUDIO, audio_setting_dir,
                                   qualified_metric, write_csv)
@@ -47,12 +51,14 @@ log = logging.getLogger("experiments.acoustic_evaluate")
 
 FAMILY = "acoustic"
 REQUIRED = ("trial", "prior", "size", "n_params", "seed", "checkpoints")
+MEAN_REFERENCE_SYSTEM = "priorgrad-am"  # mu_ph is PriorGrad-AM's prior mean: the reference rows sit under it
+MEAN_REFERENCE_DIR = "mean-reference"   # audio/mean-reference/: mu alone, vocoded
 
 __all__ = ["EvaluateError", "load_trials", "run_acoustic_evaluate", "main"]
 
 
 def floor_dir(system: str) -> str:
-    """Folder of a system's floor examples under audio/ (the same mu-alone audio for every system)."""
+    """Folder of a system's floor examples under audio/ (its prior draw 0, the first audio condition)."""
     return f"{system}-floor"
 
 
@@ -108,7 +114,7 @@ def run_acoustic_evaluate(params_path: Path, features: Path, stats: Path, sweep_
                           recordings: Path, vocoder_checkpoint: Path | None = None) -> dict[str, Any]:
     from eval.aggregate import aggregate, headline
     from experiments.acoustic_synthesis import (load_mels, make_cached_vocoder, mel_scores, prepare_test_set,
-                                                save_floor_mels, synthesize_mels)
+                                                prior_draw_mels, save_floor_mels, synthesize_mels)
     from experiments.examples import copy_examples
     from experiments.scoring import score_sets
     from experiments.spec import project_root, tracking_config
@@ -123,7 +129,11 @@ def run_acoustic_evaluate(params_path: Path, features: Path, stats: Path, sweep_
     infer = load_acoustic_config(str(params_path)).infer
     if infer.schedule == "betas":
         raise EvaluateError("params: acoustic.infer.schedule: 'betas' is one fixed schedule; the evaluate stage "
-                            "samples at acoustic_evaluate.t_infer steps and needs 'strided' or 'uniform'")
+                            "samples at acoustic_evaluate.t_infer steps and needs strided, official, searched or uniform")
+    d_steps = load_acoustic_config(str(params_path)).diffusion.num_steps
+    if infer.schedule == "official" and set(cfg.t_infer) - {6, d_steps}:
+        raise EvaluateError(f"params: acoustic_evaluate.t_infer {cfg.t_infer}: acoustic.infer.schedule 'official' has "
+                            f"betas for 6 steps only (and the full {d_steps}); set t_infer to [6] or use strided / searched")
     rule = load_report_config(params_path).rule("acoustic")  # the one judging rule, as the report applies it
     tcfg = tracking_config(params)
     root = project_root(params_path.resolve().parent)
@@ -173,21 +183,44 @@ def run_acoustic_evaluate(params_path: Path, features: Path, stats: Path, sweep_
                         to_render.append((label, mels, work / "sets" / label))
                         audio_jobs.append((job, c, work / "sets" / label))
 
-    # the floor: mu alone, scored the same way (mel and vocoded), identical rows for seeds 0..k-1
-    floor_mel = mel_scores(test.mu, test, cfg.mel_metrics)
-    floor_vals = {u: {qualified_metric(c, m): v for c in cfg.conditions for m, v in ms.items()}
-                  for u, ms in floor_mel.items()}
+    # each system's floor: its own prior draws (mu + s n, learned mean + n, n), draw k = the seed index k (B2's
+    # mean from the k-th seed's run at its largest budget); draw 0 is exactly the x_S its sampler starts from.
+    n_floor = max(len({t["seed"] for t in trials if t["prior"] == p}) for p in {t["prior"] for t in trials})
+    systems = sorted({registry.system_of(t["prior"], FAMILY) for t in trials})
+    floor_vals: dict[tuple[str, int], dict[str, dict[str, float | None]]] = {}
+    floor_audio: list[tuple[tuple[str, int], str, Path]] = []
+    for system in systems:
+        runs = sorted((t for t in trials if registry.system_of(t["prior"], FAMILY) == system), key=lambda t: t["seed"])
+        for draw in range(n_floor):
+            trial = runs[draw % len(runs)]
+            budget, ck = max(trial["checkpoints"].items(), key=lambda kv: int(kv[0]))
+            path = Path(ck) if Path(ck).is_absolute() else root / ck
+            vals: dict[str, dict[str, float | None]] = defaultdict(dict)
+            for c in cfg.conditions:
+                mels = load_mels(prior_draw_mels(f"{trial['trial']}-b{budget}", path, draw, c, test, features, infer,
+                                                 work), test, f"{system} prior draw {draw} {c}")
+                for u, ms in mel_scores(mels, test, cfg.mel_metrics).items():
+                    vals[u].update({qualified_metric(c, m): v for m, v in ms.items()})
+                if vocoder is not None and c in cfg.audio_conditions:
+                    label = f"floor-{system}-d{draw}-{c}"
+                    to_render.append((label, mels, work / "sets" / label))
+                    floor_audio.append(((system, draw), c, work / "sets" / label))
+            floor_vals[(system, draw)] = vals
+    # the mean (regression) reference: mu alone, scored the same way (mel and vocoded); never a floor
+    ref_mel = mel_scores(test.mu, test, cfg.mel_metrics)
+    ref_vals = {u: {qualified_metric(c, m): v for c in cfg.conditions for m, v in ms.items()}
+                for u, ms in ref_mel.items()}
     save_floor_mels(test, work)
     sets = []  # (label, generated dir, reference dir) scored in one eval run
     if vocoder is not None:
-        ref_voc, floor_wav = work / "sets" / VOCODED_REFERENCE_AUDIO, work / "sets" / "floor"
+        ref_voc, mean_wav = work / "sets" / VOCODED_REFERENCE_AUDIO, work / "sets" / "mean-reference"
         rendered = vocoder.render_many(to_render + [(VOCODED_REFERENCE_AUDIO, test.gt, ref_voc),
-                                                    ("floor", test.mu, floor_wav)])
+                                                    ("mean-reference", test.mu, mean_wav)])
         voc_wall = sum(w for _, w, _ in rendered.values())  # the vocoder's RTF: every render behind the scores
         voc_audio = sum(a for _, _, a in rendered.values())
-        for (job, c, wav_dir) in audio_jobs:
+        for (job, c, wav_dir) in audio_jobs + floor_audio:
             sets += [(wav_dir.name, wav_dir, ref_voc), (f"{wav_dir.name}@rec", wav_dir, test.recordings)]
-        sets += [("floor", floor_wav, ref_voc), ("floor@rec", floor_wav, test.recordings)]
+        sets += [("mean-reference", mean_wav, ref_voc), ("mean-reference@rec", mean_wav, test.recordings)]
 
     # 2. audio scoring: one eval run over every vocoded set against both references
     if sets:
@@ -201,11 +234,15 @@ def run_acoustic_evaluate(params_path: Path, features: Path, stats: Path, sweep_
         for ref, label in (("", wav_dir.name), ("rec", f"{wav_dir.name}@rec")):
             for u, vals in _audio_values(records[label], c, cfg.audio_metrics, ref).items():
                 per_job[job][u].update(vals)
+    for fkey, c, wav_dir in floor_audio:
+        for ref, label in (("", wav_dir.name), ("rec", f"{wav_dir.name}@rec")):
+            for u, vals in _audio_values(records[label], c, cfg.audio_metrics, ref).items():
+                floor_vals[fkey][u].update(vals)
     if sets:
         for c in cfg.audio_conditions:
-            for ref, label in (("", "floor"), ("rec", "floor@rec")):
+            for ref, label in (("", "mean-reference"), ("rec", "mean-reference@rec")):
                 for u, vals in _audio_values(records[label], c, cfg.audio_metrics, ref).items():
-                    floor_vals[u].update(vals)
+                    ref_vals[u].update(vals)
 
     # rows: one per (trial, budget, T, utterance, metric); conditions of one setting share the row keys
     merged: dict[tuple, dict[str, dict[str, float | None]]] = defaultdict(lambda: defaultdict(dict))
@@ -215,13 +252,15 @@ def run_acoustic_evaluate(params_path: Path, features: Path, stats: Path, sweep_
     keys_of = {(j[0], j[1], j[2]): jobs[j] for j in jobs}
     for k, per_utt in merged.items():
         rows += _rows(keys_of[k], per_utt)
-    n_floor = max(len({t["seed"] for t in trials if t["prior"] == p}) for p in {t["prior"] for t in trials})
-    systems = sorted({registry.system_of(t["prior"], FAMILY) for t in trials})
     for system in systems:
         prior = registry.system(system).name
         for draw in range(n_floor):
             rows += _rows({"system": system, "prior": prior, "size": "", "n_params": 0, "seed": draw, "budget": 0,
-                           "t_infer": 0, "kind": KIND_PRIOR_NOISE}, floor_vals)
+                           "t_infer": 0, "kind": KIND_PRIOR_NOISE}, floor_vals[(system, draw)])
+    ref_system = MEAN_REFERENCE_SYSTEM if MEAN_REFERENCE_SYSTEM in systems else systems[0]
+    for draw in range(n_floor):  # deterministic: identical rows per seed index (seed variance 0 by construction)
+        rows += _rows({"system": ref_system, "prior": registry.system(ref_system).name, "size": "", "n_params": 0,
+                       "seed": draw, "budget": 0, "t_infer": 0, "kind": KIND_MEAN_REFERENCE}, ref_vals)
     rows = [{c: r[c] for c in SCORE_COLUMNS} for r in rows]
 
     # 3. statistics and outputs
@@ -272,10 +311,15 @@ def _write_examples(out: Path, test, cfg: AcousticEvaluateConfig, audio_jobs: li
             sets.append({"dir": setting_dir(system, size, budget, t, c), "src": str(wav_dir), "kind": KIND_MODEL,
                          "system": system, "prior": keys["prior"], "size": size, "budget": budget, "t_infer": t,
                          "seed": keys["seed"], "condition": c})
+        c0 = cfg.audio_conditions[0]
         for system in systems:
-            sets.append({"dir": floor_dir(system), "src": str(work / "sets" / "floor"), "kind": KIND_PRIOR_NOISE,
-                         "system": system, "prior": registry.system(system).name, "size": "", "budget": 0,
-                         "t_infer": 0, "seed": 0, "condition": ""})
+            sets.append({"dir": floor_dir(system), "src": str(work / "sets" / f"floor-{system}-d0-{c0}"),
+                         "kind": KIND_PRIOR_NOISE, "system": system, "prior": registry.system(system).name,
+                         "size": "", "budget": 0, "t_infer": 0, "seed": 0, "condition": c0})
+        ref_system = MEAN_REFERENCE_SYSTEM if MEAN_REFERENCE_SYSTEM in systems else systems[0]
+        sets.append({"dir": MEAN_REFERENCE_DIR, "src": str(work / "sets" / "mean-reference"),
+                     "kind": KIND_MEAN_REFERENCE, "system": ref_system, "prior": registry.system(ref_system).name,
+                     "size": "", "budget": 0, "t_infer": 0, "seed": 0, "condition": ""})
     copy_examples(out, test.recordings, test.utts, cfg.n_audio_examples, sets)
 
 
@@ -293,7 +337,10 @@ def _provenance(params, root: Path, features: Path, stats: Path, recordings: Pat
         "conditions": cfg.conditions, "audio_conditions": cfg.audio_conditions, "t_infer": cfg.t_infer,
         "schedule": infer.schedule, "seed": infer.seed, "batch_size": infer.batch_size,
         "n_utterances": cfg.n_utterances, "max_frames": cfg.max_frames,
-        "floor": "mu_ph gathered by the ground-truth durations (deterministic; identical rows per seed index)",
+        "floor": ("each system's own prior draw k = seed index k (mu_ph + s_ph n; learned mean + n; n), noise seeded "
+                  "with acoustic.infer.seed + k: draw 0 is the sampler's x_S"),
+        "mean_reference": "mu_ph gathered by the ground-truth durations (deterministic; never a floor)",
+        "clip_x0": infer.clip_x0, "search_max_candidates": infer.search_max_candidates,
         "metrics": {n: metric_info(n) for n in names},
         "vocoder": None if vocoder is None else {
             **vocoder.settings, "kind": infer.vocoder, "rtf": voc_wall / voc_audio if voc_audio else None,

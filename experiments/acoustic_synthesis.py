@@ -104,6 +104,7 @@ def synthesis_key(ckpt: Path, t_infer: int, condition: str, inputs: dict[str, An
     from priorgrad.fingerprint import acoustic_synthesis_fingerprint
 
     return params_hash({"ckpt": file_digest(ckpt, 12), "t": t_infer, "schedule": infer.schedule,
+                        "clip_x0": infer.clip_x0, "search_max_candidates": infer.search_max_candidates,
                         "condition": condition, "inputs": inputs, "seed": infer.seed,
                         "batch_size": infer.batch_size, "code": acoustic_synthesis_fingerprint()})
 
@@ -131,11 +132,59 @@ def synthesize_mels(name: str, ckpt: Path, t_infer: int, condition: str, test: A
         del ck
         if t_infer > d.num_steps:
             raise EvaluateError(f"{ckpt}: T_infer={t_infer} exceeds the checkpoint's {d.num_steps} diffusion steps")
-        schedule = make_schedule(Diffusion(d.num_steps, d.beta_start, d.beta_end), infer.schedule, t_infer)
+        diffusion = Diffusion(d.num_steps, d.beta_start, d.beta_end)
+        if infer.schedule == "searched":
+            schedule, search = _searched(ckpt, diffusion, features, t_infer, infer)
+        else:
+            schedule, search = make_schedule(diffusion, infer.schedule, t_infer), None
         summary = synthesize(ckpt, gen_dir, features, split="test", conditions=(condition,), schedule=schedule,
                              seed=infer.seed, batch_size=infer.batch_size, device=infer.device,
-                             max_utterances=len(test.utts), vocoder=None, progress=False)
+                             max_utterances=len(test.utts), vocoder=None, progress=False, clip_x0=infer.clip_x0)
+        if search is not None:  # the search record beside the set (written before synthesis.json is re-read)
+            summary["schedule_search"] = search
+            write_json_atomic(gen_dir / "synthesis.json", summary)
     return gen_dir / condition, summary
+
+
+def _searched(ckpt: Path, diffusion: Any, features: Path, t_infer: int, infer: Any) -> tuple[Any, dict[str, Any]]:
+    """The 'searched' protocol: the official grid search for this checkpoint on the first VALIDATION utterance
+    (held out: never the test set the scores come from), capped by acoustic.infer.search_max_candidates."""
+    from priorgrad.acoustic.dataset import FeatureSet
+    from priorgrad.acoustic.synthesize import load_acoustic_checkpoint, searched_schedule, table_from_ckpt
+    from priorgrad.infer import resolve_device
+
+    valid = FeatureSet(features).utterances("valid")
+    if not valid:
+        raise EvaluateError(f"{features / 'manifest.jsonl'}: no validation utterance for the 'searched' protocol")
+    dev = resolve_device(infer.device)
+    model, cfg, ck = load_acoustic_checkpoint(ckpt, dev)
+    f0 = (float(ck["f0_stats"]["mean"]), float(ck["f0_stats"]["std"]))
+    return searched_schedule(model, diffusion, cfg.model, table_from_ckpt(ck), valid[0], f0, dev, t_infer,
+                             infer.search_max_candidates, infer.seed, infer.clip_x0)
+
+
+def prior_draw_mels(name: str, ckpt: Path, draw: int, condition: str, test: AcousticTestSet, features: Path,
+                    infer: Any, work: Path) -> Path:
+    """A system's floor: its prior draw ``draw`` (mu + s n for PriorGrad, the learned mean + n for B2, n for
+    B1; noise seeded with acoustic.infer.seed + draw, so draw 0 is exactly the x_S its sampler starts from)
+    for the test utterances under ``condition``, from the checkpoint (B2's mean is the network's). Cached."""
+    from priorgrad.acoustic.synthesize import synthesize
+    from priorgrad.fingerprint import acoustic_synthesis_fingerprint
+
+    if not ckpt.exists():
+        raise EvaluateError(f"{ckpt}: checkpoint of {name} not found")
+    key = params_hash({"ckpt": file_digest(ckpt, 12), "draw": draw, "condition": condition, "inputs": test.inputs,
+                       "seed": infer.seed, "batch_size": infer.batch_size, "code": acoustic_synthesis_fingerprint()})
+    gen_dir = work / "floor" / f"{name}-draw{draw}-{condition}-{key}"
+    if _cached(gen_dir) is None:
+        from priorgrad.diffusion import StepSchedule
+
+        # the schedule is unused by a prior draw (no denoising); any valid one keeps synthesize's contract
+        synthesize(ckpt, gen_dir, features, split="test", conditions=(condition,),
+                   schedule=StepSchedule(np.array([0.5]), np.array([0.0]), "none"), seed=infer.seed,
+                   batch_size=infer.batch_size, device=infer.device, max_utterances=len(test.utts), vocoder=None,
+                   progress=False, prior_draw=draw)
+    return gen_dir / condition
 
 
 def load_mels(mel_dir: Path, test: AcousticTestSet, what: str) -> dict[str, np.ndarray]:

@@ -74,8 +74,9 @@ def run_description(ctx: TrialContext, trial: Trial, params: Params) -> str:
             f"C={size['decoder_channels']}), seed {trial.seed}, {trial.budget} training steps (checkpoints kept at "
             f"{', '.join(map(str, trial.budgets))}). Trial {trial.name} of the acoustic sweep {ctx.sweep_name} "
             f"({ctx.sweep_id}) on the {params.corpus.source} corpus; E1 validation (ground-truth durations, f0 "
-            f"and energy; {ac['train']['valid_steps']}-step strided schedule) every "
-            f"{ac['train']['validate_every']} steps: valid/mel_l1 and the mu-alone floor valid/floor_mel_l1. "
+            f"and energy; {ac['train']['valid_steps']} steps of the {ac['infer']['schedule']} protocol, x0 clip "
+            f"{ac['infer']['clip_x0']}) every {ac['train']['validate_every']} steps: valid/mel_l1, this system's "
+            f"floor valid/prior_draw_mel_l1 (its prior draw) and the mean reference valid/floor_mel_l1 (mu alone). "
             f"Test scores (test/<condition>/<metric>/T<T>) are added by the acoustic evaluate stage.")
 
 

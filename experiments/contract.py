@@ -44,7 +44,12 @@ RTF_COLUMNS = ["system", "size", "n_params", "t_infer", "rtf", "device"]
 # n_params 0, budget 0, t_infer 0, and seed = the index of the noise draw.
 KIND_MODEL = "model"
 KIND_PRIOR_NOISE = "prior_noise"
-KINDS = (KIND_MODEL, KIND_PRIOR_NOISE)
+# acoustic only: mu_ph alone (the phoneme statistics' mean by the ground-truth durations), what a regression
+# model without diffusion would give. L1 / cepstral distances favour a mean over any sampler of the true
+# distribution, so it is shown as a labelled reference and is NEVER a floor (no comparison, flag or verdict
+# uses it). Rows: system = PriorGrad-AM's (its prior's mean), size "", budget 0, t_infer 0, identical per seed.
+KIND_MEAN_REFERENCE = "mean_reference"
+KINDS = (KIND_MODEL, KIND_PRIOR_NOISE, KIND_MEAN_REFERENCE)
 
 
 def audio_setting_dir(system: str, size: str, budget: int, t_infer: int) -> str:

@@ -65,8 +65,9 @@ def design_of(params: Params, family: str) -> Design:
                                                    ("", "phoneme statistics")], (
             f"PriorGrad acoustic model sweep {a.name}: {len(trials)} trials (prior {'/'.join(a.priors)} x decoder "
             f"size x seed), one run each to {max(a.budgets)} steps with a checkpoint kept at every budget "
-            f"({', '.join(map(str, sorted(a.budgets)))}); curves valid/mel_l1 (E1) and valid/floor_mel_l1 (mu "
-            f"alone), train/*; test scores added by the acoustic evaluate stage."))
+            f"({', '.join(map(str, sorted(a.budgets)))}); curves valid/mel_l1 (E1), valid/prior_draw_mel_l1 (each "
+            f"system's floor) and valid/floor_mel_l1 (mu alone, the mean reference), train/*; test scores added by "
+            f"the acoustic evaluate stage."))
     if family != "vocoder":
         raise ValueError(f"--family: {family!r} is not one of {list(FAMILIES)}")
     s = sweep_config(params)

@@ -235,12 +235,21 @@ class Diffusion:
                steps: int | list[float] | StepSchedule = 6,
                noise: Callable[[int], torch.Tensor] | None = None,
                generator: torch.Generator | None = None, clamp: bool = True,
-               mu: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
+               mu: torch.Tensor | None = None, mask: torch.Tensor | None = None,
+               x0_range: tuple[torch.Tensor, torch.Tensor] | None = None,
+               clipped: list[float] | None = None) -> torch.Tensor:
         """Ancestral DDPM sampling (DiffWave fast-sampling notation), starting from x_S = sigma * n.
 
         ``noise(k)`` returns the k-th standard normal draw shaped like sigma (per-utterance seeding);
         by default draws come from ``generator``. ``model(x, cond, t)`` may cache the conditioner.
         Mels: ``clamp=False``; ``mu`` is added after the last step and the result multiplied by ``mask``.
+
+        ``x0_range`` = (lo, hi) in the data domain (broadcastable to x, e.g. (1, 80, 1) per mel bin):
+        each step predicts x0 = (x - sqrt(1 - gbar) eps_hat) / sqrt(gbar), clips x0 + mu to [lo, hi]
+        and takes the DDPM posterior mean of q(x_{s-1} | x_s, x0) (DiffSinger's / improved-diffusion's
+        clip_denoised). Without clipping that mean equals the DiffWave update algebraically; it is a
+        separate branch so that ``x0_range=None`` stays bit-identical to the plain update. The fraction
+        of real (masked) elements clipped at each step, first step first, is appended to ``clipped``.
         """
         eta, t_align = self.schedule(steps)
         gamma = 1.0 - eta
@@ -251,7 +260,10 @@ class Diffusion:
         for s in range(len(eta) - 1, -1, -1):
             t = torch.full((batch,), float(t_align[s]), device=sigma.device)
             eps_hat = model(x, cond, t).float()
-            x = (x - eta[s] / np.sqrt(1.0 - gbar[s]) * eps_hat) / np.sqrt(gamma[s])
+            if x0_range is None:
+                x = (x - eta[s] / np.sqrt(1.0 - gbar[s]) * eps_hat) / np.sqrt(gamma[s])
+            else:
+                x = self._clipped_update(x, eps_hat, gbar, gamma, eta, s, mu, mask, x0_range, clipped)
             if s > 0:
                 var = (1.0 - gbar[s - 1]) / (1.0 - gbar[s]) * eta[s]
                 x = x + np.sqrt(var) * sigma * draw(len(eta) - s)
@@ -262,3 +274,24 @@ class Diffusion:
         if mask is not None:
             x = x * mask
         return x
+
+    @staticmethod
+    def _clipped_update(x: torch.Tensor, eps_hat: torch.Tensor, gbar: np.ndarray, gamma: np.ndarray,
+                        eta: np.ndarray, s: int, mu: torch.Tensor | None, mask: torch.Tensor | None,
+                        x0_range: tuple[torch.Tensor, torch.Tensor], clipped: list[float] | None) -> torch.Tensor:
+        """Posterior mean of x_{s-1} given x_s and the clipped x0 prediction (see ``sample``)."""
+        x0 = (x - np.sqrt(1.0 - gbar[s]) * eps_hat) / np.sqrt(gbar[s])
+        shift = 0.0 if mu is None else mu  # the process runs on x0 - mu; the range is the data's
+        lo, hi = x0_range[0] - shift, x0_range[1] - shift
+        x0c = torch.minimum(torch.maximum(x0, lo), hi)
+        if clipped is not None:
+            hit = (x0c != x0).float()
+            if mask is not None:
+                m = mask.to(hit.dtype).expand_as(hit)
+                clipped.append(float((hit * m).sum() / m.sum().clamp_min(1.0)))
+            else:
+                clipped.append(float(hit.mean()))
+        gbar_prev = gbar[s - 1] if s > 0 else 1.0
+        c0 = np.sqrt(gbar_prev) * eta[s] / (1.0 - gbar[s])
+        ct = np.sqrt(gamma[s]) * (1.0 - gbar_prev) / (1.0 - gbar[s])
+        return c0 * x0c + ct * x

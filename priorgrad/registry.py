@@ -43,22 +43,23 @@ ENTRIES: tuple[PriorEntry, ...] = (
                doc="PriorGrad's N(0, diag(sigma^2)), sigma following the mel frame energy", floor="sigma * n"),
     # acoustic model (text -> mel), spec priorgrad-acoustic.md section 8; the name is acoustic.model.prior;
     # builder(model_cfg, table) -> the frame prior the acoustic trainer and sampler use (None for B2, whose
-    # mean comes from the network). The floor of every acoustic system is the same: mu alone (spec section 11).
+    # mean comes from the network). Each acoustic system's floor is its own prior draw (the sampler's start x_S,
+    # spec section 11, as the vocoder's); mu_ph alone is a separate mean (regression) reference, never a floor.
     PriorEntry(name="standard", system="b1-normal", label="B1: N(0, I) decoder", short="B1 N(0, I)",
                colour="#4C72B0", family="acoustic", role="baseline",
                builder="priorgrad.acoustic.synthesize:prior_for", needs_stats=False,
                doc="the same decoder with the standard prior N(0, I) (PriorGrad's acoustic baseline)",
-               floor="mu_ph alone"),
+               floor="n"),
     PriorEntry(name="trainable", system="b2-trainable", label="B2: trainable prior (Grad-TTS-style)",
                short="B2 trainable", colour="#8172B3", family="acoustic", role="baseline",
                builder="priorgrad.acoustic.synthesize:prior_for", needs_stats=False,
                doc="N(mu_theta, I), mu_theta = Linear(H -> 80) of the encoder output, with the prior loss",
-               floor="mu_ph alone"),
+               floor="mu_theta + n"),
     PriorEntry(name="phoneme", system="priorgrad-am", label="PriorGrad (phoneme prior)", short="PriorGrad-AM",
                colour="#DD8452", family="acoustic", role="proposed",
                builder="priorgrad.acoustic.synthesize:prior_for", needs_stats=True,
                doc="PriorGrad's N(mu_ph, diag(s_ph^2)) from phoneme-level statistics of the training mels",
-               floor="mu_ph alone"),
+               floor="mu_ph + s_ph n"),
 )
 
 FAMILIES = ("vocoder", "acoustic")

@@ -137,7 +137,7 @@ def convergence_figure(conv: pd.DataFrame, metric: str, info: MetricInfo, sizes:
         f = floor[floor["size"] == size]
         if acoustic and not f.empty:
             ax.axhline(float(f["value"].mean()), color=FLOOR_COLOUR, linestyle=(0, (2, 2)), linewidth=1,
-                       label="mu alone (floor)")
+                       label="mu alone (mean reference)")
         n_seeds = d.groupby(["prior", "budget"])["seed"].nunique().max()
         ax.set_title(f"{size} ({fmt_params(int(n_params[size]))} params), {n_seeds} seed(s)")
         ax.set_xlabel("training step")
@@ -146,7 +146,7 @@ def convergence_figure(conv: pd.DataFrame, metric: str, info: MetricInfo, sizes:
         axes[0].legend(fontsize=7, loc="best")   # again, so the floor line is listed
     elif axes and axes[0].get_legend() is not None:
         sns.move_legend(axes[0], "best", fontsize=7)
-    band = "95% CI of the seed mean; dashed: mu alone, the floor" if acoustic else "min-max over seeds"
+    band = "95% CI of the seed mean; dashed: mu alone, the mean reference" if acoustic else "min-max over seeds"
     what = f"E1 {info.label}" if acoustic else info.label   # the acoustic trainer validates under E1
     _suptitle(fig, f"Convergence: validation {what} vs training step (line: seed mean, band: {band})")
     fig.tight_layout()
@@ -172,12 +172,13 @@ def _final_budget(summary: pd.DataFrame) -> tuple[pd.DataFrame, int]:
 
 
 def _floor_line(ax, floors: pd.DataFrame | None, metric: str) -> None:
-    """The floor (acoustic: mu alone, the same for every system) as one dashed line: the mean of its rows."""
+    """The acoustic mean reference (mu alone, the same for every system) as one dashed line: its rows' mean."""
     if floors is None:
         return
     f = floors[floors["metric"] == metric]["mean"].dropna()
     if not f.empty:
-        ax.axhline(float(f.mean()), color=FLOOR_COLOUR, linestyle=(0, (2, 2)), linewidth=1, label="mu alone (floor)")
+        ax.axhline(float(f.mean()), color=FLOOR_COLOUR, linestyle=(0, (2, 2)), linewidth=1,
+                   label="mu alone (mean reference)")
 
 
 def quality_vs_tinfer(summary: pd.DataFrame, infos: list[MetricInfo], sizes: list[str],
@@ -348,7 +349,9 @@ def build_figures(conv: pd.DataFrame, summary: pd.DataFrame, rtf: pd.DataFrame, 
 def _acoustic_figures(conv: pd.DataFrame, full: pd.DataFrame, infos: list[MetricInfo], conv_metrics: list[str],
                       sizes: list[str], family: str) -> list[tuple[str, str, str, Figure]]:
     systems = registry.system_names(family)
-    floors = full[full["kind"] == FLOOR] if "kind" in full.columns else None
+    # the dashed line: the mean (regression) reference mu alone (kind mean_reference; the per-system floors are
+    # each system's own prior draw, in the results table and flags, too far above to share an axis)
+    floors = full[full["kind"] == "mean_reference"] if "kind" in full.columns else None
     summary = models(full)
     out: list[tuple[str, str, str, Figure]] = []
     for m in conv_metrics:
@@ -357,14 +360,14 @@ def _acoustic_figures(conv: pd.DataFrame, full: pd.DataFrame, infos: list[Metric
                     f"Validation {info.label} under condition E1 (ground-truth durations, f0 and energy) against "
                     "training step, per system, one panel per decoder size. Line: mean over seeds; band: 95% "
                     "t-interval of that mean; dashed: mu alone (phoneme means over ground-truth durations, no "
-                    "decoder), the floor every system must beat.", convergence_figure(conv, m, info, sizes, family)))
+                    "decoder), a mean (regression) reference that L1 favours, not a sampler's floor.", convergence_figure(conv, m, info, sizes, family)))
     out.append((f"{family}_quality_vs_tinfer", "Acoustic model: quality vs sampling steps",
                 "Mean test-set score with its 95% two-level CI per system and decoder size against the number of "
-                "sampling steps T_infer (largest training budget); dashed: mu alone (the floor).",
+                "sampling steps T_infer (largest training budget); dashed: mu alone (the mean reference, not a floor).",
                 quality_vs_tinfer(summary, infos, sizes, systems, floors)))
     out.append((f"{family}_quality_vs_size", "Acoustic model: quality vs decoder size",
                 "Mean test-set score with its 95% CI per system and T_infer against the decoder's parameter count "
-                "(largest training budget); dashed: mu alone (the floor).",
+                "(largest training budget); dashed: mu alone (the mean reference, not a floor).",
                 quality_vs_size(summary, infos, systems, floors)))
     return out
 

@@ -3,7 +3,7 @@ by side for a few test utterances, each with its scores. Audio is copied beside 
 
 One builder for both families: the vocoder shows every kept setting; the acoustic model shows the
 recording, the vocoded ground-truth mel, each system at the largest training budget per T_infer (and
-condition), and the floor (mu alone), each system's clips in its own column."""
+condition), and the floor (each system's prior draw), each system's clips in its own column."""
 from __future__ import annotations
 
 import logging
@@ -73,13 +73,13 @@ def build_listening(data: RunData, out_dir: Path, n_utts: int, metrics: list[str
 
     settings = data.audio_settings
     if acoustic:   # each system at the largest training budget (per size, T_infer and condition), and the floor
-        top = max((s.budget for s in settings if s.kind != FLOOR), default=0)
-        settings = [s for s in settings if s.kind == FLOOR or s.budget == top]
+        top = max((s.budget for s in settings if s.kind not in (FLOOR, "mean_reference")), default=0)
+        settings = [s for s in settings if s.kind in (FLOOR, "mean_reference") or s.budget == top]
     groups: dict[tuple, dict[str, AudioSetting]] = {}
     for s in settings:
         key = (s.kind, s.size, s.budget, s.t_infer) + ((s.condition,) if acoustic else ())
         groups.setdefault(key, {})[s.system] = s
-    # the floor (each prior's own noise; acoustic: mu alone) first: what every trained system must beat
+    # the floor (each prior's own draw) first: what every trained system must beat
     order = sorted(groups, key=lambda k: (k[0] != FLOOR, sizes_rank.get(k[1], 0), k[1], k[2], k[3]) + k[4:])
 
     out: list[ListeningUtt] = []
@@ -97,7 +97,9 @@ def build_listening(data: RunData, out_dir: Path, n_utts: int, metrics: list[str
             kind, size, budget, t = key[:4]
             cond = f", {key[4]}" if acoustic and key[4] else ""
             if kind == FLOOR and acoustic:
-                label = f"mu alone: phoneme means over ground-truth durations, no decoder (the floor{cond})"
+                label = f"prior draw: each system's own x_S (mu_ph + s_ph n, learned mean + n, n), no decoder (the floor{cond})"
+            elif kind == "mean_reference":
+                label = "mu alone: phoneme means over ground-truth durations (the mean reference, not a floor)"
             elif kind == FLOOR:
                 label = "prior noise: each prior's own sample, no denoising (the floor)"
             else:
@@ -127,8 +129,6 @@ def build_listening(data: RunData, out_dir: Path, n_utts: int, metrics: list[str
                         scores.append((info.heading, "not scored"))
                 unit = "noise draw" if kind == FLOOR else "seed"  # a floor's "seed" indexes its noise draw
                 note = f"{unit} {seed}" if seed is not None else ""
-                if kind == FLOOR and acoustic:
-                    note = "deterministic: the same mel for every system"   # mu alone has no noise draw
                 players[system] = Player(rel, scores, note=note)
             rows.append(ListeningRow(label, players))
         out.append(ListeningUtt(utt, ref, rows, extra))

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from eval.aggregate import (AT_FLOOR, FLOOR, FLOOR_NOT_JUDGED, NEGLIGIBLE, NOT_JUDGED, SYSTEM_LABELS, SYSTEM_ORDER,
-                            floor_label, floor_status, outcome)
+from eval.aggregate import (AT_FLOOR, FLOOR, FLOOR_NOT_JUDGED, MEAN_REFERENCE, NEGLIGIBLE, NOT_JUDGED, SYSTEM_LABELS,
+                            SYSTEM_ORDER, floor_label, floor_status, outcome)
 from priorgrad import registry
 from reports.metrics_info import MetricInfo, metric_info
 
@@ -31,7 +31,9 @@ MARK_BETTER_2 = "\u25b3"  # the treatment significantly better than a family's s
 MARK_WORSE_2 = "\u25bd"
 PAIR_MARKS = [(MARK_BETTER, MARK_WORSE), (MARK_BETTER_2, MARK_WORSE_2)]   # per registry.comparisons(family) pair
 FLOOR_FLAG = "not better than its prior noise"
-FLOOR_FLAGS = {"vocoder": FLOOR_FLAG, "acoustic": "not better than its floor (mu alone)"}
+FLOOR_FLAGS = {"vocoder": FLOOR_FLAG, "acoustic": "not better than its floor (its prior draw)"}
+# the acoustic mean (regression) reference row (kind mean_reference): shown, never a floor, never flagged
+MEAN_REFERENCE_LABEL = "mean (regression) reference: mu_ph alone, not a floor"
 
 
 def fmt_params(n: int) -> str:
@@ -73,7 +75,8 @@ class Row:
     t_infer: int
     n: int
     n_seeds: int
-    is_floor: bool = False
+    is_floor: bool = False       # shown without a setting (a floor, or the mean reference)
+    is_reference: bool = False   # the acoustic mean (regression) reference: not a floor, never compared
     cells: list[Cell] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)   # e.g. "not better than its prior noise (MR-STFT)"
 
@@ -209,6 +212,13 @@ def build_results_table(summary: pd.DataFrame, comparisons: pd.DataFrame, wanted
         rows.append(Row(system, floor_label(system), "", 0, "", 0, 0,
                         max(int(r["n"]) for r in by_metric.values()),
                         max(int(r["n_seeds"]) for r in by_metric.values()), is_floor=True,
+                        cells=[_cell(info, by_metric.get(info.key)) for info in infos]))
+    msum = summary[summary["kind"] == MEAN_REFERENCE] if "kind" in summary.columns else summary.iloc[0:0]
+    if len(msum):
+        by_metric = {str(r["metric"]): r for _, r in msum.iterrows()}
+        rows.append(Row(str(msum["system"].iloc[0]), MEAN_REFERENCE_LABEL, "", 0, "", 0, 0,
+                        max(int(r["n"]) for r in by_metric.values()),
+                        max(int(r["n_seeds"]) for r in by_metric.values()), is_floor=True, is_reference=True,
                         cells=[_cell(info, by_metric.get(info.key)) for info in infos]))
 
     # Best per column among the trained systems, in the metric's own direction (ties are all marked).

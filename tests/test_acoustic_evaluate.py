@@ -135,42 +135,74 @@ def test_scores_rows_and_qualified_metric_names(project):
 def _vocoder_errors(out: Path) -> list[str]:
     """The recorded errors of the models' renders (the floor and ground-truth renders excluded)."""
     metas = [json.loads(p.read_text()) for p in (out / "work" / "voc").glob("*.json")]
-    return [m["error"] for m in metas if m["label"] not in ("floor", VOCODED_REFERENCE_AUDIO)]
+    return [m["error"] for m in metas if m["label"] not in ("mean-reference", VOCODED_REFERENCE_AUDIO)
+            and not m["label"].startswith("floor-")]
 
 
 @pytest.mark.slow
-def test_floor_is_mu_alone_scored_like_the_models(project):
-    """Floor rows: mu_ph by the ground-truth durations, the same mel_l1 as metrics_mel on mu; one identical
-    row per seed index for every system; vocoded floor scored against both references."""
+def test_floors_are_each_systems_prior_draw_and_mu_alone_is_a_reference(project):
+    """Floor rows (kind prior_noise) are each system's own prior draw, mu + s n (PriorGrad-AM), the learned
+    mean + n (B2), n (B1): draw 0 is bit-identical to the x_S the system's sampler starts from (the real
+    sampler, run here on the same checkpoint, seeds and utterances), and its scores are those of that mel.
+    mu alone is the mean reference (kind mean_reference), identical per seed index, never compared."""
+    import torch
+
     from priorgrad.acoustic.dataset import FeatureSet
     from priorgrad.acoustic.metrics_mel import mel_cd, mel_l1
     from priorgrad.acoustic.model import TablePrior
-    from priorgrad.acoustic.synthesize import load_frame_prior
+    from priorgrad.acoustic.synthesize import (load_acoustic_checkpoint, load_frame_prior, make_schedule,
+                                               sample_mels, table_from_ckpt)
+    from priorgrad.diffusion import Diffusion
+    from priorgrad.infer import utterance_seed
 
     df = pd.read_csv(project["out"] / "scores.csv", keep_default_na=False)
     floor = df[df["kind"] == "prior_noise"]
     assert set(floor["system"]) == set(SYSTEM.values())
     assert (floor["size"] == "").all() and (floor["budget"] == 0).all() and (floor["t_infer"] == 0).all()
-    assert set(floor["seed"]) == {0}  # one training seed per system in this sweep
+    assert set(floor["seed"]) == {0}  # one training seed per system in this sweep: one draw
     fs = FeatureSet(project["features"])
+    test = fs.utterances("test")[:2]
+    trials = {t["prior"]: t for t in json.loads((project["sweep"] / "trials.json").read_text())}
+    seed = 0  # acoustic.infer.seed of the smoke params
+    draws = {}
+    for prior, system in SYSTEM.items():
+        ck = Path(trials[prior]["checkpoints"][str(BUDGETS[-1])])
+        model, cfg, ckpt = load_acoustic_checkpoint(ck if ck.is_absolute() else project["root"] / ck)
+        diffusion = Diffusion(400, 1e-4, 0.05)
+        res = sample_mels(model, diffusion, cfg.model, table_from_ckpt(ckpt), test, make_schedule(diffusion, "strided", 2),
+                          [utterance_seed(seed, f"E1:{u.utt}") for u in test], "E1",
+                          (float(ckpt["f0_stats"]["mean"]), float(ckpt["f0_stats"]["std"])), torch.device("cpu"))
+        saved = sorted((project["out"] / "work" / "floor").glob(f"{trials[prior]['trial']}-b{BUDGETS[-1]}-draw0-E1-*"))
+        assert len(saved) == 1
+        for u, r in zip(test, res):
+            draw = np.load(saved[0] / "E1" / f"{u.utt}.npy")
+            assert np.array_equal(draw, r["x_start"]), (system, u.utt)   # draw 0 = the sampler's x_S
+            gt, d = u.mel[:, :40], draw[:, :40]
+            row = floor[(floor["system"] == system) & (floor["utt"] == u.utt) & (floor["metric"] == "E1/mel_l1")]
+            assert np.allclose(pd.to_numeric(row["value"]), mel_l1(d, gt), rtol=1e-6)
+            draws[(prior, u.utt)] = r
+    u = test[0]
     table = TablePrior.from_prior(load_frame_prior(project["stats"]), len(fs.vocab))
-    for u in fs.utterances("test")[:2]:
+    mu, s = table.frame_stats(u.frame_ids())
+    b1, pg = draws[("standard", u.utt)], draws[("phoneme", u.utt)]
+    assert np.allclose(pg["x_start"], mu + s * (b1["x_start"]), atol=1e-5)  # the same n: mu + s n vs n
+    assert not np.allclose(draws[("trainable", u.utt)]["x_start"], b1["x_start"])  # learned mean + n
+    assert {"E1/mrstft", "E1/mrstft@rec", "E1/stoi@rec"} <= set(floor["metric"])  # the draws are vocoded
+    assert "E2/mrstft" not in set(floor["metric"])
+    ref = df[df["kind"] == "mean_reference"]
+    assert set(ref["system"]) == {"priorgrad-am"}
+    for u in test:
         mu = table.frame_stats(u.frame_ids())[0][:, :40]
         gt = u.mel[:, :40]
         for cond in ("E1", "E2"):
-            rows = floor[(floor["utt"] == u.utt) & (floor["metric"] == f"{cond}/mel_l1")]
-            assert len(rows) == 3
-            assert np.allclose(pd.to_numeric(rows["value"]), mel_l1(mu, gt), rtol=1e-6)
-        cd = floor[(floor["utt"] == u.utt) & (floor["metric"] == "E1/mel_cd")]["value"]
+            rows = ref[(ref["utt"] == u.utt) & (ref["metric"] == f"{cond}/mel_l1")]
+            assert len(rows) == 1 and np.allclose(pd.to_numeric(rows["value"]), mel_l1(mu, gt), rtol=1e-6)
+        cd = ref[(ref["utt"] == u.utt) & (ref["metric"] == "E1/mel_cd")]["value"]
         assert np.allclose(pd.to_numeric(cd), mel_cd(mu, gt), rtol=1e-6)
-    assert {"E1/mrstft", "E1/mrstft@rec", "E1/stoi@rec"} <= set(floor["metric"])
-    assert "E2/mrstft" not in set(floor["metric"])
-    # vocoder(mu) is scored (not failed), and against the recording it is worse than against vocoder(GT)
-    aud = floor[floor["metric"].str.startswith("E1/stoi")]
-    assert np.isfinite(pd.to_numeric(aud["value"])).all()
-    voc = pd.to_numeric(aud[aud["metric"] == "E1/stoi"]["value"]).mean()
-    rec = pd.to_numeric(aud[aud["metric"] == "E1/stoi@rec"]["value"]).mean()
-    assert 0 < rec < 1 and 0 < voc < 1
+    comps = json.loads((project["out"] / "comparisons.json").read_text())
+    assert all(c["b"] != "mean_reference" and c.get("prior_b") != "mean_reference" for c in comps)
+    summary = json.loads((project["out"] / "summary.json").read_text())
+    assert any(s["kind"] == "mean_reference" for s in summary)
 
 
 @pytest.mark.slow
@@ -205,7 +237,8 @@ def test_audio_index_and_provenance(project):
                 assert s["condition"] == "E1" and s["system"] == system and s["seed"] == 0
                 assert s["utts"] == [], "a failed render is absent, and the index says so"
     assert not any(d.endswith("-E2") for d in dirs)  # E2 is not vocoded
-    for d in [VOCODED_REFERENCE_AUDIO] + [f"{s}-floor" for s in SYSTEM.values()]:
+    assert dirs["mean-reference"]["kind"] == "mean_reference"
+    for d in [VOCODED_REFERENCE_AUDIO, "mean-reference"] + [f"{s}-floor" for s in SYSTEM.values()]:
         assert dirs[d]["utts"] == [utt] and (out / "audio" / d / f"{utt}.wav").exists(), d
     from priorgrad.audio import read_wav
 

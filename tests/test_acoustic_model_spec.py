@@ -129,7 +129,8 @@ def test_decoder_parameter_counts(c, count):
 
 @pytest.mark.parametrize("size,total,decoder", [("paper", 18_914_646, 3_522_384), ("cpu", 1_317_398, 681_744),
                                                 ("tiny", 502_166, 377_136),
-                                                ("tiny_c80", 864_534, 739_504)])  # ours: the CPU default's size
+                                                ("tiny_c80", 864_534, 739_504),  # ours: the CPU default's size
+                                                ("tiny_c256", 1_907_894, 1_782_864)])  # ours: cpu-long
 def test_model_parameter_counts(size, total, decoder):
     m = build_acoustic_model(_cfg(f"acoustic.model.size={size}"), 100)
     assert count_parameters(m) == total and count_parameters(m.decoder) == decoder

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -86,7 +87,7 @@ def test_resume_with_other_params_is_refused_and_a_longer_budget_continues(toy, 
     assert ck["params"]["acoustic"]["model"]["size"] == "tiny"
 
 
-def _oracle_samples(toy: Path, prior: str, steps: int, rank: int = 80) -> tuple[list[float], list[float]]:
+def _oracle_samples(toy: Path, prior: str, steps: int, rank: int = 80, clip_x0: str = "none") -> tuple[Any, ...]:
     """E1 samples of the validation utterances through the real sampling path (``sample_mels``) with the
     decoder replaced by an oracle that knows x0: eps_hat = (x_t - sqrt(abar_t) x0') / sqrt(1 - abar_t), x0' the
     diffused target (x0 - mu for PriorGrad, x0 for B1). ``rank`` < 80 keeps only the part of eps_hat / s in a
@@ -119,10 +120,14 @@ def _oracle_samples(toy: Path, prior: str, steps: int, rank: int = 80) -> tuple[
         return torch.einsum("mr,brn->bmn", basis, z) * s * mask
 
     model.decoder.denoise = oracle
+    clipped: list[float] = []
     res = sample_mels(model, diffusion, cfg.model, table, utts, strided_schedule(diffusion.betas, steps),
-                      list(range(len(utts))), "E1", (fs.f0_mean, fs.f0_std), torch.device("cpu"))
+                      list(range(len(utts))), "E1", (fs.f0_mean, fs.f0_std), torch.device("cpu"),
+                      clip_x0=clip_x0, clipped=clipped)
     l1 = [mel_l1(r["mel"], u.mel) for r, u in zip(res, utts)]
     floor = [mel_l1(table.frame_stats(u.frame_ids())[0], u.mel) for u in utts]
+    if clip_x0 != "none":
+        return l1, floor, clipped
     return l1, floor
 
 
@@ -247,3 +252,111 @@ def test_synthesize_conditions_vocoder_and_schedule_search_through_the_cli(toy, 
     res = json.loads((tmp_path / "s.json").read_text())
     assert res["n_candidates"] == 73 and res["n_evaluated"] == 3 and len(res["betas"]) == 2
     assert json.loads(se.stdout)["mel_l1"] == res["mel_l1"]
+
+
+def _plain_sampler(diffusion, model, sigma, schedule, noise, mu, mask):
+    """The sampler as it was before acoustic.infer.clip_x0 existed (diffusion.py at 220e682), kept verbatim
+    as the reference the default 'none' must reproduce bit for bit."""
+    eta, t_align = diffusion.schedule(schedule)
+    gamma = 1.0 - eta
+    gbar = np.cumprod(gamma)
+    x = sigma * noise(0)
+    for s in range(len(eta) - 1, -1, -1):
+        t = torch.full((sigma.shape[0],), float(t_align[s]))
+        eps_hat = model(x, None, t).float()
+        x = (x - eta[s] / np.sqrt(1.0 - gbar[s]) * eps_hat) / np.sqrt(gamma[s])
+        if s > 0:
+            var = (1.0 - gbar[s - 1]) / (1.0 - gbar[s]) * eta[s]
+            x = x + np.sqrt(var) * sigma * noise(len(eta) - s)
+    return (x + mu) * mask
+
+
+@pytest.mark.parametrize("steps", [2, 6, 400])
+def test_clip_none_is_bit_identical_to_the_plain_sampler_and_a_wide_range_changes_nothing(steps):
+    """clip_x0 'none' (the default) runs the unchanged update: bit-identical to the pre-clip sampler. With a
+    range nothing reaches, 'data_range' takes the DDPM posterior mean instead, which equals the DiffWave
+    update algebraically: the same mel to float rounding, and 0 clipped at every step."""
+    from priorgrad.diffusion import Diffusion, strided_schedule
+
+    diffusion = Diffusion(400, 1e-4, 0.05)
+    g = torch.Generator().manual_seed(3)
+    sigma, mu = torch.rand(2, 80, 30, generator=g) + 0.5, torch.randn(2, 80, 30, generator=g) * 3 - 5
+    mask = torch.ones(2, 1, 30)
+    mask[1, :, 20:] = 0
+    w = torch.randn(80, 80, generator=g) * 0.1
+    net = lambda x, _c, t: torch.tanh(torch.einsum("ij,bjn->bin", w, x) + t[:, None, None] / 400)  # noqa: E731
+    draws = [torch.randn(2, 80, 30, generator=g) for _ in range(steps)]
+    sched = strided_schedule(diffusion.betas, steps)
+    ref = _plain_sampler(diffusion, net, sigma, sched, lambda k: draws[k], mu, mask)
+    got = diffusion.sample(net, None, sigma, sched, noise=lambda k: draws[k], clamp=False, mu=mu, mask=mask)
+    assert torch.equal(got, ref)
+    clipped: list[float] = []
+    wide = (torch.full((1, 80, 1), -1e9), torch.full((1, 80, 1), 1e9))
+    got = diffusion.sample(net, None, sigma, sched, noise=lambda k: draws[k], clamp=False, mu=mu, mask=mask,
+                           x0_range=wide, clipped=clipped)
+    assert len(clipped) == steps and max(clipped) == 0.0
+    torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
+    # a range that binds is not a no-op: every step reports what it clipped, and the output lies in the range
+    clipped = []
+    tight = (torch.full((1, 80, 1), -6.0), torch.full((1, 80, 1), -4.0))
+    got = diffusion.sample(net, None, sigma, sched, noise=lambda k: draws[k], clamp=False, mu=mu, mask=mask,
+                           x0_range=tight, clipped=clipped)
+    assert clipped[0] > 0.1 and not torch.equal(got, ref)
+
+
+@pytest.mark.parametrize("prior", ["phoneme", "standard"])
+def test_clip_data_range_with_the_oracle_noise_recovers_the_mel_with_nothing_clipped(toy, prior):
+    """The x0 clip to the training mels' per-bin range (stored with the phoneme statistics) is inactive on a
+    model that predicts the true noise: the mel comes back exactly, and each step clips exactly the elements
+    of the held-out ground truth that lie outside the TRAINING range (0.03% here; 0 within the range)."""
+    with np.load(toy / "phoneme_stats.npz") as z:
+        lo, hi = z["mel_min"][:, None], z["mel_max"][:, None]
+    fs = FeatureSet(toy)
+    gt = np.concatenate([u.mel for u in fs.utterances("valid") + fs.utterances("test")], axis=1)
+    outside = float(((gt < lo) | (gt > hi)).mean())
+    assert outside < 1e-3
+    for steps in (12, 400):
+        l1, floor, clipped = _oracle_samples(toy, prior, steps, clip_x0="data_range")
+        assert max(l1) < 1e-3 < min(floor), (steps, l1)
+        assert len(clipped) == steps and np.allclose(clipped, outside, rtol=0, atol=1e-7), (clipped, outside)
+
+
+# The official grids' start points (gamma_bar_S = prod(1 - beta), aligned to the T = 400 schedule), computed
+# from microsoft/NeuralSpeech PriorGrad-acoustic tasks/priorgrad.py's grids (schedule_search.GRIDS):
+# S -> (t~ of the earliest start, t~ of the latest start, smallest gamma_bar_S).
+OFFICIAL_GRID_STARTS = {2: (56.68, 247.52, 0.0200), 6: (103.99, 285.88, 0.005408), 12: (142.92, 315.32, 0.001741)}
+
+
+@pytest.mark.parametrize("steps", [2, 6, 12])
+def test_protocol_start_points_match_the_official_grids(toy, steps):
+    """strided starts at t = 399 for every S (1 / sqrt(alpha_bar_399) = 163, later than any official start);
+    official (6 steps: the config betas) and searched (the grid search on a validation utterance) start
+    inside the official grid's range of start points for S = 2, 6, 12."""
+    from priorgrad.acoustic.model import TablePrior, build_acoustic_model
+    from priorgrad.acoustic.schedule_search import grid_candidates
+    from priorgrad.acoustic.synthesize import load_frame_prior, make_schedule, searched_schedule
+    from priorgrad.diffusion import Diffusion, ScheduleError, align_steps
+
+    diffusion = Diffusion(400, 1e-4, 0.05)
+    gbar = np.prod(1.0 - grid_candidates(steps), axis=1)
+    first, last = (align_steps(np.array([1.0 - g]), diffusion.betas)[0] for g in (gbar.max(), gbar.min()))
+    lo_t, hi_t, min_gbar = OFFICIAL_GRID_STARTS[steps]
+    assert first == pytest.approx(lo_t, abs=0.01) and last == pytest.approx(hi_t, abs=0.01)
+    assert gbar.min() == pytest.approx(min_gbar, rel=1e-3)
+    strided = make_schedule(diffusion, "strided", steps)
+    assert strided.t[-1] == 399 and strided.t[-1] > hi_t
+    if steps == 6:
+        official = make_schedule(diffusion, "official", 6)
+        assert official.t[-1] == pytest.approx(196.635, abs=1e-3) and lo_t <= official.t[-1] <= hi_t
+    else:
+        with pytest.raises(ScheduleError, match="6"):
+            make_schedule(diffusion, "official", steps)
+    fs = FeatureSet(toy)
+    cfg = _cfg("acoustic.model.prior=phoneme")
+    torch.manual_seed(0)
+    model = build_acoustic_model(cfg, len(fs.vocab)).eval()
+    table = TablePrior.from_prior(load_frame_prior(toy / "phoneme_stats.npz"), len(fs.vocab))
+    sched, rec = searched_schedule(model, diffusion, cfg.model, table, fs.utterances("valid")[0],
+                                   (fs.f0_mean, fs.f0_std), torch.device("cpu"), steps, 8, 0, "data_range")
+    assert rec["utterance"] == fs.utterances("valid")[0].utt   # held out: never a test utterance
+    assert len(sched) == steps and first - 1e-6 <= sched.t[-1] <= last + 1e-6

@@ -60,14 +60,14 @@ def cmd_search(args: argparse.Namespace) -> int:
     dev = resolve_device(args.device)
     model, cfg, ckpt = load_acoustic_checkpoint(args.checkpoint, dev)
     fs = FeatureSet(args.features)
-    utts = fs.utterances("test")
+    utts = fs.utterances(args.split)  # default: valid (the official code searched on a test batch; we never do)
     if not utts:
-        raise ValueError(f"{args.features}: no test utterances to search the schedule on")
+        raise ValueError(f"{args.features}: no {args.split!r} utterances to search the schedule on")
     d = Diffusion(cfg.diffusion.num_steps, cfg.diffusion.beta_start, cfg.diffusion.beta_end)
     cap = cfg.infer.search_max_candidates if args.max_candidates is None else args.max_candidates
     result = search_schedule(model, d, cfg.model, table_from_ckpt(ckpt), utts[0],
                              (float(ckpt["f0_stats"]["mean"]), float(ckpt["f0_stats"]["std"])), dev, args.steps,
-                             cap, cfg.infer.seed, progress=True)
+                             cap, cfg.infer.seed, progress=True, clip_x0=cfg.infer.clip_x0)
     write_json_atomic(args.out, result)
     print(json.dumps(result, indent=2))
     return 0
@@ -78,7 +78,7 @@ def register(asub: Any, add_params: Callable[[argparse.ArgumentParser], None]) -
     tr = asub.add_parser("train", help="train (or resume) an acoustic model on an acoustic features directory")
     tr.add_argument("--features", required=True, help="acoustic features directory (priorgrad acoustic preprocess)")
     tr.add_argument("--stats", default=None,
-                    help="phoneme_stats.npz (required for acoustic.model.prior=phoneme; else gives the mu-alone floor)")
+                    help="phoneme_stats.npz (required for acoustic.model.prior=phoneme and for acoustic.infer.clip_x0=data_range: its mel range; else gives the mean reference)")
     tr.add_argument("--run-dir", required=True, help="run directory (checkpoints, metrics); re-run to resume")
     add_params(tr)
     tr.set_defaults(func=cmd_train)
@@ -91,7 +91,7 @@ def register(asub: Any, add_params: Callable[[argparse.ArgumentParser], None]) -
     sy.add_argument("--condition", action="append", choices=["E1", "E2", "E3"],
                     help="E1 GT durations+f0+energy, E2 GT durations, E3 all predicted (repeatable; default E1)")
     sy.add_argument("--text", action="append", default=[], help="raw text to synthesise under E3 (repeatable)")
-    sy.add_argument("--schedule", choices=["strided", "uniform", "betas"], default=None,
+    sy.add_argument("--schedule", choices=["strided", "official", "uniform", "betas"], default=None,
                     help="inference schedule (default: the checkpoint's acoustic.infer.schedule)")
     sy.add_argument("--steps", type=int, default=None, help="S of a strided/uniform schedule")
     sy.add_argument("--betas", default=None, help="explicit comma-separated inference betas (aligned)")
@@ -104,10 +104,12 @@ def register(asub: Any, add_params: Callable[[argparse.ArgumentParser], None]) -
     sy.add_argument("--device", default=None)
     sy.set_defaults(func=cmd_synthesize)
 
-    se = asub.add_parser("search-schedule", help="grid-search a 2/6/12-step schedule (E2, first test utterance)")
+    se = asub.add_parser("search-schedule", help="grid-search a 2/6/12-step schedule (E2, first utterance of --split)")
     se.add_argument("--checkpoint", required=True)
     se.add_argument("--features", required=True)
     se.add_argument("--steps", type=int, required=True, choices=[2, 6, 12])
+    se.add_argument("--split", default="valid",
+                    help="split whose first utterance is searched on (default: valid, a held-out batch; official: test)")
     se.add_argument("--out", required=True, help="output JSON (best betas, their t~ and mel L1)")
     se.add_argument("--max-candidates", type=int, default=None,
                     help="cap (default: acoustic.infer.search_max_candidates; 0 = all)")

@@ -51,18 +51,27 @@ class StandardFramePrior:
         return np.zeros((N_MELS, n), np.float32), np.ones((N_MELS, n), np.float32)
 
 
+def _as_f32(x: Any) -> np.ndarray:
+    """A float32 numpy array of a numpy array, list or (any-device) tensor."""
+    return np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, np.float32)
+
+
 class TablePrior:
     """Per-token mean and std tables (V, 80); row lookups by frame token id, padding (id 0 or
     frame_ids < 0) -> mu = 0, s = 1. Built from any FramePrior so that a checkpoint carries its prior."""
 
-    def __init__(self, mu: np.ndarray, std: np.ndarray, name: str = "phoneme"):
+    def __init__(self, mu: np.ndarray, std: np.ndarray, name: str = "phoneme",
+                 mel_range: tuple[np.ndarray, np.ndarray] | None = None):
         # a checkpoint's tables are tensors (TablePrior.state), possibly on the device it was loaded to
-        mu, std = (np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, np.float32) for x in (mu, std))
+        mu, std = (_as_f32(x) for x in (mu, std))
         if mu.ndim != 2 or mu.shape != std.shape or mu.shape[1] != N_MELS:
             raise ValueError(f"prior tables must both be (V, {N_MELS}), got {mu.shape} and {std.shape}")
         if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(std)) and np.all(std > 0)):
             raise ValueError("prior tables must be finite with std > 0")
         self.mu, self.std, self.name = mu, std, name
+        # the training mels' per-bin [min, max] (80,) each, carried for the sampler's optional x0 clip
+        self.mel_range = None if mel_range is None else (_as_f32(mel_range[0]).reshape(N_MELS),
+                                                         _as_f32(mel_range[1]).reshape(N_MELS))
 
     @classmethod
     def from_prior(cls, prior: Any, vocab_size: int) -> "TablePrior":
@@ -70,7 +79,7 @@ class TablePrior:
         mu, s = prior.frame_stats(ids)
         mu, s = np.asarray(mu, np.float32).T.copy(), np.asarray(s, np.float32).T.copy()
         mu[0], s[0] = 0.0, 1.0  # <pad>
-        return cls(mu, s, getattr(prior, "name", "phoneme"))
+        return cls(mu, s, getattr(prior, "name", "phoneme"), getattr(prior, "mel_range", None))
 
     def frame_stats(self, frame_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ids = np.asarray(frame_ids, np.int64)
@@ -83,7 +92,10 @@ class TablePrior:
 
     def state(self) -> dict[str, Any]:
         # tensors, not numpy arrays: a checkpoint holds only what torch.load(weights_only=True) reads
-        return {"mu": torch.from_numpy(self.mu), "std": torch.from_numpy(self.std), "name": self.name}
+        st: dict[str, Any] = {"mu": torch.from_numpy(self.mu), "std": torch.from_numpy(self.std), "name": self.name}
+        if self.mel_range is not None:
+            st["mel_min"], st["mel_max"] = (torch.from_numpy(x) for x in self.mel_range)
+        return st
 
 
 def apply_prior_mode(mu: np.ndarray, s: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:

@@ -19,7 +19,8 @@ from priorgrad.schema import require as _require
 
 PRIORS = ("phoneme", "standard", "trainable")   # PriorGrad | B1 N(0, I) | B2 Grad-TTS-style trainable mean
 PRIOR_MODES = ("mean_std", "mean_only", "std_only")
-SCHEDULES = ("strided", "uniform", "betas")
+SCHEDULES = ("strided", "official", "searched", "uniform", "betas")  # few-step protocols (+ uniform, betas)
+CLIP_X0 = ("none", "data_range")
 VOCODERS = ("griffin_lim", "priorgrad")
 DATA_SECTIONS = ("text", "features", "prior")   # the data side's subsections of `acoustic:`
 
@@ -84,7 +85,8 @@ class AcousticTrainConfig:
 
 @dataclass
 class AcousticInferConfig:
-    schedule: str             # strided | uniform | betas
+    schedule: str             # strided | official | searched | uniform | betas (the few-step protocol)
+    clip_x0: str              # none | data_range (predicted x0 clipped to the training mels' per-bin range)
     steps: int                # S of a strided / uniform schedule
     betas: list[float]        # explicit inference betas (schedule: betas)
     batch_size: int
@@ -175,6 +177,13 @@ class AcousticConfig:
         _require(t.weight_decay >= 0 and t.grad_clip >= 0, f"{w}.train.weight_decay/grad_clip", "must be >= 0")
         _require(2 <= t.valid_steps <= dif.num_steps, f"{w}.train.valid_steps", f"must be in 2..{dif.num_steps}")
         _require(i.schedule in SCHEDULES, f"{w}.infer.schedule", f"{i.schedule!r} not in {SCHEDULES}")
+        _require(i.schedule not in ("official", "searched") or t.valid_steps in (6, dif.num_steps)
+                 and (i.schedule == "official" or t.valid_steps == dif.num_steps), f"{w}.train.valid_steps",
+                 f"validation under schedule {i.schedule!r} needs valid_steps = "
+                 f"{'6 or ' if i.schedule == 'official' else ''}{dif.num_steps} (the full schedule)")
+        _require(i.clip_x0 in CLIP_X0, f"{w}.infer.clip_x0", f"{i.clip_x0!r} not in {CLIP_X0}")
+        _require(i.schedule != "official" or i.steps in (6, dif.num_steps), f"{w}.infer.steps",
+                 f"schedule 'official' has betas for 6 steps only (or the full {dif.num_steps}), got {i.steps}")
         _require(2 <= i.steps <= dif.num_steps, f"{w}.infer.steps", f"must be in 2..{dif.num_steps}")
         _require(i.schedule != "betas" or len(i.betas) >= 1, f"{w}.infer.betas", "schedule: betas needs a list")
         _require(i.vocoder in VOCODERS, f"{w}.infer.vocoder", f"{i.vocoder!r} not in {VOCODERS}")

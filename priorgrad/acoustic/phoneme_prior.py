@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from priorgrad.acoustic.phoneme_stats import StatsError, frame_token_ids, load_stats
+from priorgrad.acoustic.phoneme_stats import StatsError, frame_token_ids, load_mel_range, load_stats
 
 MODES = ("mean_std", "mean_only", "std_only")
 NAME = "phoneme"
@@ -29,6 +29,7 @@ class PhonemePrior:
     std: np.ndarray                # [V, 80] float32, > 0
     mode: str = "mean_std"
     name: str = field(default=NAME)
+    mel_range: tuple[np.ndarray, np.ndarray] | None = None  # training mels' per-bin [min, max] (x0 clip)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -70,6 +71,6 @@ class PhonemePrior:
     def load(cls, path: str | Path, mode: str = "mean_std") -> "PhonemePrior":
         mu, std, _ = load_stats(path)
         try:
-            return cls(mu, std, mode)
+            return cls(mu, std, mode, mel_range=load_mel_range(path))
         except ValueError as e:
             raise StatsError(f"{path}: {e}") from e

@@ -10,7 +10,8 @@ uses them. Rules, in order:
   (The official s == 0 -> 1 replacement is not copied: it was meant for padding and also hits real
   bins that sit on the log floor.)
 
-``phoneme_stats.npz`` holds mu, std (float32 [V, 80], final) and count (int64 [V]);
+``phoneme_stats.npz`` holds mu, std (float32 [V, 80], final), count (int64 [V]) and mel_min, mel_max
+(float32 [80], the training mels' per-bin range: the sampler's optional x0 clip, acoustic.infer.clip_x0);
 ``phoneme_stats.json`` beside it records the settings and which tokens backed off.
 """
 from __future__ import annotations
@@ -41,6 +42,8 @@ class StatsAccumulator:
         self.count = np.zeros(vocab_size, dtype=np.int64)
         self.sum = np.zeros((vocab_size, n_mels), dtype=np.float64)
         self.sumsq = np.zeros((vocab_size, n_mels), dtype=np.float64)
+        self.mel_min = np.full(n_mels, np.inf)
+        self.mel_max = np.full(n_mels, -np.inf)
 
     def add(self, mel: np.ndarray, frame_ids: np.ndarray, utt: str = "<utt>") -> None:
         mel = np.asarray(mel, dtype=np.float64)
@@ -54,6 +57,9 @@ class StatsAccumulator:
         np.add.at(self.count, ids, 1)
         np.add.at(self.sum, ids, mel.T)
         np.add.at(self.sumsq, ids, mel.T ** 2)
+        if mel.shape[1]:
+            self.mel_min = np.minimum(self.mel_min, mel.min(axis=1))
+            self.mel_max = np.maximum(self.mel_max, mel.max(axis=1))
 
     def raw(self) -> tuple[np.ndarray, np.ndarray]:
         """(mean, population std) per token; rows of unseen tokens are 0."""
@@ -97,12 +103,15 @@ def finalize(acc: StatsAccumulator, vocab: Vocabulary, std_min: float, std_max: 
     return mu.astype(np.float32), s.astype(np.float32), backoff
 
 
-def save_stats(path: str | Path, mu: np.ndarray, std: np.ndarray, count: np.ndarray, info: dict[str, Any]) -> None:
+def save_stats(path: str | Path, mu: np.ndarray, std: np.ndarray, count: np.ndarray, info: dict[str, Any],
+               mel_range: tuple[np.ndarray, np.ndarray] | None = None) -> None:
     """phoneme_stats.npz (atomic) + phoneme_stats.json beside it (settings, backoff, counts)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.npz")
-    np.savez(tmp, mu=mu.astype(np.float32), std=std.astype(np.float32), count=count.astype(np.int64))
+    extra = {} if mel_range is None else {"mel_min": np.asarray(mel_range[0], np.float32),
+                                          "mel_max": np.asarray(mel_range[1], np.float32)}
+    np.savez(tmp, mu=mu.astype(np.float32), std=std.astype(np.float32), count=count.astype(np.int64), **extra)
     os.replace(tmp, path)
     write_json_atomic(path.with_suffix(".json"), info)
 
@@ -124,10 +133,26 @@ def load_stats(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return mu, std, count
 
 
+def load_mel_range(path: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """(mel_min, mel_max) [80] of a statistics file, or None for a file written before they were stored."""
+    path = Path(path)
+    try:
+        with np.load(path) as z:
+            if "mel_min" not in z.files or "mel_max" not in z.files:
+                return None
+            lo, hi = z["mel_min"].astype(np.float32), z["mel_max"].astype(np.float32)
+    except (OSError, ValueError) as e:
+        raise StatsError(f"{path}: not a phoneme statistics file ({e})") from e
+    if lo.ndim != 1 or lo.shape != hi.shape or not (np.all(np.isfinite(lo)) and np.all(lo <= hi)):
+        raise StatsError(f"{path}: mel_min / mel_max must be finite 1-D arrays with mel_min <= mel_max")
+    return lo, hi
+
+
 def compute_phoneme_stats(items: Iterable[tuple[str, np.ndarray, np.ndarray, np.ndarray]], vocab: Vocabulary,
                           std_min: float, std_max: float, min_frames: int, n_mels: int = 80
                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-    """Statistics over (utt, mel [80, N], tokens, mel2ph) of the training split -> (mu, std, count, info)."""
+    """Statistics over (utt, mel [80, N], tokens, mel2ph) of the training split -> (mu, std, count, info);
+    info["mel_range"] = the training mels' per-bin [min, max] (two lists of 80)."""
     acc = StatsAccumulator(len(vocab), n_mels)
     n_utts = 0
     for utt, mel, tokens, mel2ph in items:
@@ -141,7 +166,8 @@ def compute_phoneme_stats(items: Iterable[tuple[str, np.ndarray, np.ndarray, np.
     info = {"std_min": std_min, "std_max": std_max, "min_frames": min_frames, "split": "train",
             "n_utterances": n_utts, "n_frames": int(acc.count.sum()), "vocab_size": len(vocab),
             "backoff": backoff, "missing": [t for t, c in zip(vocab.tokens, acc.count) if c == 0],
-            "count": {t: int(c) for t, c in zip(vocab.tokens, acc.count)}}
+            "count": {t: int(c) for t, c in zip(vocab.tokens, acc.count)},
+            "mel_range": [acc.mel_min.astype(np.float32).tolist(), acc.mel_max.astype(np.float32).tolist()]}
     return mu, std, acc.count.copy(), info
 
 
@@ -160,5 +186,6 @@ def prior_stats_from_features(features_dir: str | Path, out_path: str | Path, st
 
     mu, std, count, info = compute_phoneme_stats(items(), vocab, std_min, std_max, min_frames)
     info["features"] = str(features_dir)
-    save_stats(out_path, mu, std, count, info)
+    mel_range = info.pop("mel_range")
+    save_stats(out_path, mu, std, count, info, (np.asarray(mel_range[0]), np.asarray(mel_range[1])))
     return {k: v for k, v in info.items() if k != "count"}

@@ -20,6 +20,11 @@ from tqdm import tqdm
 
 from priorgrad.diffusion import ScheduleError, StepSchedule
 
+# The official 6-step inference betas (microsoft/NeuralSpeech@8cf4fbc PriorGrad-acoustic/configs/tts/
+# priorgrad.yaml:43); the official code publishes no 2- or 12-step betas (only the grids below). Aligned to
+# the T = 400 schedule they run at t~ = [2.684, 11.994, 30.254, 50.431, 115.745, 196.635].
+OFFICIAL_BETAS: dict[int, list[float]] = {6: [0.001, 0.01, 0.05, 0.1, 0.5, 0.8]}
+
 # N -> (exponents e_n, grid size G, groups of digit positions that must be strictly increasing)
 GRIDS: dict[int, tuple[list[float], int, list[tuple[int, ...]]]] = {
     2: ([0.1, 0.1], 9 ** 2, [(0,), (1,)]),
@@ -68,13 +73,13 @@ def capped(candidates: np.ndarray, max_candidates: int) -> np.ndarray:
 
 
 def search_schedule(model, diffusion, model_cfg, table, utterance, f0_stats, device, n_steps: int,
-                    max_candidates: int, seed: int, progress: bool = False) -> dict[str, Any]:
+                    max_candidates: int, seed: int, progress: bool = False, clip_x0: str = "none") -> dict[str, Any]:
     """Best N-step betas for the E2 sample of one utterance; returns the betas, their loss and counts."""
     from priorgrad.acoustic.metrics_mel import mel_l1
     from priorgrad.acoustic.synthesize import sample_mels
 
     cands = capped(grid_candidates(n_steps), max_candidates)
-    best: tuple[float, np.ndarray | None, np.ndarray | None] = (math.inf, None, None)
+    best: tuple[float, Any, Any, Any] = (math.inf, None, None, None)
     unalignable = 0
     for betas in tqdm(cands, desc=f"search {n_steps} steps", unit="cand", disable=not progress):
         try:
@@ -83,12 +88,13 @@ def search_schedule(model, diffusion, model_cfg, table, utterance, f0_stats, dev
             unalignable += 1
             continue
         res = sample_mels(model, diffusion, model_cfg, table, [utterance], StepSchedule(eta, t), [seed], "E2",
-                          f0_stats, device)[0]
+                          f0_stats, device, clip_x0=clip_x0)[0]
         loss = mel_l1(res["mel"], utterance.mel)
         if loss < best[0]:
-            best = (loss, betas, t)
+            best = (loss, betas, t, eta)
     if best[1] is None:
         raise ScheduleError(f"no alignable {n_steps}-step candidate among {len(cands)}")
-    return {"n_steps": n_steps, "betas": best[1].tolist(), "t": best[2].tolist(), "mel_l1": best[0],
+    return {"n_steps": n_steps, "betas": best[1].tolist(), "t": best[2].tolist(), "eta": best[3].tolist(),
+            "mel_l1": best[0], "clip_x0": clip_x0,
             "n_candidates": int(len(grid_candidates(n_steps))), "n_evaluated": int(len(cands) - unalignable),
             "n_unalignable": unalignable, "seed": seed, "utterance": utterance.utt}

@@ -19,7 +19,7 @@ from priorgrad.acoustic.dataset import FeatureSet, Utterance, collate
 from priorgrad.acoustic.model import (AcousticModel, StandardFramePrior, TablePrior, apply_prior_mode,
                                       build_acoustic_model)
 from priorgrad.acoustic.model_config import AcousticConfig
-from priorgrad.diffusion import Diffusion, StepSchedule, strided_schedule
+from priorgrad.diffusion import Diffusion, ScheduleError, StepSchedule, strided_schedule
 from priorgrad.fileio import save_npy_atomic, write_json_atomic
 from priorgrad.logs import show_progress
 from priorgrad.infer import resolve_device, utterance_seed
@@ -43,19 +43,63 @@ def load_frame_prior(path: str | Path) -> Any:
         return PhonemePrior.load(path, mode="mean_std")  # the ablation mode is applied by the caller
     try:
         with np.load(path) as z:
-            return TablePrior(z["mu"], z["std"])
+            rng = (z["mel_min"], z["mel_max"]) if "mel_min" in z.files else None
+            return TablePrior(z["mu"], z["std"], mel_range=rng)
     except KeyError as e:
         raise ValueError(f"{path}: missing array {e}") from e
 
 
 def make_schedule(diffusion: Diffusion, kind: str, steps: int, betas: Sequence[float] = ()) -> StepSchedule:
-    """strided / uniform (t~ set directly) or explicit betas (aligned; ScheduleError when impossible)."""
+    """strided / uniform (t~ set directly), official (the official config's betas, 6 steps only) or explicit
+    betas (aligned; ScheduleError when impossible). S = T is the training schedule under every protocol.
+    ``searched`` needs a model: ``searched_schedule``."""
     if kind in ("strided", "uniform"):
         return strided_schedule(diffusion.betas, steps, "quadratic" if kind == "strided" else "uniform")
+    if kind == "official":
+        from priorgrad.acoustic.schedule_search import OFFICIAL_BETAS
+
+        if steps == diffusion.num_steps:
+            return strided_schedule(diffusion.betas, steps)
+        if steps not in OFFICIAL_BETAS:
+            raise ScheduleError(f"schedule 'official': the official code publishes betas for "
+                                f"{sorted(OFFICIAL_BETAS)} steps only, not {steps} (use strided or searched)")
+        eta, t = diffusion.schedule(list(OFFICIAL_BETAS[steps]))
+        return StepSchedule(eta, t, f"official{steps}")
     if kind == "betas":
         eta, t = diffusion.schedule([float(b) for b in betas])
         return StepSchedule(eta, t, f"betas{len(eta)}")
-    raise ValueError(f"unknown schedule kind {kind!r} (strided | uniform | betas)")
+    if kind == "searched":
+        raise ValueError("schedule 'searched' is found per model: use searched_schedule(...)")
+    raise ValueError(f"unknown schedule kind {kind!r} (strided | official | searched | uniform | betas)")
+
+
+def searched_schedule(model: AcousticModel, diffusion: Diffusion, model_cfg, table: TablePrior | None,
+                      utterance: Utterance, f0_stats: tuple[float, float], device: torch.device, steps: int,
+                      max_candidates: int, seed: int, clip_x0: str = "none") -> tuple[StepSchedule, dict[str, Any]]:
+    """The official grid search for ``steps`` (2, 6, 12; T = the training schedule) on one HELD-OUT
+    utterance (the caller passes a validation utterance, never a test one); (schedule, search record)."""
+    from priorgrad.acoustic.schedule_search import search_schedule
+
+    if steps == diffusion.num_steps:
+        return strided_schedule(diffusion.betas, steps), {"n_steps": steps, "searched": False}
+    rec = search_schedule(model, diffusion, model_cfg, table, utterance, f0_stats, device, steps, max_candidates,
+                          seed, clip_x0=clip_x0)
+    return StepSchedule(np.asarray(rec["eta"]), np.asarray(rec["t"]), f"searched{steps}"), rec
+
+
+def x0_range_of(table: TablePrior | None, clip_x0: str, device: torch.device
+                ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The sampler's x0 clip range (1, 80, 1) for acoustic.infer.clip_x0, or None for 'none'."""
+    if clip_x0 == "none":
+        return None
+    if clip_x0 != "data_range":
+        raise ValueError(f"acoustic.infer.clip_x0 must be none or data_range, got {clip_x0!r}")
+    if table is None or table.mel_range is None:
+        raise ValueError("acoustic.infer.clip_x0 is 'data_range' but the phoneme statistics carry no mel range "
+                         "(mel_min / mel_max): re-run `priorgrad acoustic prior-stats` and retrain, or set "
+                         "acoustic.infer.clip_x0: none")
+    lo, hi = (torch.from_numpy(np.asarray(v, np.float32)).view(1, -1, 1).to(device) for v in table.mel_range)
+    return lo, hi
 
 
 def prior_for(model_cfg, table: TablePrior | None) -> Any | None:
@@ -81,13 +125,20 @@ def frame_ids(tokens: torch.Tensor, mel2ph: torch.Tensor) -> list[np.ndarray]:
 @torch.no_grad()
 def sample_mels(model: AcousticModel, diffusion: Diffusion, model_cfg, table: TablePrior | None,
                 utts: Sequence[Utterance] | None, schedule: StepSchedule, seeds: Sequence[int], condition: str,
-                f0_stats: tuple[float, float], device: torch.device, tokens: torch.Tensor | None = None
+                f0_stats: tuple[float, float], device: torch.device, tokens: torch.Tensor | None = None,
+                clip_x0: str = "none", clipped: list[float] | None = None, start_only: bool = False
                 ) -> list[dict[str, np.ndarray]]:
     """Sample mels for a batch of utterances (or bare token sequences under E3).
 
     Returns per utterance {"mel": (80, n), "mu": (80, n) the prior mean used (zeros for B1),
-    "mel2ph": (n,)}. Utterance i's noise comes from its own generator seeded by seeds[i], drawn at
-    its own length, so the result does not depend on the batch it is in.
+    "s": (80, n) the prior's scale, "x_start": (80, n) the sampler's start point x_S + mu (= the
+    system's prior draw in the data domain: mu + s n, learned mean + n, n), "mel2ph": (n,)}.
+    Utterance i's noise comes from its own generator seeded by seeds[i], drawn at its own length, so the
+    result does not depend on the batch it is in. ``clip_x0`` (acoustic.infer.clip_x0): none, or
+    data_range (x0 clipped to the training mels' per-bin range, carried by ``table``); the clipped
+    fraction of each step (mean over the batch's real elements) is appended to ``clipped``.
+    ``start_only``: no denoising, "mel" = x_start (the system's prior draw: the acoustic floor), from the
+    same preparation and noise as the sampler, so draw 0 is exactly the sampler's start.
     """
     if condition not in CONDITIONS:
         raise ValueError(f"condition must be one of {CONDITIONS}, got {condition!r}")
@@ -124,12 +175,30 @@ def sample_mels(model: AcousticModel, diffusion: Diffusion, model_cfg, table: Ta
             z[i, :, :lengths[i]] = torch.randn(80, lengths[i], generator=g)
         return z.to(device)
 
+    starts: list[torch.Tensor] = []
+
+    def noise_kept(k: int) -> torch.Tensor:
+        z = noise(k)
+        if k == 0:
+            starts.append(z)
+        return z
+
     cond_proj = model.decoder.condition(out["cond"])  # once per utterance, not once per step
-    mel = diffusion.sample(lambda x, _c, t: model.decoder.denoise(x, cond_proj, t, mask), None, s, schedule,
-                           noise=noise, clamp=False, mu=None if model_cfg.prior == "standard" else mu, mask=mask)
+    x0_range = None if start_only else x0_range_of(table, clip_x0, device)
+    mu_arg = None if model_cfg.prior == "standard" else mu
+    if start_only:
+        noise_kept(0)
+        mel = (s * starts[0] + (0.0 if mu_arg is None else mu_arg)) * mask
+    else:
+        mel = diffusion.sample(lambda x, _c, t: model.decoder.denoise(x, cond_proj, t, mask), None, s, schedule,
+                               noise=noise_kept, clamp=False, mu=mu_arg, mask=mask, x0_range=x0_range,
+                               clipped=clipped)
+    start = (s * starts[0] + (0.0 if mu_arg is None else mu_arg)) * mask
     mel, mu = mel.float().cpu().numpy(), (mu * mask).float().cpu().numpy()
+    s_np, start = s.float().cpu().numpy(), start.float().cpu().numpy()
     m2p = mel2ph.cpu().numpy()
     return [{"mel": mel[i, :, :lengths[i]].copy(), "mu": mu[i, :, :lengths[i]].copy(),
+             "s": s_np[i, :, :lengths[i]].copy(), "x_start": start[i, :, :lengths[i]].copy(),
              "mel2ph": m2p[i, :lengths[i]].copy()} for i in range(bsz)]
 
 
@@ -150,17 +219,24 @@ def load_acoustic_checkpoint(path: str | Path, device: torch.device | str = "cpu
 
 def table_from_ckpt(ckpt: dict[str, Any]) -> TablePrior | None:
     st = ckpt.get("prior_table")
-    return TablePrior(st["mu"], st["std"], st["name"]) if st else None
+    if not st:
+        return None
+    rng = (st["mel_min"], st["mel_max"]) if "mel_min" in st else None
+    return TablePrior(st["mu"], st["std"], st["name"], rng)
 
 
 def synthesize(checkpoint: str | Path, out_dir: str | Path, features: str | Path | None = None,
                split: str = "test", conditions: Sequence[str] = ("E1",), texts: Sequence[str] = (),
                schedule: StepSchedule | None = None, seed: int | None = None, batch_size: int | None = None,
                device: str | None = None, max_utterances: int = 0, vocoder: str | None = None,
-               vocoder_checkpoint: str | Path | None = None, progress: bool | None = None) -> dict[str, Any]:
+               vocoder_checkpoint: str | Path | None = None, progress: bool | None = None,
+               clip_x0: str | None = None, prior_draw: int | None = None) -> dict[str, Any]:
     """Write out_dir/<condition>/<utt>.npy (and .wav with a vocoder) for a split and/or raw texts (E3).
 
     Returns timing (mel RTF, audio RTF) and the settings used (written to out_dir/synthesis.json).
+    ``clip_x0``: overrides the checkpoint's acoustic.infer.clip_x0. ``prior_draw`` = k: instead of sampling,
+    write the system's prior draw k (the sampler's start x_S + mu for seed + k: the acoustic floor; draw 0
+    is exactly what sampling with ``seed`` starts from).
     """
     from priorgrad.acoustic.metrics_mel import mel_metrics
 
@@ -170,11 +246,22 @@ def synthesize(checkpoint: str | Path, out_dir: str | Path, features: str | Path
     dev = resolve_device(device or inf.device)
     model = model.to(dev)
     diffusion = Diffusion(cfg.diffusion.num_steps, cfg.diffusion.beta_start, cfg.diffusion.beta_end)
-    schedule = schedule or make_schedule(diffusion, inf.schedule, inf.steps, inf.betas)
     seed = inf.seed if seed is None else seed
+    clip_x0 = inf.clip_x0 if clip_x0 is None else clip_x0
     batch_size = batch_size or inf.batch_size
     table = table_from_ckpt(ckpt)
     f0_stats = (float(ckpt["f0_stats"]["mean"]), float(ckpt["f0_stats"]["std"]))
+    search_rec = None
+    if schedule is None and inf.schedule == "searched":
+        if features is None:
+            raise ValueError("acoustic.infer.schedule 'searched' needs --features (the search runs on the first "
+                             "validation utterance)")
+        valid = FeatureSet(features).utterances("valid")
+        if not valid:
+            raise ValueError(f"{features}: no validation utterance for the schedule search (split 'valid')")
+        schedule, search_rec = searched_schedule(model, diffusion, cfg.model, table, valid[0], f0_stats, dev,
+                                                 inf.steps, inf.search_max_candidates, seed, clip_x0)
+    schedule = schedule or make_schedule(diffusion, inf.schedule, inf.steps, inf.betas)
     out_dir = Path(out_dir)
     jobs: list[tuple[str, list[Utterance] | None, list[str], torch.Tensor | None]] = []
     if features is not None:
@@ -201,12 +288,18 @@ def synthesize(checkpoint: str | Path, out_dir: str | Path, features: str | Path
 
         voc = make_vocoder(vocoder or inf.vocoder, vocoder_checkpoint, inf, seed, dev)
     mel_wall, voc_wall, frames = 0.0, 0.0, 0
+    clipped_runs: list[list[float]] = []
     metrics: dict[str, list[dict[str, float]]] = {}
     show = show_progress(progress)
     for c, chunk, names, toks in tqdm(jobs, desc="acoustic synthesize", unit="batch", disable=not show):
         t0 = time.perf_counter()
+        clipped: list[float] = []
+        noise_seed = seed + (prior_draw or 0)
         res = sample_mels(model, diffusion, cfg.model, table, chunk, schedule,
-                          [utterance_seed(seed, f"{c}:{n}") for n in names], c, f0_stats, dev, tokens=toks)
+                          [utterance_seed(noise_seed, f"{c}:{n}") for n in names], c, f0_stats, dev, tokens=toks,
+                          clip_x0=clip_x0, clipped=clipped, start_only=prior_draw is not None)
+        if clipped:
+            clipped_runs.append(clipped)
         if dev.type == "cuda":
             torch.cuda.synchronize()
         mel_wall += time.perf_counter() - t0
@@ -228,6 +321,9 @@ def synthesize(checkpoint: str | Path, out_dir: str | Path, features: str | Path
     summary = {
         "checkpoint": str(checkpoint), "checkpoint_step": int(ckpt["step"]), "prior": cfg.model.prior,
         "schedule": {"name": schedule.name, "eta": schedule.eta.tolist(), "t": schedule.t.tolist()},
+        "schedule_search": search_rec, "clip_x0": clip_x0, "prior_draw": prior_draw,
+        # fraction of the real mel elements whose predicted x0 was clipped, per step (first step first)
+        "clipped_fraction_per_step": np.mean(clipped_runs, axis=0).tolist() if clipped_runs else None,
         "seed": seed, "device": str(dev), "n_jobs": len(jobs), "audio_seconds": audio_s,
         "mel_wall_seconds": mel_wall, "mel_rtf": mel_wall / audio_s if audio_s else None,
         "vocoder": None if voc is None else voc.name,

@@ -77,5 +77,7 @@ def make_toy_features(out: str | Path, n_train: int = 48, n_valid: int = 4, n_te
     for j, frames in train_frames.items():
         f = np.concatenate(frames, axis=1)
         mu[j], std[j], count[j] = f.mean(axis=1), np.maximum(f.std(axis=1), 0.1), f.shape[1]
-    np.savez(out / "phoneme_stats.npz", mu=mu, std=std, count=count)
+    every = np.concatenate([f for frames in train_frames.values() for f in frames], axis=1)
+    np.savez(out / "phoneme_stats.npz", mu=mu, std=std, count=count,  # + the training mels' per-bin range
+             mel_min=every.min(axis=1).astype(np.float32), mel_max=every.max(axis=1).astype(np.float32))
     return out

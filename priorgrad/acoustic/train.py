@@ -30,7 +30,7 @@ from priorgrad.acoustic.dataset import FeatureSet, Utterance, collate
 from priorgrad.acoustic.metrics_mel import mel_l1
 from priorgrad.acoustic.model import TablePrior, apply_prior_mode, build_acoustic_model
 from priorgrad.acoustic.model_config import AcousticConfig
-from priorgrad.acoustic.synthesize import prior_for, sample_mels, strided_schedule
+from priorgrad.acoustic.synthesize import make_schedule, prior_for, sample_mels
 from priorgrad.config import params_hash
 from priorgrad.diffusion import Diffusion
 from priorgrad.fileio import write_json_atomic, write_text_atomic
@@ -96,7 +96,10 @@ class AcousticTrainer:
         self.table = TablePrior.from_prior(prior, vocab_size) if prior is not None else None
         self.prior = prior_for(cfg.model, self.table)  # raises for 'phoneme' without statistics
         self.diffusion = Diffusion(cfg.diffusion.num_steps, cfg.diffusion.beta_start, cfg.diffusion.beta_end)
-        self.valid_schedule = strided_schedule(self.diffusion.betas, t.valid_steps)
+        # validation samples under the evaluation's protocol and clip (acoustic.infer.schedule / clip_x0), with
+        # valid_steps steps; 'searched' validates with the full training schedule (valid_steps = T, checked)
+        kind = "strided" if cfg.infer.schedule in ("searched", "betas") else cfg.infer.schedule
+        self.valid_schedule = make_schedule(self.diffusion, kind, t.valid_steps)
         train = self.features.utterances("train")
         self.train_utts = [u for u in train if u.n_frames <= t.max_frames and len(u.tokens) <= t.max_tokens]
         if len(self.train_utts) < len(train):
@@ -221,21 +224,24 @@ class AcousticTrainer:
         """E1 (ground-truth durations, f0, energy) sampling of the fixed validation subset."""
         t = self.cfg.train
         self.model.eval()
-        l1, floor = [], []
+        l1, floor, draw, clipped = [], [], [], []
         for i in range(0, len(self.valid_utts), 8):
             chunk = self.valid_utts[i:i + 8]
             res = sample_mels(self.model, self.diffusion, self.cfg.model, self.table, chunk, self.valid_schedule,
                               [utterance_seed(t.seed, f"valid:{u.utt}") for u in chunk], "E1", self.f0_stats,
-                              self.device)
+                              self.device, clip_x0=self.cfg.infer.clip_x0, clipped=clipped)
             for u, r in zip(chunk, res):
                 l1.append(mel_l1(r["mel"], u.mel))
+                draw.append(mel_l1(r["x_start"], u.mel))  # this system's own floor: its prior draw
                 if self.table is not None:
                     mu, _ = apply_prior_mode(*self.table.frame_stats(u.frame_ids()), "mean_std")
                     floor.append(mel_l1(mu, u.mel))
                 elif self.cfg.model.prior == "trainable":
                     floor.append(mel_l1(r["mu"], u.mel))
         self.model.train()
-        out = {"valid/mel_l1": float(np.mean(l1))}
+        out = {"valid/mel_l1": float(np.mean(l1)), "valid/prior_draw_mel_l1": float(np.mean(draw))}
+        if clipped:  # the last step's clipped fraction (of the last batch): ~0 once the model has learned
+            out["valid/clipped_last_step"] = float(clipped[-1])
         if floor:
             out["valid/floor_mel_l1"] = float(np.mean(floor))
         return out

@@ -9,7 +9,8 @@
   200 steps, T=6 is no better than its prior noise; curves converge faster for PriorGrad.
 - make_acoustic_runs: the same for the acoustic model (runs/acoustic/{sweep,eval}, the contract of
   experiments/contract.py): B1, B2 and PriorGrad-AM x sizes x a budget ladder x T_infer, qualified metric
-  names ("E1/mel_cd", "E1/pesq_wb@rec", "E2/mel_cd"), the mu-alone floor rows (identical for every system and seed),
+  names ("E1/mel_cd", "E1/pesq_wb@rec", "E2/mel_cd"), each system's prior-draw floor rows, the mu-alone mean
+  reference rows (kind mean_reference, identical for every seed, better than every system: never a floor),
   summary/comparisons by eval.aggregate(family="acoustic"), the vocoded ground-truth mel folder. Built-in
   effects: PriorGrad-AM clearly better than B1 at every setting (the same at every size); PriorGrad-AM
   and B2 equal; every system far better than its floor.
@@ -26,6 +27,7 @@ import pandas as pd
 import soundfile as sf
 
 from eval.aggregate import FLOOR, SCORE_COLUMNS, Rule, aggregate
+from experiments.contract import KIND_MEAN_REFERENCE
 from priorgrad import registry
 from support.browser import find_chromium, keep_screenshots  # noqa: F401 - used by the report tests
 
@@ -248,7 +250,8 @@ ACOUSTIC_METRICS = {"E1/mel_cd": (False, 5.0, 0.2), "E1/mel_l1": (False, 0.5, 0.
                     "E1/pesq_wb": (True, 2.0, 0.1), "E1/pesq_wb@rec": (True, 1.5, 0.1), "E2/mel_cd": (False, 5.5, 0.2)}
 ACOUSTIC_HIGHER = {m: v[0] for m, v in ACOUSTIC_METRICS.items()}
 ACOUSTIC_SYSTEM = {e.name: e.system for e in registry.priors("acoustic").values()}
-ACOUSTIC_FLOOR_BAD = 10.0  # mu alone, in spreads (the worst system setting is 7.5: every one beats it)
+ACOUSTIC_FLOOR_BAD = 10.0  # each system's prior draw, in spreads (the worst system setting is 7.5: every one beats it)
+ACOUSTIC_MEAN_REFERENCE_BAD = 1.0  # mu alone: better than every system here (a mean wins on L1 / CD), never a floor
 
 
 def _acoustic_badness(prior: str, size: str, budget: int, t: int, sizes: dict[str, int], budgets: list[int],
@@ -284,10 +287,18 @@ def simulate_acoustic_scores(sizes: dict[str, int], budgets: list[int], seeds: l
                             for i, utt in enumerate(utts):
                                 rows.append([system, prior, size, n_params, s, budget, t, utt, metric,
                                              round(value(metric, bad, eff[metric], i), 6), "model"])
-        for s in range(len(seeds)):   # the floor is deterministic: identical rows, one per seed index
+        for s in range(len(seeds)):   # the floor: this system's prior draw s (one per seed index)
             for metric in ACOUSTIC_METRICS:
+                spread = ACOUSTIC_METRICS[metric][2]
                 for i, utt in enumerate(utts):
-                    rows.append([system, prior, "", 0, s, 0, 0, utt, metric, floor[(metric, i)], FLOOR])
+                    rows.append([system, prior, "", 0, s, 0, 0, utt, metric,
+                                 round(floor[(metric, i)] + float(rng.normal(0, spread * 0.1)), 6), FLOOR])
+    for s in range(len(seeds)):   # the mean reference (mu alone): deterministic, under PriorGrad-AM, never a floor
+        for metric in ACOUSTIC_METRICS:
+            for i, utt in enumerate(utts):
+                rows.append(["priorgrad-am", "phoneme", "", 0, s, 0, 0, utt, metric,
+                             round(value(metric, ACOUSTIC_MEAN_REFERENCE_BAD, 0.0, i, noise=False), 6),
+                             KIND_MEAN_REFERENCE])
     return pd.DataFrame(rows, columns=SCORE_COLUMNS)
 
 
@@ -339,7 +350,8 @@ def make_acoustic_runs(root: Path, sizes: dict[str, int] | None = None, budgets:
         "git_commit": "0123456789abcdef0123456789abcdef01234567", "params_hash": "acoustic123456",
         "corpus": {"source": "synthetic", "n_test": len(ACOUSTIC_UTTS)}, "machine": {"cpu": "test-cpu", "cores": 2},
         "metric_versions": {"mel_cd": "priorgrad.acoustic.metrics_mel", "pesq_wb": "pesq 0.0.4 (wb, 16 kHz)"},
-        "vocoder": "griffin_lim", "griffin_lim_iters": 60}, indent=1))
+        "vocoder": "griffin_lim", "griffin_lim_iters": 60,
+        "acoustic": {"schedule": "strided", "clip_x0": "data_range"}}, indent=1))
 
     work = root / "work-acoustic"
     (work / "ref").mkdir(parents=True)
