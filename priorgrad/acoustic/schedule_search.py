@@ -20,11 +20,6 @@ from tqdm import tqdm
 
 from priorgrad.diffusion import ScheduleError, StepSchedule
 
-# The official 6-step inference betas (microsoft/NeuralSpeech@8cf4fbc PriorGrad-acoustic/configs/tts/
-# priorgrad.yaml:43); the official code publishes no 2- or 12-step betas (only the grids below). Aligned to
-# the T = 400 schedule they run at t~ = [2.684, 11.994, 30.254, 50.431, 115.745, 196.635].
-OFFICIAL_BETAS: dict[int, list[float]] = {6: [0.001, 0.01, 0.05, 0.1, 0.5, 0.8]}
-
 # N -> (exponents e_n, grid size G, groups of digit positions that must be strictly increasing)
 GRIDS: dict[int, tuple[list[float], int, list[tuple[int, ...]]]] = {
     2: ([0.1, 0.1], 9 ** 2, [(0,), (1,)]),
@@ -76,7 +71,7 @@ def search_schedule(model, diffusion, model_cfg, table, utterance, f0_stats, dev
                     max_candidates: int, seed: int, progress: bool = False, clip_x0: str = "none") -> dict[str, Any]:
     """Best N-step betas for the E2 sample of one utterance; returns the betas, their loss and counts."""
     from priorgrad.acoustic.metrics_mel import mel_l1
-    from priorgrad.acoustic.synthesize import sample_mels
+    from priorgrad.acoustic.sampler import sample_mels
 
     cands = capped(grid_candidates(n_steps), max_candidates)
     best: tuple[float, Any, Any, Any] = (math.inf, None, None, None)

@@ -30,7 +30,7 @@ from priorgrad.acoustic.dataset import FeatureSet, Utterance, collate
 from priorgrad.acoustic.metrics_mel import mel_l1
 from priorgrad.acoustic.model import TablePrior, apply_prior_mode, build_acoustic_model
 from priorgrad.acoustic.model_config import AcousticConfig
-from priorgrad.acoustic.synthesize import make_schedule, prior_for, sample_mels
+from priorgrad.acoustic.sampler import make_schedule, prior_for, sample_mels
 from priorgrad.config import params_hash
 from priorgrad.diffusion import Diffusion
 from priorgrad.fileio import write_json_atomic, write_text_atomic
