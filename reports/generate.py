@@ -174,10 +174,11 @@ def regime(table: ResultsTable, data_summary, cfg: ReportConfig | FamilyReport, 
                                 "its floor (its own prior draw)",
                                 "these decoders do not yet produce better mels than the prior draws they start "
                                 "from, so the acoustic claims below compare systems in that regime, not trained "
-                                "acoustic models. The 20-minute CPU default is too short for that; the cpu-long "
-                                "profile (`dvc exp run -S profile=cpu-long`, about 40 minutes on 2 cores, estimated) "
-                                "trains a wider decoder (tiny_c256) to 400 steps and samples under the searched "
-                                "protocol, where its systems were measured past their floors.")
+                                "acoustic models. The CPU default is too short for that; the cpu-long profile "
+                                "(`dvc exp run -S profile=cpu-long`, over an hour on 2 cores: a first, partial run "
+                                "took 5-10 minutes per 400-step tiny_c256 trial) trains a wider decoder (tiny_c256) "
+                                "to 400 steps and samples under the searched protocol, where one training seed per "
+                                "system was measured past its floor on mel L1 (not yet run end to end).")
         none_scored = ("No prior-draw floor was scored (scores.csv has no prior_noise rows), so nothing here says "
                        "whether these systems do better than the prior draws they start from.")
         what_nj = what
