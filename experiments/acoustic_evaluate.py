@@ -512,6 +512,8 @@ def log_run_scores(uri: str, trial: dict[str, Any], per_setting: dict[tuple, dic
             records = [{"utt": u, **{mlflow_name(m): v for m, v in vals.items()}} for u, vals in per_utt.items()]
             summ = {}
             for m in names:
+                if not any(mlflow_name(m) in r for r in records):
+                    continue  # not scored at this setting (E3: the largest budget and e3_t_infer only), not "failed"
                 info = metric_info(m)
                 summ[mlflow_name(m)] = {**summarize([r.get(mlflow_name(m)) for r in records],
                                                     seed=scoring.bootstrap_seed, n_boot=scoring.n_boot),
