@@ -2,7 +2,7 @@
 
 Input: the tidy scores of docs/interfaces.md (``runs/eval/scores.csv``): system, prior, size,
 n_params, seed, budget, t_infer, utt, metric, value (NaN = failed utterance), kind ("model" or
-"prior_noise"). Budgets are checkpoints of ONE training run per (system, size, seed): the seed is
+"prior_noise"; the acoustic side also "mean_reference" and "recording": summarised, never compared). Budgets are checkpoints of ONE training run per (system, size, seed): the seed is
 the unit of replication and the same seed at two budgets is the same run (eval/hierarchical.py).
 
 Used by the evaluate stage (summary.json, comparisons.json, metrics.json, MLflow tags), the report
