@@ -2,7 +2,7 @@
 
 Input: the tidy scores of docs/interfaces.md (``runs/eval/scores.csv``): system, prior, size,
 n_params, seed, budget, t_infer, utt, metric, value (NaN = failed utterance), kind ("model" or
-"prior_noise"). Budgets are checkpoints of ONE training run per (system, size, seed): the seed is
+"prior_noise"; the acoustic side also "mean_reference" and "recording": summarised, never compared). Budgets are checkpoints of ONE training run per (system, size, seed): the seed is
 the unit of replication and the same seed at two budgets is the same run (eval/hierarchical.py).
 
 Used by the evaluate stage (summary.json, comparisons.json, metrics.json, MLflow tags), the report
@@ -29,7 +29,7 @@ from typing import Any, Hashable, Iterable, Mapping, Sequence
 import numpy as np
 
 from eval.hierarchical import Term, bootstrap_contrast
-from experiments.contract import KIND_MEAN_REFERENCE, KIND_MODEL, KIND_PRIOR_NOISE, SCORE_COLUMNS
+from experiments.contract import KIND_MEAN_REFERENCE, KIND_MODEL, KIND_PRIOR_NOISE, KIND_RECORDING, SCORE_COLUMNS
 from priorgrad import registry
 
 # The systems come from the one registry (priorgrad.registry). BASELINE/TREATMENT are the vocoder family's
@@ -42,7 +42,8 @@ SYSTEM_ORDER = {s: i for i, s in enumerate(registry.system_names())}
 FLOOR = KIND_PRIOR_NOISE            # kind of the floor rows; b of a system-vs-floor comparison
 
 MEAN_REFERENCE = KIND_MEAN_REFERENCE  # acoustic mu-alone reference: summarised, never compared (not a floor)
-KINDS = (KIND_MODEL, KIND_PRIOR_NOISE, KIND_MEAN_REFERENCE)
+RECORDING = KIND_RECORDING            # acoustic E3: the recordings themselves (the recogniser's floor), never compared
+KINDS = (KIND_MODEL, KIND_PRIOR_NOISE, KIND_MEAN_REFERENCE, KIND_RECORDING)
 
 NOT_JUDGED = "not judged"
 NO_DIFFERENCE = "no significant difference"
@@ -338,7 +339,8 @@ def aggregate(scores, higher: dict[str, bool], rule: Rule,
     cube = scores if isinstance(scores, ScoreCube) else build_cube(scores, higher)
     summary = [summarize_cell(cube, k, rule) for k in cube.keys("model")] + \
               [summarize_cell(cube, k, rule) for k in cube.keys(FLOOR)] + \
-              [summarize_cell(cube, k, rule) for k in cube.keys(MEAN_REFERENCE)]
+              [summarize_cell(cube, k, rule) for k in cube.keys(MEAN_REFERENCE)] + \
+              [summarize_cell(cube, k, rule) for k in cube.keys(RECORDING)]
     comparisons = []
     for treatment, baseline in registry.comparisons(family):
         for k in cube.keys("model", system=treatment):

@@ -50,8 +50,23 @@ def mel_metric_function(name: str) -> Callable[[Any, Any], float]:
 
 
 # E3 predicts durations, so its mels differ in length from the ground truth: none of the metrics above
-# (nor the time-aligned audio metrics) is defined for it.
-UNSCORED_CONDITIONS = ("E3",)
+# (nor the time-aligned audio metrics) is defined for it. It is not a mel condition of ``conditions``; the
+# stage synthesises it apart (``e3_t_infer``) and scores it with the length-free metrics below.
+E3 = "E3"
+UNSCORED_CONDITIONS = (E3,)
+
+# E3's duration metrics (computed by the stage from the predicted and the reference durations per phoneme):
+# name -> (higher is better, unit, description). The total length ratio has no direction (1 is best, both
+# sides are wrong), so its distance |ln ratio| is what is judged, as gv_dist for gv_ratio.
+DURATION_METRICS: dict[str, tuple[bool, str, str]] = {
+    "dur_mae_ms": (False, "ms", "mean over phonemes of |predicted - reference duration| (frames x hop / rate)"),
+    "len_dist": (False, "|ln ratio|", "|ln(total predicted frames / total reference frames)| of the utterance "
+                 "(0 = the recording's length; e^x - 1 is the relative length error)"),
+}
+# eval metrics E3 may score: the WORLD metrics eval aligns by DTW (``--align dtw``), and the reference-free
+# ones (the recogniser's WER / CER against the corpus text, DNSMOS). The sample-aligned metrics (PESQ, STOI,
+# MR-STFT, LS-MAE) need files of the reference's length, which predicted durations do not give.
+E3_DTW_METRICS = ("mcd", "f0_rmse", "vuv_error")
 
 
 @dataclass
@@ -64,6 +79,12 @@ class AcousticEvaluateConfig:
     n_utterances: int             # first N test utterances (0 = all)
     max_frames: int               # scored / vocoded crop (frames; 0 = whole utterance)
     n_audio_examples: int         # test utterances kept as wav examples per set
+    e3_t_infer: int               # sampling steps of condition E3 (0 = no E3), at each run's largest budget only
+    e3_metrics: list[str]         # eval package keys scored on E3's vocoded audio (DTW / reference-free)
+    e3_floor_metrics: list[str]   # of e3_metrics, those the floors (prior draws) are scored on (the primary's gate)
+    e3_recording_metrics: list[str]  # reference-free eval keys the recordings' E3 words are scored with (kind recording)
+    e3_max_frames: int            # E3's scored audio: the first whole words within this many reference frames (0 = all)
+    e3_against_recording: bool    # also score e3's DTW metrics against the recording ('@rec')
 
 
 @dataclass
@@ -96,9 +117,11 @@ def acoustic_evaluate_config(params: Params) -> AcousticEvaluateConfig:
     cfg = build_section(AcousticEvaluateConfig, raw, f"params: {SECTION}")
     for c in _check_list(cfg, "conditions"):
         if c in UNSCORED_CONDITIONS:
-            raise ConfigError(f"{_key('conditions')}: {c} (predicted durations) is not evaluated by this stage: its "
-                              f"mels differ in length from the ground truth, so mel L1/CD, the variance ratio and "
-                              f"the time-aligned audio metrics are undefined; use {[x for x in ACOUSTIC_CONDITIONS if x not in UNSCORED_CONDITIONS]}")
+            raise ConfigError(f"{_key('conditions')}: {c} (predicted durations) is not a mel condition: its mels "
+                              f"differ in length from the ground truth, so mel L1/CD, the variance ratio and the "
+                              f"time-aligned audio metrics are undefined; use "
+                              f"{[x for x in ACOUSTIC_CONDITIONS if x not in UNSCORED_CONDITIONS]} here and set "
+                              f"{SECTION}.e3_t_infer to score E3 with the length-free metrics (e3_metrics)")
         if c not in ACOUSTIC_CONDITIONS:
             raise ConfigError(f"{_key('conditions')}: unknown condition {c!r} (known: {list(ACOUSTIC_CONDITIONS)})")
     bad = [c for c in _check_list(cfg, "audio_conditions", allow_empty=True) if c not in cfg.conditions]
@@ -117,6 +140,25 @@ def acoustic_evaluate_config(params: Params) -> AcousticEvaluateConfig:
     for name in ("n_utterances", "max_frames", "n_audio_examples"):
         if getattr(cfg, name) < 0:
             raise ConfigError(f"{_key(name)}: must be >= 0, got {getattr(cfg, name)}")
+    if cfg.e3_t_infer != 0 and cfg.e3_t_infer < 2:
+        raise ConfigError(f"{_key('e3_t_infer')}: the sampling steps of E3 must be >= 2 (or 0: no E3), got "
+                          f"{cfg.e3_t_infer}")
+    for m in _check_list(cfg, "e3_metrics", allow_empty=True):
+        if m not in METRICS:
+            raise ConfigError(f"{_key('e3_metrics')}: unknown eval metric {m!r} (known: {sorted(METRICS)})")
+        if METRICS[m].needs_reference and m not in E3_DTW_METRICS:
+            raise ConfigError(f"{_key('e3_metrics')}: {m} needs files of the reference's length (sample-aligned), "
+                              f"which E3's predicted durations do not give; E3 takes the DTW-aligned "
+                              f"{list(E3_DTW_METRICS)} and reference-free metrics (wer, cer, dnsmos_*)")
+    bad = [m for m in _check_list(cfg, "e3_floor_metrics", allow_empty=True) if m not in cfg.e3_metrics]
+    if bad:
+        raise ConfigError(f"{_key('e3_floor_metrics')}: {bad} not in {SECTION}.e3_metrics {cfg.e3_metrics}")
+    for m in _check_list(cfg, "e3_recording_metrics", allow_empty=True):
+        if m not in METRICS or METRICS[m].needs_reference:
+            raise ConfigError(f"{_key('e3_recording_metrics')}: {m!r} is not a reference-free eval metric (the "
+                              f"recordings are scored on what needs no reference audio: wer, cer, dnsmos_*)")
+    if cfg.e3_max_frames < 0:
+        raise ConfigError(f"{_key('e3_max_frames')}: must be >= 0, got {cfg.e3_max_frames}")
     return cfg
 
 
@@ -142,7 +184,21 @@ def metric_names(cfg: AcousticEvaluateConfig) -> list[str]:
         out += [qualified_metric(c, m) for m in cfg.mel_metrics]
         if c in cfg.audio_conditions:
             out += [qualified_metric(c, m, r) for m in cfg.audio_metrics for r in references(m)]
-    return out
+    return out + e3_metric_names(cfg)
+
+
+def e3_metric_names(cfg: AcousticEvaluateConfig) -> list[str]:
+    """E3's qualified metrics (none when e3_t_infer is 0): duration error, then the eval metrics."""
+    if not cfg.e3_t_infer:
+        return []
+    return [qualified_metric(E3, m) for m in DURATION_METRICS] + \
+        [qualified_metric(E3, m, r) for m in cfg.e3_metrics for r in e3_references(cfg, m)] + \
+        [qualified_metric(E3, m) for m in cfg.e3_recording_metrics if m not in cfg.e3_metrics]
+
+
+def e3_references(cfg: AcousticEvaluateConfig, metric: str) -> tuple[str, ...]:
+    """E3's references of an eval metric: vocoder(GT mel), and the recording with e3_against_recording."""
+    return tuple(r for r in references(metric) if r == "" or cfg.e3_against_recording)
 
 
 def metric_info(name: str) -> dict[str, Any]:
@@ -152,14 +208,26 @@ def metric_info(name: str) -> dict[str, Any]:
         fn, higher, unit, desc = MEL_METRICS[base]
         return {"higher_is_better": higher, "unit": unit, "description": desc, "implementation": fn,
                 "version": "1", "condition": condition, "reference": "ground-truth mel"}
+    if base in DURATION_METRICS:
+        higher, unit, desc = DURATION_METRICS[base]
+        return {"higher_is_better": higher, "unit": unit, "description": desc,
+                "implementation": "experiments.acoustic_synthesis:duration_scores", "version": "1",
+                "condition": condition, "reference": "the ground-truth durations (the features' alignment)"}
     from eval.registry import METRICS
 
     if base not in METRICS:
-        raise ValueError(f"unknown acoustic metric {name!r} (mel: {sorted(MEL_METRICS)}; audio: eval/registry.py)")
+        raise ValueError(f"unknown acoustic metric {name!r} (mel: {sorted(MEL_METRICS)}; duration: "
+                         f"{sorted(DURATION_METRICS)}; audio: eval/registry.py)")
     m = METRICS[base]
-    return {"higher_is_better": m.higher_is_better, "unit": m.unit, "description": m.description,
-            "implementation": m.implementation, "version": m.version, "condition": condition,
-            "reference": "the recording" if reference == "rec" else "vocoder(ground-truth mel)"}
+    desc = m.description
+    if condition == E3 and base in E3_DTW_METRICS:
+        desc += " (whole utterances, on the DTW path: eval --align dtw)"
+    if not m.needs_reference:
+        ref = "the corpus text" if m.needs_text else "none (reference-free)"
+    else:
+        ref = "the recording" if reference == "rec" else "vocoder(ground-truth mel)"
+    return {"higher_is_better": m.higher_is_better, "unit": m.unit, "description": desc,
+            "implementation": m.implementation, "version": m.version, "condition": condition, "reference": ref}
 
 
 def higher_is_better(names: list[str]) -> dict[str, bool]:

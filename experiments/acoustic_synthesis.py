@@ -49,6 +49,19 @@ class AcousticTestSet:
     full_frames: dict[str, int]      # each utterance's whole length (frames)
     recordings: Path                 # <utt>.wav, the recording cut to the cropped frames
     inputs: dict[str, Any] = field(default_factory=dict)  # what every synthesis depends on (cache keys)
+    # condition E3 (predicted durations; its length is the model's): its audio is scored on the utterance's
+    # first words (e3_crop_tokens: the same tokens in every set, whatever their predicted durations)
+    gt_e3: dict[str, np.ndarray] = field(default_factory=dict)       # ground-truth ln-mel of those words
+    recordings_e3: Path | None = None                                # <utt>.wav, the recording of those words
+    texts: dict[str, str] = field(default_factory=dict)              # what those words say (the corpus text)
+    tokens: dict[str, np.ndarray] = field(default_factory=dict)      # phoneme ids of the whole utterance
+    durations: dict[str, np.ndarray] = field(default_factory=dict)   # reference durations per token (frames)
+    e3_crop_tokens: dict[str, int] = field(default_factory=dict)     # tokens of E3's scored audio (<= n_tokens)
+    table: Any = None                                                # the phoneme prior (mu_ph, s_ph per token)
+
+    def crop_e3(self, utt: str, mel: np.ndarray, durations: np.ndarray) -> np.ndarray:
+        """An E3 mel (predicted durations) cut to the frames of the utterance's scored tokens."""
+        return mel[:, :int(durations[:self.e3_crop_tokens[utt]].sum())]
 
     def crop(self, utt: str, mel: np.ndarray, what: str) -> np.ndarray:
         """A generated whole-utterance mel cut to the scored frames; a length mismatch is an error."""
@@ -57,6 +70,30 @@ class AcousticTestSet:
             raise EvaluateError(f"{what}: mel of shape {mel.shape} for {utt}, expected (80, {n}) (ground-truth "
                                 f"durations give the ground truth's length)")
         return mel[:, :self.gt[utt].shape[1]]
+
+
+def e3_crop(tokens: list[str], durations: np.ndarray, text: str, max_frames: int) -> tuple[int, str, str]:
+    """(tokens kept, their text, why) of E3's scored audio: the longest run of whole words from the start whose
+    reference frames fit in ``max_frames`` (0 = the whole utterance), cut after a word or clause boundary
+    token, so the kept words are the same in every set whatever its predicted durations. The text is the
+    first words of the corpus text, counted from eSpeak's words ('|' between words in a clause, a clause
+    token after its last); where eSpeak's word count differs from the text's (it joined or split words) the
+    whole utterance is kept, since no word boundary of the text is known."""
+    from eval.metrics.asr import normalise
+    from priorgrad.acoustic.text import CLAUSE_TOKENS, WORD
+
+    n = len(tokens)
+    words = normalise(text).split()
+    ends = [i + 1 for i, t in enumerate(tokens) if t == WORD or t in CLAUSE_TOKENS]  # cut after these
+    if len(ends) != len(words):
+        return n, text, f"eSpeak has {len(ends)} words, the text {len(words)}: whole utterance"
+    if max_frames <= 0 or int(durations.sum()) <= max_frames:
+        return n, text, ""
+    cum = np.cumsum(durations)
+    fit = [k for k in ends if cum[k - 1] <= max_frames] or ends[:1]  # at least one word
+    k = fit[-1]
+    m = sum(1 for t in tokens[:k] if t == WORD or t in CLAUSE_TOKENS)
+    return k, " ".join(words[:m]), ""
 
 
 def prepare_test_set(features: Path, stats: Path, recordings: Path, cfg: AcousticEvaluateConfig,
@@ -76,10 +113,12 @@ def prepare_test_set(features: Path, stats: Path, recordings: Path, cfg: Acousti
         utts = utts[:cfg.n_utterances]
     table = TablePrior.from_prior(load_frame_prior(stats), len(fs.vocab))
     items = {it.utt: it for it in read_manifest(recordings)}
-    rec_dir = work / "inputs" / "recording"
-    if rec_dir.exists():  # leftovers of an earlier, larger selection must not be scored
-        shutil.rmtree(rec_dir)
+    rec_dir, rec_e3 = work / "inputs" / "recording", work / "inputs" / "recording-E3"
+    for d in (rec_dir, rec_e3):
+        if d.exists():  # leftovers of an earlier, larger selection must not be scored
+            shutil.rmtree(d)
     gt, mu, full = {}, {}, {}
+    gt_e3, texts, tokens, durations, crop_tokens = {}, {}, {}, {}, {}
     for u in utts:
         if u.utt not in items:
             raise EvaluateError(f"{recordings / 'manifest.jsonl'}: test utterance {u.utt} of {features} has no "
@@ -93,11 +132,27 @@ def prepare_test_set(features: Path, stats: Path, recordings: Path, cfg: Acousti
         mu[u.utt] = np.ascontiguousarray(table.frame_stats(u.frame_ids())[0][:, :frames], dtype=np.float32)
         full[u.utt] = u.n_frames
         write_wav(rec_dir / f"{u.utt}.wav", np.asarray(audio[:frames * hop_length], dtype=np.float32), sample_rate)
+        if cfg.e3_t_infer:
+            if not u.text.strip():
+                raise EvaluateError(f"{features}/utts/{u.utt}.npz: no text for test utterance {u.utt} (E3's "
+                                    f"WER / CER need the corpus text; set acoustic_evaluate.e3_t_infer: 0 to skip E3)")
+            tokens[u.utt] = np.asarray(u.tokens)
+            durations[u.utt] = np.asarray(u.durations, dtype=np.int64)
+            k, texts[u.utt], why = e3_crop([fs.vocab[i] for i in u.tokens], durations[u.utt], u.text,
+                                           cfg.e3_max_frames)
+            if why:
+                log.info("E3 %s: %s", u.utt, why)
+            crop_tokens[u.utt] = k
+            frames_e3 = int(durations[u.utt][:k].sum())
+            gt_e3[u.utt] = np.ascontiguousarray(u.mel[:, :frames_e3])
+            write_wav(rec_e3 / f"{u.utt}.wav", np.asarray(audio[:frames_e3 * hop_length], dtype=np.float32),
+                      sample_rate)
     names = [u.utt for u in utts]
     inputs = {"utts": names, "max_frames": cfg.max_frames,
               "features": [file_digest(features / "utts" / f"{n}.npz", 12) for n in names],
               "vocab": file_digest(features / "vocab.json", 12), "f0": file_digest(features / "f0_stats.json", 12)}
-    return AcousticTestSet(names, gt, mu, full, rec_dir, inputs)
+    return AcousticTestSet(names, gt, mu, full, rec_dir, inputs, gt_e3, rec_e3 if cfg.e3_t_infer else None,
+                           texts, tokens, durations, crop_tokens, table)
 
 
 def synthesis_key(ckpt: Path, t_infer: int, condition: str, inputs: dict[str, Any], infer: Any) -> str:
@@ -194,6 +249,55 @@ def load_mels(mel_dir: Path, test: AcousticTestSet, what: str) -> dict[str, np.n
         if not p.exists():
             raise EvaluateError(f"{p}: synthesised mel missing ({what})")
         out[u] = test.crop(u, np.load(p), what)
+    return out
+
+
+def load_e3(mel_dir: Path, test: AcousticTestSet, what: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """E3's whole mels (their length is the model's) and predicted durations per token, checked against each
+    other and against the utterance's tokens (synthesize writes <condition>-durations/<utt>.npy beside them)."""
+    dur_dir = mel_dir.parent / f"{mel_dir.name}-durations"
+    mels, durs = {}, {}
+    for u in test.utts:
+        p, q = mel_dir / f"{u}.npy", dur_dir / f"{u}.npy"
+        for f in (p, q):
+            if not f.exists():
+                raise EvaluateError(f"{f}: synthesised E3 {'mel' if f == p else 'durations'} missing ({what})")
+        mel, dur = np.load(p), np.load(q)
+        if dur.shape != test.tokens[u].shape or mel.ndim != 2 or mel.shape[1] != int(dur.sum()):
+            raise EvaluateError(f"{q}: {dur.shape[0] if dur.ndim else 0} durations summing to {int(dur.sum())} "
+                                f"frames for {len(test.tokens[u])} tokens and a mel of shape {mel.shape} ({what})")
+        mels[u], durs[u] = mel, dur.astype(np.int64)
+    return mels, durs
+
+
+def duration_scores(durs: dict[str, np.ndarray], test: AcousticTestSet, hop_length: int, sample_rate: int
+                    ) -> dict[str, dict[str, float]]:
+    """{utt: {"dur_mae_ms", "len_dist"}} of predicted against reference durations per phoneme (the metrics
+    of experiments.acoustic_eval_config.DURATION_METRICS). A prediction of 0 frames in all is a length
+    ratio of 0: len_dist is infinite, recorded as a failure (None), never as a number."""
+    import math
+
+    ms_per_frame = 1000.0 * hop_length / sample_rate
+    out: dict[str, dict[str, float]] = {}
+    for u in test.utts:
+        pred, ref = durs[u], test.durations[u]
+        if pred.shape != ref.shape:
+            raise EvaluateError(f"{u}: {len(pred)} predicted durations for {len(ref)} reference tokens")
+        total_pred, total_ref = int(pred.sum()), int(ref.sum())
+        out[u] = {"dur_mae_ms": float(np.mean(np.abs(pred - ref))) * ms_per_frame,
+                  "len_dist": (abs(math.log(total_pred / total_ref)) if total_pred > 0 and total_ref > 0
+                               else None)}
+    return out
+
+
+def mean_reference_e3(test: AcousticTestSet, durs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """mu_ph alone gathered by predicted durations (the mean reference of E3): each token's mean repeated
+    for its predicted frames, as the ground-truth-duration reference is for its frames."""
+    out = {}
+    for u in test.utts:
+        ids = np.repeat(test.tokens[u], durs[u])
+        out[u] = (np.ascontiguousarray(test.table.frame_stats(ids)[0], dtype=np.float32) if ids.size
+                  else np.zeros((80, 0), np.float32))
     return out
 
 

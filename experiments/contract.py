@@ -49,7 +49,10 @@ KIND_PRIOR_NOISE = "prior_noise"
 # distribution, so it is shown as a labelled reference and is NEVER a floor (no comparison, flag or verdict
 # uses it). Rows: system = PriorGrad-AM's (its prior's mean), size "", budget 0, t_infer 0, identical per seed.
 KIND_MEAN_REFERENCE = "mean_reference"
-KINDS = (KIND_MODEL, KIND_PRIOR_NOISE, KIND_MEAN_REFERENCE)
+# acoustic only: the whole recordings scored with condition E3's metrics (WER / CER of the recogniser on real
+# speech: the floor of what it can measure). Shown beside E3, never compared. Rows as the mean reference's.
+KIND_RECORDING = "recording"
+KINDS = (KIND_MODEL, KIND_PRIOR_NOISE, KIND_MEAN_REFERENCE, KIND_RECORDING)
 
 
 def audio_setting_dir(system: str, size: str, budget: int, t_infer: int) -> str:

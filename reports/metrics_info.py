@@ -32,6 +32,11 @@ KNOWN: dict[str, tuple[str, str, bool, int]] = {
     "mel_cd": ("mel CD", "dB", False, 3),
     "gv_ratio": ("GV ratio", "gen/GT, 1 = GT", True, 3),   # < 1: over-smoothed; shown, never primary
     "gv_dist": ("GV distance", "|ln gen/GT|", False, 3),   # |ln gv_ratio|: over- and under-smoothing both count
+    # acoustic E3 (predicted durations; experiments/acoustic_eval_config.py): duration error and intelligibility
+    "dur_mae_ms": ("duration MAE", "ms per phoneme", False, 1),
+    "len_dist": ("length distance", "|ln gen/GT length|", False, 3),
+    "wer": ("WER", "", False, 3),
+    "cer": ("CER", "", False, 3),
     "loss": ("validation loss", "", False, 4),
     "train_loss": ("training loss", "", False, 4),
     "rtf": ("RTF", "", False, 3),

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from eval.aggregate import (AT_FLOOR, FLOOR, FLOOR_NOT_JUDGED, MEAN_REFERENCE, NEGLIGIBLE, NOT_JUDGED, SYSTEM_LABELS,
+from eval.aggregate import (AT_FLOOR, FLOOR, FLOOR_NOT_JUDGED, MEAN_REFERENCE, NEGLIGIBLE, NOT_JUDGED, RECORDING,
+                            SYSTEM_LABELS,
                             SYSTEM_ORDER, floor_label, floor_status, outcome)
 from priorgrad import registry
 from reports.metrics_info import MetricInfo, metric_info
@@ -34,6 +35,9 @@ FLOOR_FLAG = "not better than its prior noise"
 FLOOR_FLAGS = {"vocoder": FLOOR_FLAG, "acoustic": "not better than its floor (its prior draw)"}
 # the acoustic mean (regression) reference row (kind mean_reference): shown, never a floor, never flagged
 MEAN_REFERENCE_LABEL = "mean (regression) reference: mu_ph alone, not a floor"
+# the acoustic E3 table's recordings row (kind recording): the recogniser's WER / CER on real speech, the floor
+# of what it can measure; shown, never compared
+RECORDING_LABEL = "recordings (what the recogniser and DNSMOS give real speech; not a system)"
 
 
 def fmt_params(n: int) -> str:
@@ -169,6 +173,8 @@ def build_results_table(summary: pd.DataFrame, comparisons: pd.DataFrame, wanted
         system, size, budget, t = str(k["system"]), str(k["size"]), int(k["budget"]), int(k["t_infer"])
         grp = by_key[(k["system"], k["size"], k["budget"], k["t_infer"])]
         by_metric = {str(r["metric"]): r for _, r in grp.iterrows()}
+        if not any(info.key in by_metric for info in infos):
+            continue  # none of this table's metrics is scored at this setting (E3: the largest budget, one T only)
         cells: list[Cell] = []
         for info in infos:
             cell = _cell(info, by_metric.get(info.key))
@@ -191,11 +197,13 @@ def build_results_table(summary: pd.DataFrame, comparisons: pd.DataFrame, wanted
         row = Row(system, SYSTEM_LABELS[system], size, int(k["n_params"]), fmt_params(int(k["n_params"])), budget,
                   t, max((int(r["n"]) for r in by_metric.values()), default=0),
                   max((int(r["n_seeds"]) for r in by_metric.values()), default=0), cells=cells)
-        fl = [floor.get((system, size, budget, t, m)) for m in primary]
-        if primary and all(f is not None for f in fl):
+        # the primaries scored at this setting (E3's only at the largest budget and e3_t_infer)
+        here = [m for m in primary if m in by_metric]
+        fl = [floor.get((system, size, budget, t, m)) for m in here]
+        if here and all(f is not None for f in fl):
             # a judged primary on which the setting does not beat its floor settles it (even when another
             # primary could not be judged); only otherwise does a not-judged primary leave it open
-            bad = [metric_info(m, directions[m]).label for m, f in zip(primary, fl) if f == AT_FLOOR]
+            bad = [metric_info(m, directions[m]).label for m, f in zip(here, fl) if f == AT_FLOOR]
             if bad:
                 row.flags.append(f"{floor_flag} ({', '.join(bad)})")
                 not_beaten.append(setting)
@@ -213,13 +221,14 @@ def build_results_table(summary: pd.DataFrame, comparisons: pd.DataFrame, wanted
                         max(int(r["n"]) for r in by_metric.values()),
                         max(int(r["n_seeds"]) for r in by_metric.values()), is_floor=True,
                         cells=[_cell(info, by_metric.get(info.key)) for info in infos]))
-    msum = summary[summary["kind"] == MEAN_REFERENCE] if "kind" in summary.columns else summary.iloc[0:0]
-    if len(msum):
+    for kind, label in ((MEAN_REFERENCE, MEAN_REFERENCE_LABEL), (RECORDING, RECORDING_LABEL)):
+        msum = summary[summary["kind"] == kind] if "kind" in summary.columns else summary.iloc[0:0]
         by_metric = {str(r["metric"]): r for _, r in msum.iterrows()}
-        rows.append(Row(str(msum["system"].iloc[0]), MEAN_REFERENCE_LABEL, "", 0, "", 0, 0,
-                        max(int(r["n"]) for r in by_metric.values()),
-                        max(int(r["n_seeds"]) for r in by_metric.values()), is_floor=True, is_reference=True,
-                        cells=[_cell(info, by_metric.get(info.key)) for info in infos]))
+        if any(info.key in by_metric for info in infos):  # the recordings: E3's metrics only
+            rows.append(Row(str(msum["system"].iloc[0]), label, "", 0, "", 0, 0,
+                            max(int(r["n"]) for r in by_metric.values()),
+                            max(int(r["n_seeds"]) for r in by_metric.values()), is_floor=True, is_reference=True,
+                            cells=[_cell(info, by_metric.get(info.key)) for info in infos]))
 
     # Best per column among the trained systems, in the metric's own direction (ties are all marked).
     for j, info in enumerate(infos):

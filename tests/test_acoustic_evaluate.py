@@ -118,9 +118,14 @@ def test_scores_rows_and_qualified_metric_names(project):
     model = df[df["kind"] == "model"]
     mel = {f"{c}/{m}" for c in ("E1", "E2") for m in ("mel_l1", "mel_cd", "gv_ratio", "gv_dist")}
     audio = {f"E1/{m}{r}" for m in ("mrstft", "stoi") for r in ("", "@rec")}
-    assert set(model["metric"]) == mel | audio  # E2 is not vocoded (audio_conditions: [E1])
-    # every trial x budget x T x utterance x metric, once
-    assert len(model) == 3 * len(BUDGETS) * 2 * 2 * len(mel | audio)
+    e3 = {f"E3/{m}" for m in ("dur_mae_ms", "len_dist", "mcd", "f0_rmse", "vuv_error")}  # wer, cer: recordings only
+    assert set(model["metric"]) == mel | audio | e3  # E2 is not vocoded (audio_conditions: [E1])
+    # every trial x budget x T x utterance x metric, once; E3 at each run's largest budget and e3_t_infer only
+    is_e3 = model["metric"].isin(e3)
+    assert len(model[~is_e3]) == 3 * len(BUDGETS) * 2 * 2 * len(mel | audio)
+    assert len(model[is_e3]) == 3 * 2 * len(e3)
+    assert set(model[is_e3]["budget"]) == {BUDGETS[-1]} and set(model[is_e3]["t_infer"]) == {6}
+    model = model[~is_e3]
     assert set(model["system"]) == set(SYSTEM.values()) and set(model["budget"]) == set(BUDGETS)
     assert set(model["t_infer"]) == {2, 6}
     is_mel = model["metric"].isin(mel)
@@ -139,8 +144,7 @@ def test_scores_rows_and_qualified_metric_names(project):
 def _vocoder_errors(out: Path) -> list[str]:
     """The recorded errors of the models' renders (the floor and ground-truth renders excluded)."""
     metas = [json.loads(p.read_text()) for p in (out / "work" / "voc").glob("*.json")]
-    return [m["error"] for m in metas if m["label"] not in ("mean-reference", VOCODED_REFERENCE_AUDIO)
-            and not m["label"].startswith("floor-")]
+    return [m["error"] for m in metas if not m["label"].startswith(("mean-reference", VOCODED_REFERENCE_AUDIO, "floor-"))]
 
 
 @pytest.mark.slow
@@ -322,8 +326,19 @@ def test_bad_inputs_are_errors_naming_the_file_or_key(project, tmp_path):
     (bad / "trials.json").write_text(json.dumps([{**trials[0], "prior": "phoneme"}]))  # a B1 checkpoint
     with pytest.raises(EvaluateError, match=r"checkpoint of prior 'standard', but .*trials\.json says"):
         _run(project, tmp_path / "o", sweep=bad)
-    with pytest.raises(ConfigError, match=r"acoustic_evaluate\.conditions: E3 \(predicted durations\) is not evaluated"):
+    with pytest.raises(ConfigError, match=r"acoustic_evaluate\.conditions: E3 \(predicted durations\) is not a mel "
+                                          r"condition.*set acoustic_evaluate\.e3_t_infer"):
         _run(project, tmp_path / "o", params=_params(project["root"] / "params-p1.yaml", conditions=["E1", "E3"]))
+    with pytest.raises(ConfigError, match=r"acoustic_evaluate\.e3_metrics: pesq_wb needs files of the reference's "
+                                          r"length"):
+        _run(project, tmp_path / "o", params=_params(project["root"] / "params-p5.yaml", e3_metrics=["mcd", "pesq_wb"]))
+    with pytest.raises(ConfigError, match=r"acoustic_evaluate\.e3_floor_metrics: \['wer'\] not in"):
+        _run(project, tmp_path / "o", params=_params(project["root"] / "params-p6.yaml", e3_metrics=["mcd"],
+                                                     e3_floor_metrics=["wer"]))
+    with pytest.raises(ConfigError, match=r"acoustic_evaluate\.e3_recording_metrics: 'mcd' is not a reference-free"):
+        _run(project, tmp_path / "o", params=_params(project["root"] / "params-p8.yaml", e3_recording_metrics=["mcd"]))
+    with pytest.raises(ConfigError, match=r"acoustic_evaluate\.e3_t_infer: .* >= 2 \(or 0: no E3\), got 1"):
+        _run(project, tmp_path / "o", params=_params(project["root"] / "params-p7.yaml", e3_t_infer=1))
     with pytest.raises(ConfigError, match=r"acoustic_evaluate\.audio_conditions: \['E2'\] not in"):
         _run(project, tmp_path / "o", params=_params(project["root"] / "params-p2.yaml", conditions=["E1"], audio_conditions=["E2"]))
     with pytest.raises(ConfigError, match=r"acoustic_evaluate\.mel_metrics: unknown mel metric"):
@@ -337,6 +352,128 @@ def test_bad_inputs_are_errors_naming_the_file_or_key(project, tmp_path):
     with pytest.raises(EvaluateError, match=r"other/manifest\.jsonl: test utterance SYN3-\d+ .* has no recording"):
         ae.run_acoustic_evaluate(project["params"], project["features"], project["stats"], project["sweep"],
                                  tmp_path / "o", other)
+
+
+def _with_durations(src: Path, dest: Path, frames: int) -> Path:
+    """A copy of an acoustic checkpoint whose duration predictor says ``frames`` frames for every token (its
+    output layer set to ln(1 + frames), the official inverse of round(exp(x) - 1)): a 4-step model's own
+    predictor says 0 frames everywhere, which leaves E3 nothing to render. Everything else is the model's."""
+    import math
+
+    from priorgrad import checkpoint as ckpt_io
+
+    ck = ckpt_io.load(src)
+    state = ck["model"]
+    state["duration_predictor.linear.weight"].zero_()
+    state["duration_predictor.linear.bias"].fill_(math.log(1.0 + frames))
+    return ckpt_io.save(dest, ck)
+
+
+@pytest.fixture(scope="module")
+def e3_run(project, tmp_path_factory) -> dict[str, Path]:
+    """An evaluation of E1 (mel only) and E3 at T = 6 with the clipped sampler (renderable mels), whole
+    utterances, on checkpoints whose predictors say 4 frames per token."""
+    root = tmp_path_factory.mktemp("e3")
+    trials = json.loads((project["sweep"] / "trials.json").read_text())
+    for t in trials:
+        src = Path(t["checkpoints"][str(BUDGETS[-1])])
+        src = src if src.is_absolute() else project["root"] / src
+        t["checkpoints"] = {str(BUDGETS[-1]): str(_with_durations(src, root / f"{t['trial']}.pt", 4))}
+    (root / "sweep").mkdir()
+    (root / "sweep" / "trials.json").write_text(json.dumps(trials))
+    params = _params(project["root"] / "params-e3.yaml", conditions=["E1"], audio_conditions=[], t_infer=[6],
+                     e3_t_infer=6, e3_max_frames=0, e3_metrics=["mcd", "f0_rmse", "vuv_error", "wer", "cer"],
+                     e3_recording_metrics=["wer", "cer"])
+    raw = yaml.safe_load(params.read_text())
+    raw["acoustic"]["infer"]["clip_x0"] = "data_range"
+    params.write_text(yaml.safe_dump(raw, sort_keys=False))
+    out = root / "eval"
+    _run(project, out, params=params, sweep=root / "sweep")
+    return {"out": out, "trials": trials}
+
+
+@pytest.mark.slow
+def test_e3_renders_differ_in_length_from_the_reference_and_are_scored_under_dtw(project, e3_run):
+    """E3 (durations, f0, energy predicted): its mels have the predicted length (4 frames per token here), not
+    the recording's, and are still scored: MCD / F0 / V/UV on eval's DTW path, WER / CER against the text."""
+    from priorgrad.acoustic.dataset import FeatureSet
+
+    out = e3_run["out"]
+    utts = {u.utt: u for u in FeatureSet(project["features"]).utterances("test")[:2]}
+    for t in e3_run["trials"]:
+        gen = sorted((out / "work" / "gen").glob(f"{t['trial']}-b{BUDGETS[-1]}-T6-E3-*"))
+        assert len(gen) == 1
+        for u in utts.values():
+            mel, dur = np.load(gen[0] / "E3" / f"{u.utt}.npy"), np.load(gen[0] / "E3-durations" / f"{u.utt}.npy")
+            assert dur.tolist() == [4] * len(u.tokens) and mel.shape == (80, 4 * len(u.tokens))
+            assert mel.shape[1] != u.n_frames  # another length than the recording's
+    df = pd.read_csv(out / "scores.csv", keep_default_na=False)
+    e3 = df[(df["kind"] == "model") & df["metric"].str.startswith("E3/")]
+    for m in ("E3/mcd", "E3/f0_rmse", "E3/vuv_error", "E3/wer", "E3/cer"):
+        vals = pd.to_numeric(e3[e3["metric"] == m]["value"])
+        # f0_rmse may fail where no frame is voiced in both (a recorded failure, an empty value), never a 0
+        assert len(vals) == 3 * 2 and (m == "E3/f0_rmse" or np.isfinite(vals).all()), m
+    assert (pd.to_numeric(e3[e3["metric"] == "E3/mcd"]["value"]) > 0).all()
+    # duration error against the features' durations, by hand
+    for (system, utt), g in e3.groupby(["system", "utt"]):
+        ref = utts[utt].durations
+        got = dict(zip(g["metric"], pd.to_numeric(g["value"])))
+        assert got["E3/dur_mae_ms"] == pytest.approx(np.mean(np.abs(4 - ref)) * 256 / 22050 * 1000)
+        assert got["E3/len_dist"] == pytest.approx(abs(np.log(4 * len(ref) / ref.sum())))
+    prov = json.loads((out / "provenance.json").read_text())["acoustic"]
+    assert prov["e3"]["t_infer"] == 6 and "DTW" in prov["metrics"]["E3/mcd"]["description"]
+
+
+@pytest.mark.slow
+def test_e3_floors_mean_reference_and_the_recordings_own_wer(project, e3_run):
+    """Beside E3: each system's floor (its prior draw by its own predicted durations, on the DTW metrics of the
+    primary's gate), mu alone by PriorGrad-AM's predicted durations, and the recordings scored by the same
+    recogniser (kind recording: its WER on real speech; their durations against themselves: 0)."""
+    df = pd.read_csv(e3_run["out"] / "scores.csv", keep_default_na=False)
+    floor = df[(df["kind"] == "prior_noise") & df["metric"].str.startswith("E3/")]
+    assert set(floor["system"]) == set(SYSTEM.values())
+    assert set(floor["metric"]) == {"E3/dur_mae_ms", "E3/len_dist", "E3/mcd", "E3/f0_rmse", "E3/vuv_error"}
+    assert np.isfinite(pd.to_numeric(floor[floor["metric"] == "E3/mcd"]["value"])).all()
+    ref = df[(df["kind"] == "mean_reference") & df["metric"].str.startswith("E3/")]
+    assert {"E3/mcd", "E3/wer", "E3/dur_mae_ms"} <= set(ref["metric"])
+    rec = df[df["kind"] == "recording"]
+    assert set(rec["metric"]) == {"E3/wer", "E3/cer", "E3/dur_mae_ms", "E3/len_dist"}  # no DTW against itself
+    assert len(rec[rec["metric"] == "E3/wer"]) == 2 and np.isfinite(pd.to_numeric(rec[rec["metric"] == "E3/wer"]["value"])).all()
+    for m in ("E3/dur_mae_ms", "E3/len_dist"):
+        assert (pd.to_numeric(rec[rec["metric"] == m]["value"]) == 0).all()
+    comps = json.loads((e3_run["out"] / "comparisons.json").read_text())
+    assert {c["a"] for c in comps if c["kind"] == "floor" and c["metric"] == "E3/mcd"} == set(SYSTEM.values())
+    assert not any(c["kind"] == "floor" and c["metric"] == "E3/wer" for c in comps)  # floors: no recogniser
+    summary = json.loads((e3_run["out"] / "summary.json").read_text())
+    assert any(s["kind"] == "recording" and s["metric"] == "E3/wer" for s in summary)
+
+
+def test_e3_crop_keeps_whole_words_and_their_text():
+    """E3's scored audio: the first whole words within e3_max_frames reference frames, the same tokens in every
+    set, and the text of those words; eSpeak words that do not match the text's keep the whole utterance."""
+    from experiments.acoustic_synthesis import e3_crop
+
+    toks = ["<UNK>", "h", "@", "|", "w", "3:", "l", "d", "<.>", "<EOS>"]
+    dur = np.array([2, 5, 5, 0, 6, 6, 6, 6, 3, 0])  # cumulative: 2 7 12 12 18 24 30 36 39 39
+    assert e3_crop(toks, dur, "Hello world.", 0) == (10, "Hello world.", "")
+    assert e3_crop(toks, dur, "Hello world.", 39) == (10, "Hello world.", "")
+    assert e3_crop(toks, dur, "Hello world.", 38) == (4, "hello", "")
+    assert e3_crop(toks, dur, "Hello world.", 5) == (4, "hello", "")   # at least one word
+    k, text, why = e3_crop(toks, dur, "Hello big world.", 20)
+    assert (k, text) == (10, "Hello big world.") and "eSpeak has 2 words, the text 3" in why
+
+
+def test_duration_error_of_the_reference_against_itself_is_zero():
+    from experiments.acoustic_synthesis import AcousticTestSet, duration_scores
+
+    test = AcousticTestSet(["a", "b"], {}, {}, {}, Path("."), durations={"a": np.array([3, 0, 5]),
+                                                                          "b": np.array([1, 2])})
+    assert duration_scores(test.durations, test, 256, 22050) == {"a": {"dur_mae_ms": 0.0, "len_dist": 0.0},
+                                                                  "b": {"dur_mae_ms": 0.0, "len_dist": 0.0}}
+    got = duration_scores({"a": np.array([4, 1, 5]), "b": np.array([0, 0])}, test, 256, 22050)
+    assert got["a"]["dur_mae_ms"] == pytest.approx(2 / 3 * 256 / 22050 * 1000)
+    assert got["a"]["len_dist"] == pytest.approx(np.log(10 / 8))
+    assert got["b"]["len_dist"] is None  # nothing predicted: a recorded failure, never a number
 
 
 @pytest.mark.slow

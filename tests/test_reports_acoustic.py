@@ -29,6 +29,7 @@ N_ACOUSTIC_PLAYERS = N_LISTEN * (2 + 3 * (1 + len(ACOUSTIC_SIZES) * len(ACOUSTIC
 N_VOCODER_PLAYERS = N_LISTEN * (1 + 2 + 2)   # minimal vocoder grid: one setting per system and the two floors
 E1_TABLE = "## Acoustic model: results, E1 (ground-truth durations, f0 and energy)"
 E2_TABLE = "## Acoustic model: results, E2 (ground-truth durations, predicted f0 and energy)"
+E3_TABLE = "## Acoustic model: results, E3 (durations, f0 and energy all predicted)"
 
 
 def _params(root: Path, **acoustic) -> Path:
@@ -67,10 +68,10 @@ def test_acoustic_section_renders(report: dict) -> None:
     for anchor in ("acoustic", "acoustic-regime", "acoustic-claims", "acoustic-results", "acoustic-figures",
                    "acoustic-listening"):
         assert f'id="{anchor}"' in html, anchor
-    # one results table per synthesis condition: the vocoder's, then E1's and E2's
-    assert html.count('<table class="results">') == 3 and '<a href="#acoustic">Acoustic model</a>' in html
-    assert 'id="acoustic-E2-results"' in html
-    for heading in ("## Acoustic model: the paper's claims in these runs", E1_TABLE, E2_TABLE,
+    # one results table per synthesis condition: the vocoder's, then E1's, E2's and E3's
+    assert html.count('<table class="results">') == 4 and '<a href="#acoustic">Acoustic model</a>' in html
+    assert 'id="acoustic-E2-results"' in html and 'id="acoustic-E3-results"' in html
+    for heading in ("## Acoustic model: the paper's claims in these runs", E1_TABLE, E2_TABLE, E3_TABLE,
                     "## Acoustic model: figures", "## Acoustic model: listening examples"):
         assert heading in md, heading
     found = check_links_resolve(report["index"])
@@ -100,10 +101,20 @@ def test_acoustic_section_renders(report: dict) -> None:
     assert len(pg) == 8 and all(ln.count("\u25b2") == 5 for ln in pg)
     assert "\u25b3" not in section.split("| system |")[1] and "\u25bd" not in section.split("| system |")[1]
     assert "\u25b3 / \u25bd: PriorGrad-AM significantly better / worse than B2 trainable" in section
-    e2 = md.split(E2_TABLE)[1].split("## Acoustic model: figures")[0]
+    e2 = md.split(E2_TABLE)[1].split(E3_TABLE)[0]
     header = next(ln for ln in e2.splitlines() if ln.startswith("| system |"))
     assert "E2 mel CD (dB) \u2193 |" in header and "E1" not in header
     assert len([ln for ln in e2.splitlines() if ln.startswith(("| B1", "| B2", "| PriorGrad-AM"))]) == len(rows)
+    # E3 (predicted durations): only the settings it is scored at (largest budget, longest T), each system's
+    # floor, the mean reference and the recordings (the recogniser's own WER on real speech), never flagged
+    e3 = md.split(E3_TABLE)[1].split("## Acoustic model: figures")[0]
+    header = next(ln for ln in e3.splitlines() if ln.startswith("| system |"))
+    assert "E3 MCD (dB) \u2193" in header and "E3 WER" in header and "E3 duration MAE (ms per phoneme)" in header
+    e3_rows = [ln for ln in e3.splitlines() if ln.startswith(("| B1", "| B2", "| PriorGrad-AM"))]
+    assert len(e3_rows) == 3 * 2 + 3 and all(f" {max(ACOUSTIC_BUDGETS)} |" in ln for ln in e3_rows[:6])
+    rec = [ln for ln in e3.splitlines() if ln.startswith("| recordings")]
+    assert len(rec) == 1 and "0.350" in rec[0] and "\u2020" not in rec[0]
+    assert len([ln for ln in e3.splitlines() if ln.startswith("| mean (regression) reference")]) == 1
     # the top summary states both sections' verdicts and floor checks
     top = md.split("## Both sections in one look")[1].split("## The paper's claims")[0]
     assert "**Vocoder, PriorGrad vs DiffWave**: verdicts 1. Faster convergence: not judged" in top
@@ -147,8 +158,11 @@ def test_acoustic_claims_follow_the_built_in_effects(report: dict) -> None:
     # the same rule text as the vocoder's, with the acoustic systems and primary metrics
     assert "Supported: a deciding test favours PriorGrad-AM and none favours B1 N(0, I) (B2 trainable in the claim " \
            "that names it)" in section and "(Holm p < 0.05) AND its estimate lies beyond the equivalence margin " \
-           "(E1 mel CD \u00b10.2, E1 PESQ-WB \u00b10.1)" in section
-    assert "pre-registered test per primary metric (E1 mel CD, E1 PESQ-WB)" in section
+           "(E1 mel CD \u00b10.2, E1 PESQ-WB \u00b10.1, E3 MCD \u00b10.2)" in section
+    assert "pre-registered test per primary metric (E1 mel CD, E1 PESQ-WB, E3 MCD)" in section
+    # E3's primary votes where it is scored (the largest budget and longest T): claim 2 tests it
+    equal = section.split("Better quality at equal steps")[1].split("Few sampling steps")[0]
+    assert "E3 MCD" in equal
     assert "E1 GV distance" in section.split("Secondary metrics (")[1].split(")")[0]
 
 
@@ -189,7 +203,8 @@ def test_acoustic_report_config(tmp_path: Path) -> None:
 
     cfg = build()
     fam = cfg.family("acoustic")
-    assert fam.primary_metrics == ["E1/mel_cd", "E1/pesq_wb"] and fam.convergence_metrics == ["mel_l1"]
+    assert fam.primary_metrics == ["E1/mel_cd", "E1/pesq_wb", "E3/mcd"] and fam.convergence_metrics == ["mel_l1"]
+    assert fam.equivalence_margins["E3/mcd"] == 0.2
     assert cfg.family("vocoder").primary_metrics == raw["report"]["primary_metrics"]
     with pytest.raises(ReportConfigError, match=r"acoustic_report\.metrics\[1\]: 'mel_l1' is not qualified"):
         build(metrics=["E1/mel_cd", "mel_l1"])

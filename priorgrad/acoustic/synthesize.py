@@ -166,6 +166,10 @@ def synthesize(checkpoint: str | Path, out_dir: str | Path, features: str | Path
         for j, (name, r) in enumerate(zip(names, res)):
             frames += r["mel"].shape[1]
             save_npy_atomic(out_dir / c / f"{name}.npy", r["mel"])
+            if c == "E3":  # the predicted durations per token (frames), for duration error; beside, not among, the mels
+                n_tok = len(chunk[j].tokens) if chunk is not None else int(r["mel2ph"].max(initial=0))
+                save_npy_atomic(out_dir / f"{c}-durations" / f"{name}.npy",
+                                np.bincount(r["mel2ph"], minlength=n_tok + 1)[1:n_tok + 1].astype(np.int64))
             if chunk is not None and c in ("E1", "E2"):
                 floor = r["mu"] if table is None else _floor_mu(table, chunk[j])
                 metrics.setdefault(c, []).append(mel_metrics(r["mel"], chunk[j].mel, floor))

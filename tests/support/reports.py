@@ -27,7 +27,7 @@ import pandas as pd
 import soundfile as sf
 
 from eval.aggregate import FLOOR, SCORE_COLUMNS, Rule, aggregate
-from experiments.contract import KIND_MEAN_REFERENCE
+from experiments.contract import KIND_MEAN_REFERENCE, KIND_RECORDING
 from priorgrad import registry
 from support.browser import find_chromium, keep_screenshots  # noqa: F401 - used by the report tests
 
@@ -248,7 +248,13 @@ ACOUSTIC_UTTS = UTTS[:8]
 # qualified metric: (higher_is_better, good value, spread)
 ACOUSTIC_METRICS = {"E1/mel_cd": (False, 5.0, 0.2), "E1/mel_l1": (False, 0.5, 0.02), "E1/gv_dist": (False, 0.1, 0.03),
                     "E1/pesq_wb": (True, 2.0, 0.1), "E1/pesq_wb@rec": (True, 1.5, 0.1), "E2/mel_cd": (False, 5.5, 0.2)}
-ACOUSTIC_HIGHER = {m: v[0] for m, v in ACOUSTIC_METRICS.items()}
+# condition E3 (predicted durations): scored at the largest budget and the longest T_infer only (as the stage's
+# e3_t_infer); the floors on the primary's DTW metric and duration error only, the recordings (kind recording)
+# on what needs no reference audio
+ACOUSTIC_E3_METRICS = {"E3/mcd": (False, 6.0, 0.2), "E3/wer": (False, 0.5, 0.05), "E3/dur_mae_ms": (False, 20.0, 1.0)}
+ACOUSTIC_E3_FLOOR = ("E3/mcd", "E3/dur_mae_ms")
+ACOUSTIC_E3_RECORDING = {"E3/wer": 0.35, "E3/dur_mae_ms": 0.0}
+ACOUSTIC_HIGHER = {m: v[0] for m, v in {**ACOUSTIC_METRICS, **ACOUSTIC_E3_METRICS}.items()}
 ACOUSTIC_SYSTEM = {e.name: e.system for e in registry.priors("acoustic").values()}
 ACOUSTIC_FLOOR_BAD = 10.0  # each system's prior draw, in spreads (the worst system setting is 7.5: every one beats it)
 ACOUSTIC_MEAN_REFERENCE_BAD = 1.0  # mu alone: better than every system here (a mean wins on L1 / CD), never a floor
@@ -265,11 +271,13 @@ def _acoustic_badness(prior: str, size: str, budget: int, t: int, sizes: dict[st
 def simulate_acoustic_scores(sizes: dict[str, int], budgets: list[int], seeds: list[int], t_infer: list[int],
                              utts: list[str] = ACOUSTIC_UTTS, seed: int = 4321) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
+    specs = {**ACOUSTIC_METRICS, **ACOUSTIC_E3_METRICS}
     utt_eff = {m: rng.normal(0, spec[2] * 0.5, len(utts)) for m, spec in ACOUSTIC_METRICS.items()}
+    # E3's own draws come after every E1 / E2 draw, so the E1 / E2 scores are those of the fixture without E3
     rows = []
 
     def value(metric: str, bad: float, eff: float, i: int, noise: bool = True) -> float:
-        hib, good, spread = ACOUSTIC_METRICS[metric]
+        hib, good, spread = specs[metric]
         v = good - bad * spread if hib else good + bad * spread
         return float(v + eff + utt_eff[metric][i] + (rng.normal(0, spread * 0.3) if noise else 0.0))
 
@@ -299,7 +307,40 @@ def simulate_acoustic_scores(sizes: dict[str, int], budgets: list[int], seeds: l
                 rows.append(["priorgrad-am", "phoneme", "", 0, s, 0, 0, utt, metric,
                              round(value(metric, ACOUSTIC_MEAN_REFERENCE_BAD, 0.0, i, noise=False), 6),
                              KIND_MEAN_REFERENCE])
+    rows += _e3_rows(rng, specs, sizes, budgets, seeds, t_infer, utts)
     return pd.DataFrame(rows, columns=SCORE_COLUMNS)
+
+
+def _e3_rows(rng, specs, sizes: dict[str, int], budgets: list[int], seeds: list[int], t_infer: list[int],
+             utts: list[str]) -> list[list]:
+    """E3 at the largest budget and longest T (B1 worse, PriorGrad-AM = B2, every system above its floor), the
+    floors (E3/mcd and duration error), the mean reference and the recordings (kind recording)."""
+    top, t_top = max(budgets), max(t_infer)
+    rows = []
+    for prior, system in sorted(ACOUSTIC_SYSTEM.items()):
+        for size, n_params in sizes.items():
+            for s in seeds:
+                bad = _acoustic_badness(prior, size, top, t_top, sizes, budgets, t_infer)
+                for metric, (hib, good, spread) in ACOUSTIC_E3_METRICS.items():
+                    for utt in utts:
+                        rows.append([system, prior, size, n_params, s, top, t_top, utt, metric,
+                                     round(good + bad * spread + float(rng.normal(0, spread * 0.3)), 6), "model"])
+        for s in range(len(seeds)):
+            for metric in ACOUSTIC_E3_FLOOR:
+                good, spread = specs[metric][1:]
+                for utt in utts:
+                    rows.append([system, prior, "", 0, s, 0, 0, utt, metric,
+                                 round(good + ACOUSTIC_FLOOR_BAD * spread + float(rng.normal(0, spread * 0.1)), 6),
+                                 FLOOR])
+    for s in range(len(seeds)):
+        for metric, (_, good, spread) in ACOUSTIC_E3_METRICS.items():
+            for utt in utts:
+                rows.append(["priorgrad-am", "phoneme", "", 0, s, 0, 0, utt, metric,
+                             round(good + ACOUSTIC_MEAN_REFERENCE_BAD * spread, 6), KIND_MEAN_REFERENCE])
+        for metric, v in ACOUSTIC_E3_RECORDING.items():
+            for utt in utts:
+                rows.append(["priorgrad-am", "phoneme", "", 0, s, 0, 0, utt, metric, v, KIND_RECORDING])
+    return rows
 
 
 def make_acoustic_runs(root: Path, sizes: dict[str, int] | None = None, budgets: list[int] | None = None,
