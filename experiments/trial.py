@@ -242,9 +242,10 @@ def finish_trial(ctx: TrialContext, trial: Trial, run_dir: Path, result: dict[st
 
 def run_description(ctx: TrialContext, trial: Trial, params: Params) -> str:
     """What the run is, in words (the MLflow run page's Description)."""
-    prior = {"energy": "PriorGrad (data-dependent prior N(0, diag(sigma^2)) from the mel frame energy)",
-             "standard": "DiffWave baseline (standard prior N(0, I))"}.get(trial.prior, trial.prior)
-    return (f"{prior}, network size {trial.size} ({params.model.residual_layers} residual layers x "
+    from priorgrad import registry
+
+    entry = registry.prior(trial.prior, trial.family)
+    return (f"{entry.label}: {entry.doc}, network size {trial.size} ({params.model.residual_layers} residual layers x "
             f"{params.model.residual_channels} channels), seed {trial.seed}, {trial.budget} training steps. "
             f"Trial {trial.name} of sweep {ctx.sweep_name} ({ctx.sweep_id}) on the "
             f"{params.corpus.source} corpus; validation curves every {params.train.validate_every} steps, "
