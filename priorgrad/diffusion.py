@@ -1,13 +1,14 @@
 """The one copy of the diffusion maths: schedules, forward noising, losses, step alignment, sampler.
 
-Training, validation and inference all call this module (spec section 3). The prior enters only as
-``sigma`` (a tensor broadcastable to the waveform): sigma = 1 is DiffWave, sigma from the frame
-energy is PriorGrad.
+Training, validation and inference all call this module (spec section 3). The prior enters only as a
+``PriorDraw`` (priorgrad/prior_contract.py), of which this module calls ``draw`` (L n), ``whiten``
+(L^-1 r, the loss) and ``mean`` and nothing else: it never knows which prior it runs. DiffWave's is
+sigma = 1, PriorGrad's vocoder prior a sigma per sample from the frame energy.
 
 The acoustic model (../shared/spec/priorgrad-acoustic.md section 6) uses the same class with T = 400,
-a per-bin ``sigma`` of shape (B, 80, N), a prior mean ``mu`` (training on x0 - mu, mu added back after
-sampling), a frame ``mask`` (padding excluded from the loss, zeroed in the output), no clamp, and
-schedules given directly as (eta, t~) (``StepSchedule``, the strided schedules of section 7).
+priors over (B, 80, N) with a mean (training on x0 - mean, the mean added back after sampling), a frame
+``mask`` (padding excluded from the loss, zeroed in the output), no clamp, and schedules given directly
+as (eta, t~) (``StepSchedule``, the strided schedules of section 7).
 """
 from __future__ import annotations
 
@@ -138,7 +139,7 @@ def strided_schedule(train_betas: np.ndarray, steps: int, kind: str = "quadratic
 
 
 class Diffusion:
-    """DDPM with a linear beta schedule and a (possibly data-dependent) Gaussian prior N(0, sigma^2)."""
+    """DDPM with a linear beta schedule and a (possibly data-dependent) Gaussian prior N(mean, L L^T)."""
 
     def __init__(self, num_steps: int = 50, beta_start: float = 1e-4, beta_end: float = 0.05, loss: str = "l2"):
         if loss not in ("l1", "l2"):
@@ -162,7 +163,7 @@ class Diffusion:
         return torch.randint(0, self.num_steps, (batch,), generator=generator).to(device)
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, with eps = sigma * n already scaled."""
+        """x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, with eps = L n already drawn from the prior."""
         shape = (-1,) + (1,) * (x0.dim() - 1)
         sqrt_abar, sqrt_1m_abar = self._coefficients(x0.device)
         a = sqrt_abar[t].view(shape)
