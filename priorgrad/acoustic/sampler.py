@@ -6,7 +6,7 @@ neither imports the other.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -59,11 +59,6 @@ def x0_range_of(table: TablePrior | None, clip_x0: str, device: torch.device
                          "acoustic.infer.clip_x0: none")
     lo, hi = (torch.from_numpy(np.asarray(v, np.float32)).view(1, -1, 1).to(device) for v in table.mel_range)
     return lo, hi
-
-
-def prior_for(model_cfg, table: TablePrior | None) -> Any:
-    """The acoustic prior object of a system (priorgrad/acoustic/priors.py), through the registry."""
-    return acoustic_prior(model_cfg, table)
 
 
 def frame_ids(tokens: torch.Tensor, mel2ph: torch.Tensor) -> list[np.ndarray]:

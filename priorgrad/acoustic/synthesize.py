@@ -20,7 +20,7 @@ from priorgrad.acoustic.dataset import FeatureSet, Utterance
 from priorgrad.acoustic.model import AcousticModel, TablePrior, build_acoustic_model
 from priorgrad.acoustic.model_config import AcousticConfig
 # the sampler's names stay importable from here (this module's public API before the sampler got its own)
-from priorgrad.acoustic.sampler import CONDITIONS, make_schedule, prior_for, sample_mels, x0_range_of  # noqa: F401
+from priorgrad.acoustic.sampler import CONDITIONS, make_schedule, sample_mels, x0_range_of  # noqa: F401
 from priorgrad.acoustic.schedule_search import search_schedule
 from priorgrad.diffusion import Diffusion, StepSchedule, strided_schedule
 from priorgrad.fileio import save_npy_atomic, write_json_atomic
