@@ -90,4 +90,9 @@ def acoustic_prior(model_cfg: Any, table: TablePrior | None) -> Any:
     """The prior named by acoustic.model.prior, through the registry's builder."""
     from priorgrad import registry
 
-    return registry.builder(model_cfg.prior, "acoustic")(model_cfg, table)
+    prior = registry.builder(model_cfg.prior, "acoustic")(model_cfg, table)
+    # the network is built from the registry's flag (build_acoustic_model needs no prior object): they must agree
+    if bool(prior.learns_mean) != registry.prior(model_cfg.prior, "acoustic").learns_mean:
+        raise ValueError(f"acoustic prior {model_cfg.prior!r}: its object's learns_mean ({prior.learns_mean}) "
+                         f"differs from its registry entry's; set the same in both")
+    return prior
