@@ -93,7 +93,7 @@ def time_aggregate(n_seeds: int, n_utts: int, names: list[str], t_infer: list[in
 
     from eval.aggregate import aggregate
     from experiments.acoustic_eval_config import higher_is_better
-    from experiments.contract import SCORE_COLUMNS
+    from eval.contract import SCORE_COLUMNS
     from reports.config import load_report_config
 
     rng = np.random.default_rng(0)

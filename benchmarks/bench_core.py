@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from priorgrad.diffusion import Diffusion  # noqa: E402
 from priorgrad.model import DiffWave, count_parameters  # noqa: E402
+from priorgrad.prior_contract import DiagonalDraw  # noqa: E402
 
 SIZES = {"base": (30, 64, 10), "small": (30, 32, 10), "tiny": (6, 16, 3)}
 SR, HOP = 22050, 256
@@ -69,7 +70,7 @@ def bench_train(size: str, device: torch.device, batch: int, crop_frames: int, s
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         with autocast(device, precision):
-            loss = diff.training_loss(lambda x, c, t: model(x, c, t), x0, mel, sigma)
+            loss = diff.training_loss(lambda x, c, t: model(x, c, t), x0, mel, DiagonalDraw(sigma))
         loss.backward()
         opt.step()
         sync(device)
@@ -95,12 +96,12 @@ def bench_synth(size: str, device: torch.device, seconds: float, steps: int, rep
 
     def ours():
         cond = model.condition(mel)
-        return diff.sample(lambda x, c, t: model.denoise(x, cond, t), None, sigma, steps,
-                           generator=torch.Generator().manual_seed(0))
+        return diff.sample(lambda x, c, t: model.denoise(x, cond, t), None, DiagonalDraw(sigma), steps,
+                           generator=torch.Generator().manual_seed(0), shape=sigma.shape, device=device)
 
     def straightforward():
-        return diff.sample(lambda x, c, t: model(x, mel, t), None, sigma, steps,
-                           generator=torch.Generator().manual_seed(0))
+        return diff.sample(lambda x, c, t: model(x, mel, t), None, DiagonalDraw(sigma), steps,
+                           generator=torch.Generator().manual_seed(0), shape=sigma.shape, device=device)
 
     out = {}
     for name, fn in (("ours", ours), ("reference", straightforward)):

@@ -151,9 +151,9 @@ def bench_train(args: argparse.Namespace, device: torch.device, features: Path) 
                         cuda_graphs=args.cuda_graphs)
 
     def inputs(k: int, noise_seed: int = 0):
-        x0, mel, sigma = data.batch(k)
+        x0, mel, prior = data.batch(k)
         t, n = diffusion.draw_training_noise(x0, torch.Generator().manual_seed(1_000_003 * (noise_seed + 1) + k))
-        return x0, mel, sigma, t, n
+        return x0, mel, prior, t, n
 
     def run(name: str, step: Callable[..., float], noise_seed: int = 0) -> dict[str, Any]:
         reset_peak(device)
@@ -171,9 +171,9 @@ def bench_train(args: argparse.Namespace, device: torch.device, features: Path) 
                 "audio_s_per_s": args.batch * args.crop_frames * HOP / SR / med, "peak_memory_mib": peak_mib(device),
                 "loss_curve": losses}
 
-    def ref_step(x0, mel, sigma, t, n) -> float:
-        ref_model.train()
-        return float(reference_train_step(ref_model, ref_opt, x0, mel, sigma, t, n))
+    def ref_step(x0, mel, prior, t, n) -> float:
+        ref_model.train()  # the reference code takes the diagonal prior's sigma tensor
+        return float(reference_train_step(ref_model, ref_opt, x0, mel, prior.sigma, t, n))
 
     # warm-up steps (compilation, CUDA-graph capture, cuDNN choices) are real updates for both paths
     # on the same warm-up batches, so the curves that follow start from comparable weights

@@ -29,7 +29,7 @@ from typing import Any, Hashable, Iterable, Mapping, Sequence
 import numpy as np
 
 from eval.hierarchical import Term, bootstrap_contrast
-from experiments.contract import KIND_MEAN_REFERENCE, KIND_MODEL, KIND_PRIOR_NOISE, KIND_RECORDING, SCORE_COLUMNS
+from eval.contract import KIND_MEAN_REFERENCE, KIND_MODEL, KIND_PRIOR_NOISE, KIND_RECORDING, SCORE_COLUMNS
 from priorgrad import registry
 
 # The systems come from the one registry (priorgrad.registry). BASELINE/TREATMENT are the vocoder family's

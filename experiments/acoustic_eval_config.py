@@ -1,7 +1,7 @@
 """params.yaml ``acoustic_evaluate:`` (the acoustic evaluate stage) and the acoustic side's metric names.
 
 Torch-free, so the report can import the metric table (directions, units) without the model code.
-Metric names are qualified (experiments.contract.qualified_metric): "E1/mel_l1", "E1/pesq_wb" (vocoded,
+Metric names are qualified (eval.contract.qualified_metric): "E1/mel_l1", "E1/pesq_wb" (vocoded,
 against the same vocoder run on the ground-truth mel: the primary reference) and "E1/pesq_wb@rec"
 (vocoded, against the recording).
 """
@@ -11,7 +11,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from experiments.contract import ACOUSTIC_CONDITIONS, qualified_metric, split_metric
+from eval.contract import ACOUSTIC_CONDITIONS, qualified_metric, split_metric
 from priorgrad.config import Params
 from priorgrad.schema import ConfigError, build_section
 

@@ -6,7 +6,7 @@ system's floor (its own prior draw) and the mean (regression) reference (mu alon
         --stats data/acoustic_stats/phoneme_stats.npz --sweep runs/acoustic/sweep --out runs/acoustic/eval \
         --recordings data/features
 
-Writes the vocoder stage's files (experiments/contract.py) with qualified metric names ("E1/mel_l1",
+Writes the vocoder stage's files (eval/contract.py) with qualified metric names ("E1/mel_l1",
 "E1/pesq_wb" against vocoder(ground-truth mel), "E1/pesq_wb@rec" against the recording): scores.csv,
 summary.json, comparisons.json (every acoustic pair of the registry and every cell against its floor),
 rtf.csv (mel synthesis), audio/ with index.json, provenance.json (with the vocoder and its RTF),
@@ -49,7 +49,7 @@ import numpy as np
 from experiments.acoustic_eval_config import (E3, E3_DTW_METRICS, AcousticEvaluateConfig, ScoringSettings,
                                               acoustic_evaluate_config, higher_is_better, metric_info, metric_names,
                                               mlflow_name, references, scoring_settings)
-from experiments.contract import (COMPARISONS_JSON, KIND_MEAN_REFERENCE, KIND_MODEL, KIND_PRIOR_NOISE, KIND_RECORDING,
+from eval.contract import (COMPARISONS_JSON, KIND_MEAN_REFERENCE, KIND_MODEL, KIND_PRIOR_NOISE, KIND_RECORDING,
                                   KIND_VOCODED_REFERENCE,
                                   METRICS_JSON, PROVENANCE_JSON, RTF_COLUMNS, RTF_CSV, SCORE_COLUMNS, SCORES_CSV,
                                   SUMMARY_JSON, TRIALS_JSON, VOCODED_REFERENCE_AUDIO, audio_setting_dir,
@@ -165,7 +165,7 @@ def run_acoustic_evaluate(params_path: Path, features: Path, stats: Path, sweep_
     from priorgrad.acoustic.model_config import load_acoustic_config
     from priorgrad.audio import get_preset
     from priorgrad.config import load_params
-    from reports.config import load_report_config
+    from eval.rule import load_rule
 
     params = load_params(params_path)
     cfg = acoustic_evaluate_config(params)
@@ -178,7 +178,7 @@ def run_acoustic_evaluate(params_path: Path, features: Path, stats: Path, sweep_
     if infer.schedule == "official" and set(cfg.t_infer) - {6, d_steps}:
         raise EvaluateError(f"params: acoustic_evaluate.t_infer {cfg.t_infer}: acoustic.infer.schedule 'official' has "
                             f"betas for 6 steps only (and the full {d_steps}); set t_infer to [6] or use strided / searched")
-    rule = load_report_config(params_path).rule("acoustic")  # the one judging rule, as the report applies it
+    rule = load_rule(params_path, "acoustic")  # the one judging rule, as the report applies it
     tcfg = tracking_config(params)
     root = project_root(params_path.resolve().parent)
     trials = load_trials(sweep_dir)

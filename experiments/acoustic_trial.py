@@ -1,6 +1,6 @@
 """One acoustic sweep trial: train (or resume) one acoustic model configuration, tracked like a vocoder trial.
 
-``experiments.trial.run_trial`` dispatches here for ``trial.family == "acoustic"`` (after its finished-trial
+``experiments.dispatch.run_trial`` dispatches here for ``trial.family == "acoustic"`` (after its finished-trial
 check and under its lock), so both families share the same resume, result file, trackers and Ray reporting;
 this module only knows what differs: the acoustic trainer (priorgrad/acoustic/train.py, E1 validation
 curves valid/mel_l1 and the mu-alone floor valid/floor_mel_l1), its config and its listening samples.

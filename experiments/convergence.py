@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from experiments.contract import (CONVERGENCE_COLUMNS, CONVERGENCE_CSV, CURVES_DIR, FINAL_VALID_JSON, TRIAL_KEYS,
+from eval.contract import (CONVERGENCE_COLUMNS, CONVERGENCE_CSV, CURVES_DIR, FINAL_VALID_JSON, TRIAL_KEYS,
                                   TRIALS_JSON, write_csv)
 from priorgrad.fileio import read_jsonl, write_json_atomic
 

@@ -4,7 +4,7 @@ split, beside each prior's own noise (the floor).
     python -m experiments.evaluate --params params.yaml --features data/features \
         --sweep runs/sweep --out runs/eval
 
-Writes (experiments/contract.py) scores.csv, summary.json, comparisons.json, rtf.csv, audio/ with its
+Writes (eval/contract.py) scores.csv, summary.json, comparisons.json, rtf.csv, audio/ with its
 index.json, provenance.json and metrics.json (the headline numbers, a DVC metrics file), and logs each
 run's test scores to its MLflow run through the Tracker interface. Work (synthesised audio, score
 cache) is kept under ``OUT/work`` keyed by checkpoint, settings and code, so a re-run only does what
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from experiments.contract import (COMPARISONS_JSON, KIND_MODEL, KIND_PRIOR_NOISE, METRICS_JSON, PROVENANCE_JSON,
+from eval.contract import (COMPARISONS_JSON, KIND_MODEL, KIND_PRIOR_NOISE, METRICS_JSON, PROVENANCE_JSON,
                                   RTF_COLUMNS, RTF_CSV, SCORE_COLUMNS, SCORES_CSV, SUMMARY_JSON, TRIALS_JSON,
                                   audio_setting_dir, prior_noise_dir, write_csv)
 from experiments.spec import evaluate_config, project_root, sweep_config, tracking_config
@@ -94,12 +94,12 @@ def run_evaluate(params_path: Path, features: Path, sweep_dir: Path, out: Path) 
     from experiments.provenance import provenance
     from experiments.scoring import score_all
     from eval.aggregate import aggregate, headline
-    from reports.config import load_report_config
+    from eval.rule import load_rule
     from experiments.synthesis import synthesize_checkpoint, synthesize_prior_noise
 
     params = load_params(params_path)
     cfg = evaluate_config(params)
-    rule = load_report_config(params_path).rule()  # the one judging rule, as the report applies it
+    rule = load_rule(params_path, "vocoder")  # the one judging rule, as the report applies it
     tcfg = tracking_config(params)
     n_draws = len(sweep_config(params).seeds)  # as many noise draws as training runs per system
     root = project_root(params_path.resolve().parent)

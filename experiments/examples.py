@@ -5,7 +5,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from experiments.contract import AUDIO_DIR, AUDIO_INDEX, REFERENCE_AUDIO
+from eval.contract import AUDIO_DIR, AUDIO_INDEX, REFERENCE_AUDIO
 from priorgrad.fileio import write_json_atomic
 
 

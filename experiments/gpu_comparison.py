@@ -226,7 +226,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--out", type=Path, default=ROOT / "runs" / "gpu_comparison", help="work dir on this machine")
     run.add_argument("--bring-back", type=Path, default=None, help="where the packed files go (default OUT/bring_back)")
     run.add_argument("--sizes", nargs="+", default=["base", "small"])
-    run.add_argument("--priors", nargs="+", default=["standard", "energy"])
+    run.add_argument("--priors", nargs="+", default=registry.prior_names("vocoder"))
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--steps", type=int, default=20000, help="train.max_steps of every trial")
     run.add_argument("--deadline-s", type=float, default=1500.0, help="stop the trials after this many seconds")

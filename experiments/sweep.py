@@ -29,7 +29,8 @@ from experiments.convergence import final_metrics, write_tables
 from experiments.spec import (SweepConfig, Trial, expand_trials, project_root, sweep_config, sweep_id,
                               tracking_config)
 from experiments.trackers import TrackingUnavailable, default_tracking_uri, ensure_experiment
-from experiments.trial import TrialContext, finished_result, git_commit, run_dir_of, run_trial
+from experiments.dispatch import run_trial
+from experiments.trial import TrialContext, finished_result, git_commit, run_dir_of
 from priorgrad.config import Params, load_params
 from priorgrad.logs import setup_logging
 

@@ -136,32 +136,10 @@ def _make_trackers(ctx: TrialContext, trial: Trial, run_dir: Path, use_ray: bool
     return CompositeTracker(trackers), mlflow_tracker
 
 
-def _report_to_tune(result: dict[str, Any]) -> None:
+def report_to_tune(result: dict[str, Any]) -> None:
     from ray import tune
 
     tune.report({k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
-
-
-def run_trial(ctx: TrialContext, trial: Trial, use_ray: bool = False) -> dict[str, Any]:
-    """Train one trial to its budget (resuming), log artefacts, write trial_result.json; returns it."""
-    run_dir = run_dir_of(ctx, trial)
-    done = finished_result(run_dir, trial)
-    if done is not None:
-        log.info("trial %s already finished at step %d; not training it again", trial.name, done["step"])
-        if use_ray:
-            _report_to_tune(done)
-        return done
-    with trial_lock(run_dir, ctx.lock_timeout_s):
-        done = finished_result(run_dir, trial)  # another process may have finished it while we waited
-        if done is not None:
-            if use_ray:
-                _report_to_tune(done)
-            return done
-        if trial.family == "acoustic":
-            from experiments.acoustic_trial import train_acoustic_trial
-
-            return train_acoustic_trial(ctx, trial, run_dir, use_ray)
-        return _train_trial(ctx, trial, run_dir, use_ray)
 
 
 def trial_tags(ctx: TrialContext, trial: Trial, use_ray: bool, params_hash: str, description: str
@@ -183,7 +161,7 @@ def default_threads(ctx: TrialContext) -> int:
     return max(1, int(ctx.cpus_per_trial))
 
 
-def _train_trial(ctx: TrialContext, trial: Trial, run_dir: Path, use_ray: bool) -> dict[str, Any]:
+def train_vocoder_trial(ctx: TrialContext, trial: Trial, run_dir: Path, use_ray: bool) -> dict[str, Any]:
     from priorgrad.config import params_hash
     from priorgrad.train import train
 
@@ -236,15 +214,16 @@ def finish_trial(ctx: TrialContext, trial: Trial, run_dir: Path, result: dict[st
     write_json_atomic(run_dir / RESULT, out)
     tracker.close("FINISHED")
     if use_ray:
-        _report_to_tune(out)
+        report_to_tune(out)
     return out
 
 
 def run_description(ctx: TrialContext, trial: Trial, params: Params) -> str:
     """What the run is, in words (the MLflow run page's Description)."""
-    prior = {"energy": "PriorGrad (data-dependent prior N(0, diag(sigma^2)) from the mel frame energy)",
-             "standard": "DiffWave baseline (standard prior N(0, I))"}.get(trial.prior, trial.prior)
-    return (f"{prior}, network size {trial.size} ({params.model.residual_layers} residual layers x "
+    from priorgrad import registry
+
+    entry = registry.prior(trial.prior, trial.family)
+    return (f"{entry.label}: {entry.doc}, network size {trial.size} ({params.model.residual_layers} residual layers x "
             f"{params.model.residual_channels} channels), seed {trial.seed}, {trial.budget} training steps. "
             f"Trial {trial.name} of sweep {ctx.sweep_name} ({ctx.sweep_id}) on the "
             f"{params.corpus.source} corpus; validation curves every {params.train.validate_every} steps, "

@@ -1,13 +1,14 @@
 """The one copy of the diffusion maths: schedules, forward noising, losses, step alignment, sampler.
 
-Training, validation and inference all call this module (spec section 3). The prior enters only as
-``sigma`` (a tensor broadcastable to the waveform): sigma = 1 is DiffWave, sigma from the frame
-energy is PriorGrad.
+Training, validation and inference all call this module (spec section 3). The prior enters only as a
+``PriorDraw`` (priorgrad/prior_contract.py), of which this module calls ``draw`` (L n), ``whiten``
+(L^-1 r, the loss) and ``mean`` and nothing else: it never knows which prior it runs. DiffWave's is
+sigma = 1, PriorGrad's vocoder prior a sigma per sample from the frame energy.
 
 The acoustic model (../shared/spec/priorgrad-acoustic.md section 6) uses the same class with T = 400,
-a per-bin ``sigma`` of shape (B, 80, N), a prior mean ``mu`` (training on x0 - mu, mu added back after
-sampling), a frame ``mask`` (padding excluded from the loss, zeroed in the output), no clamp, and
-schedules given directly as (eta, t~) (``StepSchedule``, the strided schedules of section 7).
+priors over (B, 80, N) with a mean (training on x0 - mean, the mean added back after sampling), a frame
+``mask`` (padding excluded from the loss, zeroed in the output), no clamp, and schedules given directly
+as (eta, t~) (``StepSchedule``, the strided schedules of section 7).
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from typing import Callable
 
 import numpy as np
 import torch
+
+from priorgrad.prior_contract import PriorDraw, draw_scaled
 
 FAST_SCHEDULES: dict[int, list[float]] = {
     6: [1e-4, 1e-3, 1e-2, 0.05, 0.2, 0.5],
@@ -136,7 +139,7 @@ def strided_schedule(train_betas: np.ndarray, steps: int, kind: str = "quadratic
 
 
 class Diffusion:
-    """DDPM with a linear beta schedule and a (possibly data-dependent) Gaussian prior N(0, sigma^2)."""
+    """DDPM with a linear beta schedule and a (possibly data-dependent) Gaussian prior N(mean, L L^T)."""
 
     def __init__(self, num_steps: int = 50, beta_start: float = 1e-4, beta_end: float = 0.05, loss: str = "l2"):
         if loss not in ("l1", "l2"):
@@ -160,7 +163,7 @@ class Diffusion:
         return torch.randint(0, self.num_steps, (batch,), generator=generator).to(device)
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, with eps = sigma * n already scaled."""
+        """x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, with eps = L n already drawn from the prior."""
         shape = (-1,) + (1,) * (x0.dim() - 1)
         sqrt_abar, sqrt_1m_abar = self._coefficients(x0.device)
         a = sqrt_abar[t].view(shape)
@@ -174,15 +177,16 @@ class Diffusion:
             self._device_coefficients[key] = (self._sqrt_abar.to(device), self._sqrt_1m_abar.to(device))
         return self._device_coefficients[key]
 
-    def loss(self, eps_hat: torch.Tensor, eps: torch.Tensor, sigma: torch.Tensor | float = 1.0,
+    def loss(self, eps_hat: torch.Tensor, eps: torch.Tensor, prior: PriorDraw | None = None,
              mask: torch.Tensor | None = None) -> torch.Tensor:
-        """PriorGrad: mean(((eps_hat - eps) / sigma)^2), the Sigma^-1 weighted MSE; sigma = 1 is DiffWave's MSE.
+        """PriorGrad: mean((L^-1 (eps_hat - eps))^2), the Sigma^-1 weighted MSE (prior.whiten); no prior
+        (or N(0, I)) is DiffWave's MSE.
 
-        ``l1`` (lmnt-com/diffwave's choice) is mean(|eps_hat - eps| / sigma). With a ``mask`` (1 = real
+        ``l1`` (lmnt-com/diffwave's choice) is mean(|L^-1 (eps_hat - eps)|). With a ``mask`` (1 = real
         frame, broadcastable to eps, e.g. (B, 1, N) for mels) the mean runs over the real elements only:
         sum_mask(...) / (80 * frames) for a mel.
         """
-        diff = (eps_hat - eps) / sigma
+        diff = eps_hat - eps if prior is None else prior.whiten(eps_hat - eps)
         value = diff.abs() if self.loss_kind == "l1" else diff.pow(2)
         if mask is None:
             return value.mean()
@@ -200,25 +204,24 @@ class Diffusion:
         n = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
         return t, n
 
-    def training_loss(self, model: Callable, x0: torch.Tensor, cond: torch.Tensor, sigma: torch.Tensor,
-                      generator: torch.Generator | None = None, mu: torch.Tensor | None = None,
-                      mask: torch.Tensor | None = None) -> torch.Tensor:
+    def training_loss(self, model: Callable, x0: torch.Tensor, cond: torch.Tensor, prior: PriorDraw,
+                      generator: torch.Generator | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
         """One training objective evaluation: noise, predict, weight by the prior.
 
-        Vocoder: x0 and sigma (B, N). Acoustic model: x0, sigma and mu (B, 80, N), mask (B, 1, N); the
-        process diffuses x0 - mu (mu = None: x0 itself).
+        Vocoder: x0 (B, N). Acoustic model: x0 (B, 80, N), mask (B, 1, N); the process diffuses
+        x0 - prior.mean() (a scalar 0.0 mean: x0 itself).
         """
         t, n = self.draw_training_noise(x0, generator)
-        return self.training_loss_given(model, x0, cond, sigma, t, n, mu, mask)
+        return self.training_loss_given(model, x0, cond, prior, t, n, mask)
 
-    def training_loss_given(self, model: Callable, x0: torch.Tensor, cond: torch.Tensor, sigma: torch.Tensor,
-                            t: torch.Tensor, n: torch.Tensor, mu: torch.Tensor | None = None,
-                            mask: torch.Tensor | None = None) -> torch.Tensor:
+    def training_loss_given(self, model: Callable, x0: torch.Tensor, cond: torch.Tensor, prior: PriorDraw,
+                            t: torch.Tensor, n: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """The training objective for given steps t (B,) and standard normal draws n (shaped like x0)."""
-        eps = sigma * n
-        x_t = self.q_sample(x0 if mu is None else x0 - mu, t, eps)
+        eps = prior.draw(n)
+        mu = prior.mean()
+        x_t = self.q_sample(x0 - mu if torch.is_tensor(mu) else x0, t, eps)
         eps_hat = model(x_t, cond, t.to(torch.float32))
-        return self.loss(eps_hat.float(), eps.float(), sigma.float() if torch.is_tensor(sigma) else sigma, mask)
+        return self.loss(eps_hat.float(), eps.float(), prior, mask)
 
     # --------------------------------------------------------------------- sampling
     def schedule(self, steps: int | list[float] | StepSchedule) -> tuple[np.ndarray, np.ndarray]:
@@ -231,18 +234,20 @@ class Diffusion:
         return eta, align_steps(eta, self.betas)
 
     @torch.no_grad()
-    def sample(self, model: Callable, cond: torch.Tensor, sigma: torch.Tensor,
+    def sample(self, model: Callable, cond: torch.Tensor, prior: PriorDraw,
                steps: int | list[float] | StepSchedule = 6,
                noise: Callable[[int], torch.Tensor] | None = None,
                generator: torch.Generator | None = None, clamp: bool = True,
-               mu: torch.Tensor | None = None, mask: torch.Tensor | None = None,
+               mask: torch.Tensor | None = None,
                x0_range: tuple[torch.Tensor, torch.Tensor] | None = None,
-               clipped: list[float] | None = None) -> torch.Tensor:
-        """Ancestral DDPM sampling (DiffWave fast-sampling notation), starting from x_S = sigma * n.
+               clipped: list[float] | None = None, shape: tuple[int, ...] | None = None,
+               device: torch.device | str = "cpu") -> torch.Tensor:
+        """Ancestral DDPM sampling (DiffWave fast-sampling notation), starting from x_S = L n (prior.draw).
 
-        ``noise(k)`` returns the k-th standard normal draw shaped like sigma (per-utterance seeding);
-        by default draws come from ``generator``. ``model(x, cond, t)`` may cache the conditioner.
-        Mels: ``clamp=False``; ``mu`` is added after the last step and the result multiplied by ``mask``.
+        ``noise(k)`` returns the k-th standard normal draw in the target's shape (per-utterance seeding);
+        by default draws of ``shape`` come from ``generator`` (on the CPU, moved to ``device``).
+        ``model(x, cond, t)`` may cache the conditioner. Mels: ``clamp=False``; the prior's tensor mean
+        is added after the last step and the result multiplied by ``mask``.
 
         ``x0_range`` = (lo, hi) in the data domain (broadcastable to x, e.g. (1, 80, 1) per mel bin):
         each step predicts x0 = (x - sqrt(1 - gbar) eps_hat) / sqrt(gbar), clips x0 + mu to [lo, hi]
@@ -254,11 +259,18 @@ class Diffusion:
         eta, t_align = self.schedule(steps)
         gamma = 1.0 - eta
         gbar = np.cumprod(gamma)
-        draw = noise or (lambda k: torch.randn(sigma.shape, generator=generator).to(sigma.device))
-        x = sigma * draw(0)
-        batch = sigma.shape[0]
+        if noise is None:
+            if shape is None:
+                raise ValueError("Diffusion.sample: give noise(k) or the target's shape")
+            draw = lambda k: torch.randn(shape, generator=generator).to(device)  # noqa: E731
+        else:
+            draw = noise
+        mu = prior.mean()
+        mu = mu if torch.is_tensor(mu) else None  # a scalar 0.0 mean is neither subtracted nor added
+        x = prior.draw(draw(0))
+        batch = x.shape[0]
         for s in range(len(eta) - 1, -1, -1):
-            t = torch.full((batch,), float(t_align[s]), device=sigma.device)
+            t = torch.full((batch,), float(t_align[s]), device=x.device)
             eps_hat = model(x, cond, t).float()
             if x0_range is None:
                 x = (x - eta[s] / np.sqrt(1.0 - gbar[s]) * eps_hat) / np.sqrt(gamma[s])
@@ -266,7 +278,7 @@ class Diffusion:
                 x = self._clipped_update(x, eps_hat, gbar, gamma, eta, s, mu, mask, x0_range, clipped)
             if s > 0:
                 var = (1.0 - gbar[s - 1]) / (1.0 - gbar[s]) * eta[s]
-                x = x + np.sqrt(var) * sigma * draw(len(eta) - s)
+                x = x + draw_scaled(prior, draw(len(eta) - s), np.sqrt(var))
             if clamp:
                 x = torch.clamp(x, -1.0, 1.0)
         if mu is not None:

@@ -18,8 +18,9 @@ import torch
 
 from priorgrad.diffusion import Diffusion
 from priorgrad.audio import MelPreset, get_preset
-from priorgrad.infer import batch_inputs, utterance_noise
 from priorgrad.prior import Prior
+from priorgrad.prior_contract import DiagonalDraw, sigma_of
+from priorgrad.sampling_inputs import batch_mels, utterance_noise
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class FastSampler:
         model = self.model
         with self._autocast():
             cond = model.condition(mel, sigma)
-            out = self.diffusion.sample(lambda x, _c, t: model.denoise(x, cond, t), None, sigma, self.steps,
+            out = self.diffusion.sample(lambda x, _c, t: model.denoise(x, cond, t), None, DiagonalDraw(sigma), self.steps,
                                         noise=lambda k: noise[k])
         return out.float()
 
@@ -112,8 +113,11 @@ def generate_fast(sampler: FastSampler, prior: Prior, mels: Sequence[np.ndarray]
                   preset: str | MelPreset) -> list[np.ndarray]:
     """``generate`` through a FastSampler: the same waveforms in fp32 (tests check it)."""
     hop_length = get_preset(preset).hop_length
-    mel, sig, lengths = batch_inputs(prior, mels, preset)
-    noise = draw_all(seeds, lengths, hop_length, sig.shape, sampler.n_steps).to(sampler.device)
-    out = sampler(torch.from_numpy(mel).to(sampler.device), torch.from_numpy(sig).to(sampler.device), noise)
+    mel, lengths, n_samples = batch_mels(mels, preset)
+    sigma = sigma_of(prior.condition(mels, hop_length, n_samples, sampler.device))
+    if sigma is None:  # the captured graph holds static input tensors: a diagonal prior's sigma is one
+        raise ValueError("the fast sampler takes a diagonal prior (DiagonalDraw); use the default sampler")
+    noise = draw_all(seeds, lengths, hop_length, (len(mels), n_samples), sampler.n_steps).to(sampler.device)
+    out = sampler(torch.from_numpy(mel).to(sampler.device), sigma, noise)
     out = out.cpu().numpy()
     return [out[i, :lengths[i] * hop_length].copy() for i in range(len(mels))]

@@ -5,7 +5,7 @@ Every path computes the same objective on the same crops and noise as the defaul
 (``Diffusion.training_loss_given`` with t and n drawn on the CPU from (seed, step)), so a run's loss
 curve does not depend on which paths are on beyond floating-point rounding.
 
-- ``ResidentCrops``: all training audio, mels and per-frame sigmas copied to the device once; a step's
+- ``ResidentCrops``: all training audio, mels (and a frame-diagonal prior's per-frame sigmas) copied to the device once; a step's
   crops (the same picks as ``CropSampler``) are gathered there instead of sliced from memory-mapped
   files and copied host-to-device every step.
 - ``TrainStep``: the step itself: eager (the default), ``torch.compile``d, and/or captured whole
@@ -25,6 +25,7 @@ from priorgrad.audio import log_mel_torch
 from priorgrad.data import CropSampler, load_item_arrays
 from priorgrad.diffusion import Diffusion
 from priorgrad.prior import Prior
+from priorgrad.prior_contract import DiagonalDraw, PriorDraw, sigma_of
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +34,10 @@ class ResidentCrops:
     """Training features resident on ``device``; ``batch(step)`` returns the crops CropSampler chooses.
 
     The same utterances and offsets as ``CropSampler.batch`` (both ask ``CropSampler.choose``); the audio
-    is gathered on the device. ``frames`` crops slice the resident mel and sigma; ``official`` crops
-    recompute the mel on the device with the front-end (as the sampler does on the host), and sigma from
-    that mel on the host (the prior is numpy code: a copy of the crop's mel per step).
+    is gathered on the device. ``frames`` crops slice the resident mel (and a frame-diagonal prior's
+    resident sigma: one with ``sigma_frames``); ``official`` crops recompute the mel on the device with the
+    front-end (as the sampler does on the host). Otherwise the prior is conditioned on the crop's mel on
+    the host (``Prior.condition`` is numpy code: a copy of the crop's mel per step).
     """
 
     def __init__(self, sampler: CropSampler, prior: Prior, hop_length: int, device: torch.device | str):
@@ -44,13 +46,15 @@ class ResidentCrops:
         self.hop = hop_length
         self.device = torch.device(device)
         audios, mels, sigmas, frame_offsets, sample_offsets, frames, samples = [], [], [], [], [], 0, 0
+        sigma_frames = getattr(prior, "sigma_frames", None)  # a frame-diagonal prior: its sigma can be resident
         for item in sampler.items:
             audio, mel = load_item_arrays(item, hop_length)
             audios.append(np.asarray(audio, dtype=np.float32))
             mels.append(np.asarray(mel, dtype=np.float32))
             # sigma is a per-frame function of the mel: computing it on the whole utterance gives each
             # frame-aligned crop exactly the values computing it on the crop would
-            sigmas.append(np.asarray(prior.sigma_frames(mel), dtype=np.float32))
+            if sigma_frames is not None:
+                sigmas.append(np.asarray(sigma_frames(mel), dtype=np.float32))
             frame_offsets.append(frames)
             sample_offsets.append(samples)
             frames += mel.shape[1]
@@ -59,32 +63,32 @@ class ResidentCrops:
         self.sample_offsets = np.asarray(sample_offsets, dtype=np.int64)
         self.audio = torch.from_numpy(np.concatenate(audios)).to(self.device)          # (total samples,)
         self.mel = torch.from_numpy(np.concatenate(mels, axis=1)).to(self.device)      # (n_mels, total frames)
-        self.sigma = torch.from_numpy(np.concatenate(sigmas)).to(self.device)          # (total frames,)
+        self.sigma = (torch.from_numpy(np.concatenate(sigmas)).to(self.device)        # (total frames,)
+                      if sigma_frames is not None else None)
         self._frame_range = torch.arange(sampler.crop_frames, device=self.device)
         self._sample_range = torch.arange(sampler.crop_samples, device=self.device)
         log.info("training features resident on %s: %.1f MiB", self.device, self.nbytes / 2 ** 20)
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.audio, self.mel, self.sigma))
+        return sum(t.numel() * t.element_size() for t in (self.audio, self.mel, self.sigma) if t is not None)
 
-    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(audio (B, N), mel (B, n_mels, frames), sigma (B, N)) of step ``step``, on the device."""
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, PriorDraw]:
+        """(audio (B, N), mel (B, n_mels, frames), the prior of the batch) of step ``step``, on the device."""
         idx, starts = self.sampler.choose(step)
         first = torch.tensor([int(self.sample_offsets[i]) + s for i, s in zip(idx, starts)], device=self.device)
         audio = self.audio[first.unsqueeze(1) + self._sample_range]
         if self.sampler.mode == "official":
             with torch.no_grad():
                 mel = log_mel_torch(audio, self.sampler.preset)
-            sig = np.stack([self.prior.sigma_frames(m) for m in mel.cpu().numpy()])
-            sigma = torch.from_numpy(np.repeat(sig, self.hop, axis=1)).to(self.device)
-            return audio, mel, sigma
+            return audio, mel, self.prior.condition(mel.cpu().numpy(), self.hop, audio.shape[-1], self.device)
         first_frame = torch.tensor([int(self.frame_offsets[i]) + s // self.hop for i, s in zip(idx, starts)],
                                    device=self.device)
         frames = first_frame.unsqueeze(1) + self._frame_range                  # (B, crop_frames)
         mel = self.mel[:, frames].permute(1, 0, 2).contiguous()
-        sigma = self.sigma[frames].repeat_interleave(self.hop, dim=1)
-        return audio, mel, sigma
+        if self.sigma is None:
+            return audio, mel, self.prior.condition(mel.cpu().numpy(), self.hop, audio.shape[-1], self.device)
+        return audio, mel, DiagonalDraw(self.sigma[frames].repeat_interleave(self.hop, dim=1))
 
 
 def autocast(device: torch.device, precision: str, cache_enabled: bool = True) -> contextlib.AbstractContextManager:
@@ -111,7 +115,7 @@ def compile_model(model: torch.nn.Module, backend: str = "inductor", mode: str |
 
 
 class TrainStep:
-    """One optimisation step on given (x0, mel, sigma, t, n), by the path the options pick.
+    """One optimisation step on given (x0, mel, prior, t, n), by the path the options pick.
 
     ``__call__`` returns the loss as a float and calls ``check(loss)`` (which may raise) before the
     update in the eager and compiled paths; a captured graph updates the weights in the same replay,
@@ -130,19 +134,20 @@ class TrainStep:
         self._graph: Any = None
         self._static: dict[str, torch.Tensor] = {}
 
-    def loss(self, x0: torch.Tensor, mel: torch.Tensor, sigma: torch.Tensor, t: torch.Tensor,
+    def loss(self, x0: torch.Tensor, mel: torch.Tensor, prior: PriorDraw, t: torch.Tensor,
              n: torch.Tensor) -> torch.Tensor:
         forward = self.forward
+        sigma = sigma_of(prior)  # only the condition_on_sigma ablation reads it
         with autocast(self.device, self.precision, cache_enabled=not self.cuda_graphs):
-            return self.diffusion.training_loss_given(lambda x, c, s: forward(x, c, s, sigma), x0, mel, sigma, t, n)
+            return self.diffusion.training_loss_given(lambda x, c, s: forward(x, c, s, sigma), x0, mel, prior, t, n)
 
-    def __call__(self, x0: torch.Tensor, mel: torch.Tensor, sigma: torch.Tensor, t: torch.Tensor, n: torch.Tensor,
+    def __call__(self, x0: torch.Tensor, mel: torch.Tensor, prior: PriorDraw, t: torch.Tensor, n: torch.Tensor,
                  check: Callable[[float], None] = lambda v: None) -> float:
         self.model.train()
         if self.cuda_graphs:
-            return self._graph_step(x0, mel, sigma, t, n, check)
+            return self._graph_step(x0, mel, prior, t, n, check)
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.loss(x0, mel, sigma, t, n)
+        loss = self.loss(x0, mel, prior, t, n)
         value = float(loss.detach())
         check(value)
         self.scaler.scale(loss).backward()
@@ -151,7 +156,11 @@ class TrainStep:
         return value
 
     # ------------------------------------------------------------------ CUDA graph
-    def _graph_step(self, x0, mel, sigma, t, n, check) -> float:
+    def _graph_step(self, x0, mel, prior: PriorDraw, t, n, check) -> float:
+        sigma = sigma_of(prior)
+        if sigma is None:  # the graph holds static input tensors: a diagonal prior's sigma is one
+            raise ValueError("train.cuda_graphs: the captured step takes a diagonal prior (DiagonalDraw); "
+                             f"got {type(prior).__name__} (turn train.cuda_graphs off for this prior)")
         inputs = {"x0": x0, "mel": mel, "sigma": sigma, "t": t, "n": n}
         if self._graph is None:
             self._capture(inputs)
@@ -167,7 +176,7 @@ class TrainStep:
 
     def _body(self) -> None:
         s = self._static
-        self._static["loss"] = self.loss(s["x0"], s["mel"], s["sigma"], s["t"], s["n"])
+        self._static["loss"] = self.loss(s["x0"], s["mel"], DiagonalDraw(s["sigma"]), s["t"], s["n"])
         self._static["loss"].backward()
         self.optimizer.step()
 

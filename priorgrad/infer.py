@@ -5,11 +5,10 @@ same waveform for the same checkpoint, mel and seed.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -19,63 +18,11 @@ from priorgrad.audio import MelPreset, get_preset, load_audio, log_mel, write_wa
 from priorgrad.diffusion import Diffusion
 from priorgrad.logs import show_progress
 from priorgrad.prior import Prior, make_prior
+from priorgrad.prior_contract import sigma_of
+# the shared sampler inputs stay importable from here (this module's public API before they moved down)
+from priorgrad.sampling_inputs import batch_mels, resolve_device, utterance_noise, utterance_seed  # noqa: F401
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} requested but CUDA is not available on this machine")
-    return torch.device(name)
-
-
-def utterance_seed(base_seed: int, utt: str) -> int:
-    """Seed of one utterance's noise: stable across batch sizes, processes and machines."""
-    digest = hashlib.sha256(f"{base_seed}:{utt}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
-
-
-def batch_inputs(prior: Prior, mels: Sequence[np.ndarray], preset: str | MelPreset
-                 ) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """(mel (B, n_mels, F), sigma (B, F * hop), lengths in frames): the batch padded to its longest mel.
-
-    Shorter mels are padded with the preset's silent frame (its compressed 1e-5 floor: ln(1e-5) for
-    hifigan, 0 for diffwave); their sigma past the end is their own minimum.
-    """
-    p = get_preset(preset)
-    hop_length = p.hop_length
-    lengths = [m.shape[1] for m in mels]
-    frames = max(lengths)
-    mel = np.full((len(mels), mels[0].shape[0], frames), p.silence, dtype=np.float32)
-    sig = np.ones((len(mels), frames * hop_length), dtype=np.float32)
-    for i, m in enumerate(mels):
-        mel[i, :, :m.shape[1]] = m
-        s = prior.sigma_frames(np.asarray(m))
-        sig[i, :len(s) * hop_length] = np.repeat(s, hop_length)
-        sig[i, len(s) * hop_length:] = s.min() if len(s) else 1.0
-    return mel, sig, lengths
-
-
-def utterance_noise(seeds: Sequence[int], lengths: Sequence[int], hop_length: int,
-                    shape: tuple[int, int]) -> Callable[[int], torch.Tensor]:
-    """noise(k): the k-th standard normal draw of the batch (CPU), one generator per utterance.
-
-    Each utterance draws from its own generator at its own length: the result does not depend on
-    which other utterances share the batch (up to the padded tail's receptive field). Draws must be
-    taken in order k = 0, 1, ... (the sampler does).
-    """
-    gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
-
-    def noise(_k: int) -> torch.Tensor:
-        z = torch.zeros(shape)
-        for i, g in enumerate(gens):
-            n = lengths[i] * hop_length
-            z[i, :n] = torch.randn(n, generator=g)
-        return z
-
-    return noise
 
 
 @torch.no_grad()
@@ -84,36 +31,36 @@ def generate(model: torch.nn.Module, diffusion: Diffusion, prior: Prior, mels: S
              device: torch.device | str = "cpu") -> list[np.ndarray]:
     """Waveforms for a batch of log-mels (each (n_mels, frames)); utterance i's noise comes from seeds[i].
 
-    Shorter mels are padded (``batch_inputs``) and their outputs cut back to length.
+    Shorter mels are padded (``batch_mels``) and their outputs cut back to length.
     """
     device = torch.device(device)
     hop_length = get_preset(preset).hop_length
-    mel, sig, lengths = batch_inputs(prior, mels, preset)
+    mel, lengths, n_samples = batch_mels(mels, preset)
     mel_t = torch.from_numpy(mel).to(device)
-    sigma = torch.from_numpy(sig).to(device)
-    draw = utterance_noise(seeds, lengths, hop_length, tuple(sigma.shape))
+    prior_draw = prior.condition(mels, hop_length, n_samples, device)
+    draw = utterance_noise(seeds, lengths, hop_length, (len(mels), n_samples))
 
-    cond = model.condition(mel_t, sigma)  # once per utterance, not once per step
+    cond = model.condition(mel_t, sigma_of(prior_draw))  # once per utterance, not once per step
 
     def denoise(x: torch.Tensor, _c: Any, t: torch.Tensor) -> torch.Tensor:
         return model.denoise(x, cond, t)
 
-    out = diffusion.sample(denoise, None, sigma, steps, noise=lambda k: draw(k).to(device))
+    out = diffusion.sample(denoise, None, prior_draw, steps, noise=lambda k: draw(k).to(device))
     out = out.float().cpu().numpy()
     return [out[i, :lengths[i] * hop_length].copy() for i in range(len(mels))]
 
 
 def prior_noise(prior: Prior, mels: Sequence[np.ndarray], seeds: Sequence[int], preset: str | MelPreset
                 ) -> list[np.ndarray]:
-    """The prior's own sample x_T = sigma * n, without denoising: the floor a trained system must beat.
+    """The prior's own sample x_T = L n (sigma * n), without denoising: the floor a trained system must beat.
 
     It is exactly the sampler's starting point for the same seeds, clipped to [-1, 1] as the sampler
     clips its output (so it is scored on the same footing as a generated waveform).
     """
     hop_length = get_preset(preset).hop_length
-    _, sig, lengths = batch_inputs(prior, mels, preset)
-    sigma = torch.from_numpy(sig)
-    x = sigma * utterance_noise(seeds, lengths, hop_length, tuple(sigma.shape))(0)
+    _, lengths, n_samples = batch_mels(mels, preset)
+    x = prior.condition(mels, hop_length, n_samples).draw(
+        utterance_noise(seeds, lengths, hop_length, (len(mels), n_samples))(0))
     out = torch.clamp(x, -1.0, 1.0).numpy()
     return [out[i, :lengths[i] * hop_length].copy() for i in range(len(mels))]
 

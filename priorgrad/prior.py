@@ -1,19 +1,27 @@
 """Diffusion priors behind one interface.
 
 ``StandardPrior`` is DiffWave's N(0, I); ``EnergyPrior`` is PriorGrad's N(0, diag(sigma^2)) with sigma
-following the mel frame energy (spec section 2). The diffusion module and the trainer only ever call
-``Prior.sigma_frames``; nothing else knows which prior it is.
+following the mel frame energy (spec section 2). A vocoder prior turns a batch's conditioning (its
+log-mels and the waveform length) into a ``PriorDraw`` (priorgrad/prior_contract.py) with ``condition``;
+the trainer, the samplers and the diffusion module only ever call that, so nothing else knows which prior
+it is. Both priors here are frame-diagonal (one sigma per mel frame, repeated over its hop of samples):
+they share ``frame_sigma_draw`` and also expose ``sigma_frames`` (the resident-crops fast path reads it).
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 
 from priorgrad.audio import PRESETS, MelPreset, get_preset, mel_to_linear_magnitude
+
+if TYPE_CHECKING:  # torch is imported where a draw is made, not by this module's statistics helpers
+    import torch
+
+    from priorgrad.prior_contract import PriorDraw
 
 # With the 1e-5 log floor the smallest possible frame energy of the hifigan mel is sqrt(80 * 1e-5)
 # (each preset has its own: MelPreset.min_frame_energy; diffwave's clamp at -80 dB gives sqrt(80 * 1e-4)).
@@ -60,8 +68,29 @@ def energy_sigma(log_mel: np.ndarray, e_min: float, e_max: float, std_min: float
 class Prior(Protocol):
     name: str
 
-    def sigma_frames(self, log_mel: np.ndarray) -> np.ndarray:
-        """Standard deviation of the prior per mel frame, shape (frames,), float32."""
+    def condition(self, mels: Sequence[np.ndarray], hop_length: int, n_samples: int,
+                  device: "torch.device | str" = "cpu") -> "PriorDraw":
+        """The prior for a batch of log-mels (each (n_mels, frames), unpadded), as a PriorDraw over
+        waveforms (B, n_samples); samples past an utterance's end belong to the prior's padding rule."""
+
+
+def frame_sigma_draw(sigma_frames: Callable[[np.ndarray], np.ndarray], mels: Sequence[np.ndarray],
+                     hop_length: int, n_samples: int, device: "torch.device | str" = "cpu") -> "PriorDraw":
+    """N(0, diag(sigma^2)) with sigma per mel frame, repeated over the frame's hop of samples.
+
+    Samples past an utterance's last frame (batch padding) take its smallest sigma: the padded tail stays
+    as quiet as the utterance's quietest frame.
+    """
+    import torch
+
+    from priorgrad.prior_contract import DiagonalDraw
+
+    sig = np.ones((len(mels), n_samples), dtype=np.float32)
+    for i, m in enumerate(mels):
+        s = sigma_frames(np.asarray(m))
+        sig[i, :len(s) * hop_length] = np.repeat(s, hop_length)
+        sig[i, len(s) * hop_length:] = s.min() if len(s) else 1.0
+    return DiagonalDraw(torch.from_numpy(sig).to(device))
 
 
 @dataclass
@@ -71,7 +100,13 @@ class StandardPrior:
     name: str = "standard"
 
     def sigma_frames(self, log_mel: np.ndarray) -> np.ndarray:
+        """Standard deviation per mel frame, shape (frames,), float32: ones."""
         return np.ones(np.asarray(log_mel).shape[-1], dtype=np.float32)
+
+    def condition(self, mels: Sequence[np.ndarray], hop_length: int, n_samples: int,
+                  device: "torch.device | str" = "cpu") -> "PriorDraw":
+        # sigma = 1 as a tensor (not the scalar 1.0): the same float ops as the energy prior's path
+        return frame_sigma_draw(self.sigma_frames, mels, hop_length, n_samples, device)
 
 
 @dataclass
@@ -86,7 +121,12 @@ class EnergyPrior:
     name: str = "energy"
 
     def sigma_frames(self, log_mel: np.ndarray) -> np.ndarray:
+        """Standard deviation per mel frame, shape (frames,), float32, in [std_min, 1]."""
         return energy_sigma(log_mel, self.e_min, self.e_max, self.std_min, self.max_energy, self.preset)
+
+    def condition(self, mels: Sequence[np.ndarray], hop_length: int, n_samples: int,
+                  device: "torch.device | str" = "cpu") -> "PriorDraw":
+        return frame_sigma_draw(self.sigma_frames, mels, hop_length, n_samples, device)
 
 
 def build_standard(prior_cfg: Any, stats: dict[str, Any] | None, preset: str) -> Prior:

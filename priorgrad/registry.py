@@ -25,14 +25,16 @@ class PriorEntry:
     colour: str      # one colour per system in every figure
     family: str      # "vocoder" (mel -> waveform) or "acoustic" (text -> mel)
     role: str        # "proposed" (the paper's method) or "baseline"
-    builder: str     # "module:function"(prior_cfg, stats, preset) -> a Prior; imported lazily
+    builder: str     # "module:function" building the family's prior object; imported lazily
     needs_stats: bool  # whether the prior needs training-set statistics (prior_stats stage)
     doc: str         # one line: what the prior is, for docs and the report's legend
     floor: str       # the prior's own sample without denoising (the floor every system is shown beside)
+    learns_mean: bool = False  # acoustic: the mean is learned by the network (a mu head and a prior loss term)
 
 
 ENTRIES: tuple[PriorEntry, ...] = (
-    # vocoder (mel -> waveform); builder(prior_cfg, stats, preset) -> priorgrad.prior.Prior
+    # vocoder (mel -> waveform); builder(prior_cfg, stats, preset) -> priorgrad.prior.Prior, whose
+    # condition(mels, hop_length, n_samples, device) gives the batch's PriorDraw (priorgrad/prior_contract.py)
     PriorEntry(name="standard", system="diffwave", label="DiffWave (N(0, I))", short="DiffWave",
                colour="#4C72B0", family="vocoder", role="baseline",
                builder="priorgrad.prior:build_standard", needs_stats=False,
@@ -42,22 +44,22 @@ ENTRIES: tuple[PriorEntry, ...] = (
                builder="priorgrad.prior:build_energy", needs_stats=True,
                doc="PriorGrad's N(0, diag(sigma^2)), sigma following the mel frame energy", floor="sigma * n"),
     # acoustic model (text -> mel), spec priorgrad-acoustic.md section 8; the name is acoustic.model.prior;
-    # builder(model_cfg, table) -> the frame prior the acoustic trainer and sampler use (None for B2, whose
-    # mean comes from the network). Each acoustic system's floor is its own prior draw (the sampler's start x_S,
+    # builder(model_cfg, table) -> the acoustic prior object (priorgrad/acoustic/priors.py: frame_prior, moments,
+    # condition -> PriorDraw) the trainer and sampler use. Each acoustic system's floor is its own prior draw (the sampler's start x_S,
     # spec section 11, as the vocoder's); mu_ph alone is a separate mean (regression) reference, never a floor.
     PriorEntry(name="standard", system="b1-normal", label="B1: N(0, I) decoder", short="B1 N(0, I)",
                colour="#4C72B0", family="acoustic", role="baseline",
-               builder="priorgrad.acoustic.synthesize:prior_for", needs_stats=False,
+               builder="priorgrad.acoustic.priors:build_standard", needs_stats=False,
                doc="the same decoder with the standard prior N(0, I) (PriorGrad's acoustic baseline)",
                floor="n"),
     PriorEntry(name="trainable", system="b2-trainable", label="B2: trainable prior (Grad-TTS-style)",
                short="B2 trainable", colour="#8172B3", family="acoustic", role="baseline",
-               builder="priorgrad.acoustic.synthesize:prior_for", needs_stats=False,
+               builder="priorgrad.acoustic.priors:build_trainable", needs_stats=False,
                doc="N(mu_theta, I), mu_theta = Linear(H -> 80) of the encoder output, with the prior loss",
-               floor="mu_theta + n"),
+               floor="mu_theta + n", learns_mean=True),
     PriorEntry(name="phoneme", system="priorgrad-am", label="PriorGrad (phoneme prior)", short="PriorGrad-AM",
                colour="#DD8452", family="acoustic", role="proposed",
-               builder="priorgrad.acoustic.synthesize:prior_for", needs_stats=True,
+               builder="priorgrad.acoustic.priors:build_phoneme", needs_stats=True,
                doc="PriorGrad's N(mu_ph, diag(s_ph^2)) from phoneme-level statistics of the training mels",
                floor="mu_ph + s_ph n"),
 )

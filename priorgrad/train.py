@@ -24,6 +24,7 @@ import yaml
 from tqdm import tqdm
 
 from priorgrad import checkpoint as ckpt_io
+from priorgrad import registry
 from priorgrad.audio import log_mel_torch
 from priorgrad.config import Params, params_hash
 from priorgrad.data import CropSampler, read_manifest, validation_subset
@@ -34,6 +35,7 @@ from priorgrad.fileio import write_json_atomic, write_text_atomic
 from priorgrad.infer import generate, resolve_device, utterance_seed
 from priorgrad.model import build_model, count_parameters
 from priorgrad.prior import Prior, load_stats, make_prior
+from priorgrad.prior_contract import sigma_of
 from priorgrad.tracking import CompositeTracker, JsonlTracker, Tracker
 
 log = logging.getLogger(__name__)
@@ -118,7 +120,8 @@ class Trainer:
         self.device = resolve_device(t.device)
         self.deterministic = configure_determinism(t.deterministic, self.device)
         self.hop = params.hop_length
-        self.stats = load_stats(stats_path) if params.prior.type == "energy" or stats_path else None
+        needs_stats = registry.prior(params.prior.type).needs_stats  # an unknown name fails in make_prior
+        self.stats = load_stats(stats_path) if needs_stats or stats_path else None
         self.prior: Prior = make_prior(params.prior, self.stats, params.audio.preset)
         self.diffusion = Diffusion.from_config(params.diffusion)
         self.diffusion.schedule(t.valid_infer_steps)  # fail now, not at the first validation
@@ -181,17 +184,13 @@ class Trainer:
         dtype = torch.bfloat16 if p == "bf16" else torch.float16
         return torch.autocast(self.device.type, dtype=dtype)
 
-    def _sigma(self, mel: np.ndarray) -> np.ndarray:
-        s = np.stack([self.prior.sigma_frames(m) for m in mel])
-        return np.repeat(s, self.hop, axis=1)
-
     def train_step(self) -> float:
         t = self.params.train
         if self.resident is not None:
-            audio_t, mel_t, sigma = self.resident.batch(self.step)
+            audio_t, mel_t, prior = self.resident.batch(self.step)
         else:
             audio, mel = self.sampler.batch(self.step)
-            sigma = torch.from_numpy(self._sigma(mel)).to(self.device)
+            prior = self.prior.condition(mel, self.hop, audio.shape[-1], self.device)
             audio_t, mel_t = torch.from_numpy(audio).to(self.device), torch.from_numpy(mel).to(self.device)
         steps, noise = self.diffusion.draw_training_noise(audio_t, _step_generator(t.seed, self.step))
 
@@ -200,7 +199,7 @@ class Trainer:
                 raise TrainingDiverged(f"training loss is {value} at step {self.step + 1} "
                                        f"(run {self.run_dir}); lower train.learning_rate or check the features")
 
-        value = self.step_fn(audio_t, mel_t, sigma, steps, noise, check)
+        value = self.step_fn(audio_t, mel_t, prior, steps, noise, check)
         self.step += 1
         return value
 
@@ -213,11 +212,11 @@ class Trainer:
         for i, v in enumerate(self.valid):
             mel = torch.from_numpy(v["mel"]).unsqueeze(0).to(self.device)
             audio = torch.from_numpy(v["audio"]).unsqueeze(0).to(self.device)
-            sigma = torch.from_numpy(self._sigma(v["mel"][None])).to(self.device)
+            prior = self.prior.condition([v["mel"]], self.hop, audio.shape[-1], self.device)
             g = torch.Generator().manual_seed(utterance_seed(t.seed, f"valid-loss:{v['utt']}"))
             with self._autocast():
                 losses.append(float(self.diffusion.training_loss(
-                    lambda x, c, s: self.model(x, c, s, sigma), audio, mel, sigma, g)))
+                    lambda x, c, s: self.model(x, c, s, sigma_of(prior)), audio, mel, prior, g)))
         for start in range(0, len(self.valid), 8):
             chunk = self.valid[start:start + 8]
             with self._autocast():

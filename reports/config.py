@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# LEVEL: every interval of the report is a 95% CI; Holm's alpha is 1 - LEVEL (the judging rule's, eval/rule.py)
+from eval.rule import LEVEL  # noqa: F401  (the report's generator reads it from here)
 from priorgrad.schema import ConfigError, build_section, check_value
 
-LEVEL = 0.95   # every interval of the report is a 95% CI; Holm's alpha is 1 - LEVEL
 
 
 class ReportConfigError(ConfigError):
@@ -54,15 +55,15 @@ class ReportConfig:
                             list(src.listening_metrics))
 
     def rule(self, family: str = "vocoder"):
-        """The one judging rule (eval.aggregate.Rule) with this report's settings and the family's
-        equivalence margins (report: for the vocoder, acoustic_report: for the acoustic model)."""
-        from eval.aggregate import Rule
+        """The one judging rule (eval/rule.py) with this report's settings and the family's equivalence
+        margins (report: for the vocoder, acoustic_report: for the acoustic model); the evaluate stages build
+        the same one with eval.rule.load_rule."""
+        from eval.rule import make_rule
 
         src = self if family == "vocoder" else self.acoustic
         if src is None:
             raise ReportConfigError("acoustic_report: section not loaded (report_config_from_dict without acoustic=)")
-        return Rule(min_seeds=self.min_seeds, min_utts=self.claim_min_n, n_boot=self.n_boot,
-                    seed=self.bootstrap_seed, level=LEVEL, margins=dict(src.equivalence_margins))
+        return make_rule(self.min_seeds, self.claim_min_n, self.n_boot, self.bootstrap_seed, src.equivalence_margins)
 
 
 @dataclass
@@ -96,7 +97,7 @@ NEVER_PRIMARY = ("gv_ratio",)
 
 def acoustic_report_config_from_dict(section: Any, source: str = "params.yaml") -> AcousticReportConfig:
     """Build and validate the acoustic_report: section; every metric must be a qualified name."""
-    from experiments.contract import base_metric, split_metric
+    from eval.contract import base_metric, split_metric
 
     if section is None:
         raise ReportConfigError(f"{source}: missing section 'acoustic_report'")

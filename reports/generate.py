@@ -333,7 +333,7 @@ def _condition_tables(summary: pd.DataFrame, comparisons: pd.DataFrame, fcfg: Fa
                       ) -> list[tuple[str, str, ResultsTable]]:
     """One results table per synthesis condition (acoustic_report.metrics grouped by their condition, in
     order), each with its floor rows; the floor flags follow every primary metric, as in the full table."""
-    from experiments.contract import split_metric
+    from eval.contract import split_metric
     from reports.tables import metric_directions
 
     scored = metric_directions(summary)

@@ -16,7 +16,7 @@ import pandas as pd
 log = logging.getLogger(__name__)
 
 from eval.aggregate import FLOOR, KINDS  # noqa: E402
-from experiments.contract import (AUDIO_DIR, AUDIO_INDEX, CONVERGENCE_COLUMNS, KIND_MODEL,  # noqa: E402
+from eval.contract import (AUDIO_DIR, AUDIO_INDEX, CONVERGENCE_COLUMNS, KIND_MODEL,  # noqa: E402
                                   REFERENCE_AUDIO, RTF_COLUMNS, SCORE_COLUMNS, TRIAL_KEYS,
                                   KIND_VOCODED_REFERENCE, VOCODED_REFERENCE_AUDIO)
 from priorgrad import registry  # noqa: E402

@@ -51,7 +51,7 @@ def _copy(src: Path, out_dir: Path, rel: str) -> str:
 def build_listening(data: RunData, out_dir: Path, n_utts: int, metrics: list[str],
                     audio_prefix: str = "audio") -> tuple[list[ListeningUtt], list[str]]:
     """Copy the audio (under out_dir/audio_prefix) and return the section's model plus notes about anything missing."""
-    from experiments.contract import split_metric
+    from eval.contract import split_metric
 
     systems = family_systems(data.family)
     acoustic = data.family != "vocoder"

@@ -4,7 +4,7 @@ The direction of a scored metric always comes from the pipeline's own outputs (s
 `higher_is_better`); the table below only supplies labels, decimals, and the direction of the
 convergence-only metrics (e.g. the training loss) that never reach summary.json.
 
-The acoustic side's metric names are qualified (experiments.contract.split_metric): "E1/mel_l1" is shown
+The acoustic side's metric names are qualified (eval.contract.split_metric): "E1/mel_l1" is shown
 as "E1 mel L1", "E1/pesq_wb@rec" as "E1 PESQ-WB (vs recording)"; the base metric gives unit, direction
 and decimals.
 """
@@ -66,7 +66,7 @@ class MetricInfo:
 
 def metric_info(key: str, higher_is_better: bool | None = None) -> MetricInfo:
     """Info for `key`; `higher_is_better` from the pipeline's outputs wins over the built-in table."""
-    from experiments.contract import split_metric
+    from eval.contract import split_metric
 
     if key.startswith("valid/"):
         key = key[len("valid/"):]

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from experiments import acoustic_evaluate as ae
-from experiments.contract import (ACOUSTIC_CONDITIONS, SCORE_COLUMNS, VOCODED_REFERENCE_AUDIO, base_metric,
+from eval.contract import (ACOUSTIC_CONDITIONS, SCORE_COLUMNS, VOCODED_REFERENCE_AUDIO, base_metric,
                                   qualified_metric, split_metric)
 from experiments.testset import EvaluateError
 from priorgrad.schema import ConfigError, read_params

@@ -15,6 +15,7 @@ from priorgrad.acoustic.schedule_search import capped, grid_candidates
 from priorgrad.config import ConfigError
 from priorgrad.diffusion import Diffusion, ScheduleError, StepSchedule, strided_schedule
 from priorgrad.model import count_parameters
+from priorgrad.prior_contract import DiagonalDraw
 
 from support.core import ROOT
 
@@ -85,16 +86,16 @@ def test_masked_loss_with_unit_sigma_and_zero_mean_is_the_baseline_masked_mse():
     mask[2, :, 5:] = 0
     d = _diff()
     baseline = ((eps_hat - eps) ** 2 * mask).sum() / (mask.sum() * 80)
-    assert torch.equal(d.loss(eps_hat, eps, torch.ones(3, 80, 20), mask), baseline)
+    assert torch.equal(d.loss(eps_hat, eps, DiagonalDraw(torch.ones(3, 80, 20)), mask), baseline)
     # the 1/s^2 weighting
     s = torch.rand(3, 80, 20, generator=g) + 0.1
-    assert torch.allclose(d.loss(eps_hat, eps, s, mask), (((eps_hat - eps) / s) ** 2 * mask).sum() / (mask.sum() * 80))
+    assert torch.allclose(d.loss(eps_hat, eps, DiagonalDraw(s), mask), (((eps_hat - eps) / s) ** 2 * mask).sum() / (mask.sum() * 80))
     # training on x0 - mu: with mu = 0 and s = 1 the PriorGrad path gives the baseline's loss exactly
     x0 = torch.randn(3, 80, 20, generator=g)
     net = lambda x, c, t: x * 0.5  # noqa: E731
-    a = d.training_loss(net, x0, None, torch.ones_like(x0), torch.Generator().manual_seed(1),
-                        mu=torch.zeros_like(x0), mask=mask)
-    b = d.training_loss(net, x0, None, torch.ones_like(x0), torch.Generator().manual_seed(1), mask=mask)
+    a = d.training_loss(net, x0, None, DiagonalDraw(torch.ones_like(x0), torch.zeros_like(x0)),
+                        torch.Generator().manual_seed(1), mask=mask)
+    b = d.training_loss(net, x0, None, DiagonalDraw(torch.ones_like(x0)), torch.Generator().manual_seed(1), mask=mask)
     assert torch.equal(a, b)
 
 
@@ -108,14 +109,14 @@ def test_training_diffuses_x0_minus_mu_and_sampling_starts_at_s_n_and_adds_mu():
         return torch.zeros_like(x)
 
     s = torch.full((1, 80, 4), 0.5)
-    d.training_loss(net, x0, None, s, torch.Generator().manual_seed(0), mu=mu)
+    d.training_loss(net, x0, None, DiagonalDraw(s, mu), torch.Generator().manual_seed(0))
     # x0 - mu = 0, so x_t is pure scaled noise: its spread follows s, not the mel level
     assert seen["x"].abs().mean() < 1.0
     mask = torch.ones(1, 1, 4)
     mask[..., 3] = 0
     z = torch.randn(1, 80, 4, generator=torch.Generator().manual_seed(5))
-    out = d.sample(lambda x, c, t: torch.zeros_like(x), None, s, StepSchedule([0.2], [0.0]), noise=lambda k: z,
-                   clamp=False, mu=mu, mask=mask)
+    out = d.sample(lambda x, c, t: torch.zeros_like(x), None, DiagonalDraw(s, mu), StepSchedule([0.2], [0.0]),
+                   noise=lambda k: z, clamp=False, mask=mask)
     expected = (s * z / math.sqrt(0.8) + mu) * mask
     assert torch.allclose(out, expected)
     assert out.abs().max() > 1.0  # no clamp for mels

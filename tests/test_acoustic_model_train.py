@@ -21,6 +21,7 @@ from priorgrad.acoustic.toydata import make_toy_features
 from priorgrad.acoustic.train import train_acoustic
 from priorgrad.checkpoint import load
 from priorgrad.train import TrainingDiverged
+from priorgrad.prior_contract import DiagonalDraw
 
 from support.core import ROOT, kill_at_checkpoint, run_cli, sets
 
@@ -291,18 +292,19 @@ def test_clip_none_is_bit_identical_to_the_plain_sampler_and_a_wide_range_change
     draws = [torch.randn(2, 80, 30, generator=g) for _ in range(steps)]
     sched = strided_schedule(diffusion.betas, steps)
     ref = _plain_sampler(diffusion, net, sigma, sched, lambda k: draws[k], mu, mask)
-    got = diffusion.sample(net, None, sigma, sched, noise=lambda k: draws[k], clamp=False, mu=mu, mask=mask)
+    prior = DiagonalDraw(sigma, mu)
+    got = diffusion.sample(net, None, prior, sched, noise=lambda k: draws[k], clamp=False, mask=mask)
     assert torch.equal(got, ref)
     clipped: list[float] = []
     wide = (torch.full((1, 80, 1), -1e9), torch.full((1, 80, 1), 1e9))
-    got = diffusion.sample(net, None, sigma, sched, noise=lambda k: draws[k], clamp=False, mu=mu, mask=mask,
+    got = diffusion.sample(net, None, prior, sched, noise=lambda k: draws[k], clamp=False, mask=mask,
                            x0_range=wide, clipped=clipped)
     assert len(clipped) == steps and max(clipped) == 0.0
     torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
     # a range that binds is not a no-op: every step reports what it clipped, and the output lies in the range
     clipped = []
     tight = (torch.full((1, 80, 1), -6.0), torch.full((1, 80, 1), -4.0))
-    got = diffusion.sample(net, None, sigma, sched, noise=lambda k: draws[k], clamp=False, mu=mu, mask=mask,
+    got = diffusion.sample(net, None, prior, sched, noise=lambda k: draws[k], clamp=False, mask=mask,
                            x0_range=tight, clipped=clipped)
     assert clipped[0] > 0.1 and not torch.equal(got, ref)
 

@@ -136,6 +136,6 @@ def test_config_registry_and_presets_import_without_torch():
     import sys
 
     code = ("import sys, priorgrad.config, priorgrad.registry, priorgrad.audio, experiments.spec, "
-            "experiments.contract, reports.config; print('torch' in sys.modules)")
+            "eval.contract, reports.config; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -7,6 +7,7 @@ import torch
 from priorgrad.audio import PRESETS, log_mel, mel_filterbank
 from priorgrad.diffusion import Diffusion
 from priorgrad.model import DiffusionEmbedding, DiffWave, hop_factors
+from priorgrad.prior_contract import DiagonalDraw
 
 
 @pytest.mark.parametrize("preset", ["hifigan", "diffwave"])
@@ -66,12 +67,14 @@ def test_sampler_starts_from_prior_and_clamps():
     sigma = torch.full((1, 4096), 0.1)
     zero_model = lambda x, c, t: torch.zeros_like(x)  # noqa: E731
     g = torch.Generator().manual_seed(0)
-    out = d.sample(zero_model, None, sigma, steps=6, generator=g)
+    out = d.sample(zero_model, None, DiagonalDraw(sigma), steps=6, generator=g, shape=sigma.shape)
     assert out.abs().max() <= 1.0
     # x_S = sigma * n and every added noise is scaled by sigma: with a zero model the unclamped
     # result is exactly linear in sigma
-    a = d.sample(zero_model, None, sigma, 6, generator=torch.Generator().manual_seed(0), clamp=False)
-    b = d.sample(zero_model, None, torch.ones(1, 4096), 6, generator=torch.Generator().manual_seed(0), clamp=False)
+    a = d.sample(zero_model, None, DiagonalDraw(sigma), 6, generator=torch.Generator().manual_seed(0), clamp=False,
+                 shape=sigma.shape)
+    b = d.sample(zero_model, None, DiagonalDraw(torch.ones(1, 4096)), 6, generator=torch.Generator().manual_seed(0),
+                 clamp=False, shape=(1, 4096))
     torch.testing.assert_close(a, 0.1 * b)
     assert b.abs().max() > 1.0  # so the clamp above was exercised
 
@@ -82,7 +85,8 @@ def test_sampler_is_seeded():
     torch.nn.init.normal_(m.output_projection.weight)
     cond = m.condition(torch.randn(1, 80, 8))
     f = lambda x, c, t: m.denoise(x, cond, t)  # noqa: E731
-    a = d.sample(f, None, torch.ones(1, 2048), 6, generator=torch.Generator().manual_seed(3))
-    b = d.sample(f, None, torch.ones(1, 2048), 6, generator=torch.Generator().manual_seed(3))
-    c = d.sample(f, None, torch.ones(1, 2048), 6, generator=torch.Generator().manual_seed(4))
+    one = DiagonalDraw(torch.ones(1, 2048))
+    a = d.sample(f, None, one, 6, generator=torch.Generator().manual_seed(3), shape=(1, 2048))
+    b = d.sample(f, None, one, 6, generator=torch.Generator().manual_seed(3), shape=(1, 2048))
+    c = d.sample(f, None, one, 6, generator=torch.Generator().manual_seed(4), shape=(1, 2048))
     assert torch.equal(a, b) and not torch.equal(a, c)

@@ -8,6 +8,7 @@ from priorgrad.audio import log_mel
 from priorgrad.diffusion import Diffusion, ScheduleError, align_steps, inference_betas, training_betas
 from priorgrad.model import DiffWave, count_parameters
 from priorgrad.prior import MIN_FRAME_ENERGY, EnergyPrior, StandardPrior, energy_sigma, frame_energy
+from priorgrad.prior_contract import DiagonalDraw
 
 
 def test_alpha_bar_T():
@@ -72,13 +73,14 @@ def test_priorgrad_loss_with_unit_sigma_equals_diffwave_l2_exactly():
     g = torch.Generator().manual_seed(0)
     eps_hat, eps = torch.randn(4, 1000, generator=g), torch.randn(4, 1000, generator=g)
     d = Diffusion(loss="l2")
-    assert torch.equal(d.loss(eps_hat, eps, torch.ones(4, 1000)), F.mse_loss(eps_hat, eps))
+    assert torch.equal(d.loss(eps_hat, eps, DiagonalDraw(torch.ones(4, 1000))), F.mse_loss(eps_hat, eps))
     # and through the full training objective: the energy code path with sigma = 1 == the standard prior
     model = DiffWave(residual_layers=2, residual_channels=4, dilation_cycle=1)
     x0, mel = torch.randn(2, 256 * 4, generator=g).clamp(-1, 1), torch.randn(2, 80, 4, generator=g)
     ones = torch.ones_like(x0)
-    a = d.training_loss(lambda x, c, t: model(x, c, t), x0, mel, ones, torch.Generator().manual_seed(5))
-    b = d.training_loss(lambda x, c, t: model(x, c, t), x0, mel, torch.ones_like(x0), torch.Generator().manual_seed(5))
+    a = d.training_loss(lambda x, c, t: model(x, c, t), x0, mel, DiagonalDraw(ones), torch.Generator().manual_seed(5))
+    b = d.training_loss(lambda x, c, t: model(x, c, t), x0, mel, DiagonalDraw(torch.ones_like(x0)),
+                        torch.Generator().manual_seed(5))
     assert torch.equal(a, b)
     assert np.array_equal(StandardPrior().sigma_frames(np.zeros((80, 7))), np.ones(7, dtype=np.float32))
 
@@ -86,8 +88,8 @@ def test_priorgrad_loss_with_unit_sigma_equals_diffwave_l2_exactly():
 def test_priorgrad_loss_is_mahalanobis_weighted():
     d = Diffusion(loss="l2")
     eps_hat, eps, sigma = torch.tensor([[1.0, 2.0]]), torch.tensor([[0.0, 0.0]]), torch.tensor([[0.5, 2.0]])
-    assert torch.isclose(d.loss(eps_hat, eps, sigma), torch.tensor(((1 / 0.5) ** 2 + (2 / 2.0) ** 2) / 2))
-    assert torch.isclose(Diffusion(loss="l1").loss(eps_hat, eps, sigma), torch.tensor((2.0 + 1.0) / 2))
+    assert torch.isclose(d.loss(eps_hat, eps, DiagonalDraw(sigma)), torch.tensor(((1 / 0.5) ** 2 + (2 / 2.0) ** 2) / 2))
+    assert torch.isclose(Diffusion(loss="l1").loss(eps_hat, eps, DiagonalDraw(sigma)), torch.tensor((2.0 + 1.0) / 2))
 
 
 def test_receptive_field():

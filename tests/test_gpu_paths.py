@@ -21,6 +21,7 @@ from priorgrad.fast_train import ResidentCrops, TrainStep, check_cuda_graphs, ma
 from priorgrad.infer import generate
 from priorgrad.model import DiffWave, fused_gated_tanh, gated_tanh
 from priorgrad.prior import EnergyPrior
+from priorgrad.prior_contract import DiagonalDraw
 
 ROOT = Path(__file__).resolve().parents[1]
 HOP = 256
@@ -55,14 +56,15 @@ def test_reference_loss_and_step_equal_the_projects() -> None:
     diffusion = Diffusion()
     x0, mel, sigma = batch()
     t, n = diffusion.draw_training_noise(x0, torch.Generator().manual_seed(5))
-    ours = diffusion.training_loss(lambda x, c, s: model(x, c, s), x0, mel, sigma, torch.Generator().manual_seed(5))
+    ours = diffusion.training_loss(lambda x, c, s: model(x, c, s), x0, mel, DiagonalDraw(sigma),
+                                  torch.Generator().manual_seed(5))
     theirs = reference_loss(ref, x0, mel, sigma, t, n)
     assert ours.item() > 0.1  # a real residual, not two zeros compared
     assert ours.item() == pytest.approx(theirs.item(), rel=1e-5)
     # one Adam step each: the same weights after it
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     opt.zero_grad()
-    diffusion.training_loss_given(lambda x, c, s: model(x, c, s), x0, mel, sigma, t, n).backward()
+    diffusion.training_loss_given(lambda x, c, s: model(x, c, s), x0, mel, DiagonalDraw(sigma), t, n).backward()
     opt.step()
     reference_train_step(ref, torch.optim.Adam(ref.parameters(), lr=1e-3), x0, mel, sigma, t, n)
     w_ours = model.residual_layers[1].dilated_conv.weight
@@ -79,7 +81,7 @@ def test_reference_sampler_equals_the_projects(steps: int) -> None:
     eta, t_align = diffusion.schedule(steps)
     assert np.allclose(aligned_steps(inference_schedule(steps), diffusion.betas), t_align, atol=1e-9)
     draws = list(torch.randn(len(eta), 1, sigma.shape[1], generator=torch.Generator().manual_seed(3)))
-    ours = diffusion.sample(lambda x, c, t: model(x, c, t), mel, sigma, steps, noise=lambda k: draws[k])
+    ours = diffusion.sample(lambda x, c, t: model(x, c, t), mel, DiagonalDraw(sigma), steps, noise=lambda k: draws[k])
     theirs = reference_sample(ref, mel, sigma, steps, draws)
     assert ours.abs().max() > 0.05
     assert torch.allclose(ours, theirs, atol=1e-5)
@@ -148,10 +150,10 @@ def test_resident_crops_are_the_samplers_crops(tmp_path: Path, mode: str) -> Non
     resident = ResidentCrops(sampler, prior, HOP, "cpu")
     for step in (0, 7):
         audio, mel = sampler.batch(step)
-        r_audio, r_mel, r_sigma = resident.batch(step)
+        r_audio, r_mel, r_prior = resident.batch(step)
         assert np.array_equal(audio, r_audio.numpy()) and np.allclose(mel, r_mel.numpy(), atol=1e-6)
         sigma = np.stack([np.repeat(prior.sigma_frames(m), HOP) for m in mel])
-        assert np.allclose(sigma, r_sigma.numpy(), atol=1e-7)
+        assert np.allclose(sigma, r_prior.sigma.numpy(), atol=1e-7)
         # frames crops slice the fixture's (independent, varied) mel; official ones recompute it from audio
         assert mode == "official" or sigma.min() < sigma.max()
 
@@ -198,7 +200,7 @@ def test_bf16_training_step_stays_close_to_fp32() -> None:
         opt = make_optimizer(model, 2e-4, cuda_graphs=False)
         step = TrainStep(model, opt, torch.amp.GradScaler("cpu", enabled=False), diffusion, torch.device("cpu"),
                          precision)
-        losses[precision] = [step(x0, mel, sigma, t, n) for _ in range(2)]
+        losses[precision] = [step(x0, mel, DiagonalDraw(sigma), t, n) for _ in range(2)]
     assert losses["bf16"] != losses["fp32"]
     assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.03)
 
@@ -216,7 +218,7 @@ def test_compiled_step_gives_the_eager_loss() -> None:
         step = TrainStep(model, make_optimizer(model, 1e-3, False), torch.amp.GradScaler("cpu", enabled=False),
                          diffusion, torch.device("cpu"), "fp32", compile=compiled, compile_backend="aot_eager")
         assert step.path == ("compiled" if compiled else "eager")
-        losses[compiled] = [step(x0, mel, sigma, t, n) for _ in range(3)]
+        losses[compiled] = [step(x0, mel, DiagonalDraw(sigma), t, n) for _ in range(3)]
     assert losses[True][2] != losses[True][0]  # the weights moved
     assert losses[True] == pytest.approx(losses[False], rel=1e-5)
 

@@ -199,7 +199,7 @@ def test_evaluate_aggregates_over_seeds_then_utterances() -> None:
     rows.append({**rows[-1], "utt": "u5", "value": None})  # a failed utterance counts, never scores 0
     import pandas as pd
 
-    from experiments.contract import SCORE_COLUMNS
+    from eval.contract import SCORE_COLUMNS
 
     scores = pd.DataFrame([{**r, "kind": "model"} for r in rows], columns=SCORE_COLUMNS)
     summary, comparisons = aggregate(scores, {"ls_mae": False}, Rule(min_seeds=3, min_utts=4, n_boot=500, seed=0,

@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from priorgrad import registry
 from priorgrad.model import DiffusionEmbedding, ResidualBlock, _conv1d
 
 log = logging.getLogger(__name__)
@@ -344,7 +345,7 @@ def build_acoustic_model(cfg, vocab_size: int) -> AcousticModel:
                          variance_layers=m.variance_layers, variance_kernel=m.variance_kernel,
                          predictor_dropout=m.predictor_dropout, pitch_embed_dropout=m.pitch_embed_dropout,
                          max_positions=m.max_positions, diffusion_steps=cfg.diffusion.num_steps,
-                         trainable_prior=m.prior == "trainable")
+                         trainable_prior=registry.prior(m.prior, "acoustic").learns_mean)
 
 
 def decoder_param_formula(hidden: int, channels: int, layers: int) -> int:

@@ -6,13 +6,14 @@ neither imports the other.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from priorgrad.acoustic.dataset import Utterance, collate
-from priorgrad.acoustic.model import AcousticModel, StandardFramePrior, TablePrior, apply_prior_mode
+from priorgrad.acoustic.model import AcousticModel, TablePrior, apply_prior_mode
+from priorgrad.acoustic.priors import acoustic_prior
 from priorgrad.diffusion import Diffusion, ScheduleError, StepSchedule, strided_schedule
 
 CONDITIONS = ("E1", "E2", "E3")
@@ -60,17 +61,6 @@ def x0_range_of(table: TablePrior | None, clip_x0: str, device: torch.device
     return lo, hi
 
 
-def prior_for(model_cfg, table: TablePrior | None) -> Any | None:
-    """The frame prior of a system: PriorGrad's table, B1's N(0, I), None for B2 (mean from the network)."""
-    if model_cfg.prior == "phoneme":
-        if table is None:
-            raise ValueError("acoustic.model.prior is 'phoneme' but no phoneme statistics were given (--stats)")
-        return table
-    if model_cfg.prior == "standard":
-        return StandardFramePrior()
-    return None
-
-
 def frame_ids(tokens: torch.Tensor, mel2ph: torch.Tensor) -> list[np.ndarray]:
     """Per utterance, the token id of each real frame (mel2ph 1-based, 0 = padding)."""
     out = []
@@ -115,16 +105,17 @@ def sample_mels(model: AcousticModel, diffusion: Diffusion, model_cfg, table: Ta
     mask, mel2ph = out["mask"], out["mel2ph"]
     bsz, n = mel2ph.shape
     lengths = (mel2ph > 0).sum(1).tolist()
-    prior = prior_for(model_cfg, table)
-    if prior is None:  # B2: the network's mean, s = 1
-        mu, s = out["mu"], torch.ones(bsz, 80, n, device=device)
-    else:
+    prior = acoustic_prior(model_cfg, table)
+    frames: dict[str, torch.Tensor] = {}
+    if prior.frame_prior is not None:  # the token-level table's per-frame moments (else the network's)
         mu_np = np.zeros((bsz, 80, n), np.float32)
         s_np = np.ones((bsz, 80, n), np.float32)
         for i, ids in enumerate(frame_ids(tokens, mel2ph)):
-            m, sd = apply_prior_mode(*prior.frame_stats(ids), model_cfg.prior_mode)
+            m, sd = apply_prior_mode(*prior.frame_prior.frame_stats(ids), model_cfg.prior_mode)
             mu_np[i, :, :len(ids)], s_np[i, :, :len(ids)] = m, sd
-        mu, s = torch.from_numpy(mu_np).to(device), torch.from_numpy(s_np).to(device)
+        frames = {"mu": torch.from_numpy(mu_np).to(device), "s": torch.from_numpy(s_np).to(device)}
+    mu, s = prior.moments(frames, out)
+    draw = prior.condition(mu, s)
     gens = [torch.Generator().manual_seed(int(x)) for x in seeds]
 
     def noise(_k: int) -> torch.Tensor:
@@ -143,15 +134,13 @@ def sample_mels(model: AcousticModel, diffusion: Diffusion, model_cfg, table: Ta
 
     cond_proj = model.decoder.condition(out["cond"])  # once per utterance, not once per step
     x0_range = None if start_only else x0_range_of(table, clip_x0, device)
-    mu_arg = None if model_cfg.prior == "standard" else mu
     if start_only:
         noise_kept(0)
-        mel = (s * starts[0] + (0.0 if mu_arg is None else mu_arg)) * mask
+        mel = (draw.draw(starts[0]) + draw.mean()) * mask
     else:
-        mel = diffusion.sample(lambda x, _c, t: model.decoder.denoise(x, cond_proj, t, mask), None, s, schedule,
-                               noise=noise_kept, clamp=False, mu=mu_arg, mask=mask, x0_range=x0_range,
-                               clipped=clipped)
-    start = (s * starts[0] + (0.0 if mu_arg is None else mu_arg)) * mask
+        mel = diffusion.sample(lambda x, _c, t: model.decoder.denoise(x, cond_proj, t, mask), None, draw, schedule,
+                               noise=noise_kept, clamp=False, mask=mask, x0_range=x0_range, clipped=clipped)
+    start = (draw.draw(starts[0]) + draw.mean()) * mask
     mel, mu = mel.float().cpu().numpy(), (mu * mask).float().cpu().numpy()
     s_np, start = s.float().cpu().numpy(), start.float().cpu().numpy()
     m2p = mel2ph.cpu().numpy()

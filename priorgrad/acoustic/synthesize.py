@@ -20,7 +20,7 @@ from priorgrad.acoustic.dataset import FeatureSet, Utterance
 from priorgrad.acoustic.model import AcousticModel, TablePrior, build_acoustic_model
 from priorgrad.acoustic.model_config import AcousticConfig
 # the sampler's names stay importable from here (this module's public API before the sampler got its own)
-from priorgrad.acoustic.sampler import CONDITIONS, make_schedule, prior_for, sample_mels, x0_range_of  # noqa: F401
+from priorgrad.acoustic.sampler import CONDITIONS, make_schedule, sample_mels, x0_range_of  # noqa: F401
 from priorgrad.acoustic.schedule_search import search_schedule
 from priorgrad.diffusion import Diffusion, StepSchedule, strided_schedule
 from priorgrad.fileio import save_npy_atomic, write_json_atomic
@@ -31,23 +31,14 @@ log = logging.getLogger(__name__)
 
 
 def load_frame_prior(path: str | Path) -> Any:
-    """The phoneme prior of a stats file: the data side's PhonemePrior when present, else the contract's
-    file format (phoneme_stats.npz: mu, std (V, 80), already backed off and clipped) read directly."""
+    """The phoneme prior of a stats file (phoneme_stats.npz: mu, std (V, 80), already backed off and clipped),
+    in mode mean_std: the ablation mode is applied by the caller."""
+    from priorgrad.acoustic.phoneme_prior import PhonemePrior
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: phoneme statistics not found (run `priorgrad acoustic prior-stats` first)")
-    try:
-        from priorgrad.acoustic.phoneme_prior import PhonemePrior  # the data side's module
-    except ImportError:
-        PhonemePrior = None
-    if PhonemePrior is not None:
-        return PhonemePrior.load(path, mode="mean_std")  # the ablation mode is applied by the caller
-    try:
-        with np.load(path) as z:
-            rng = (z["mel_min"], z["mel_max"]) if "mel_min" in z.files else None
-            return TablePrior(z["mu"], z["std"], mel_range=rng)
-    except KeyError as e:
-        raise ValueError(f"{path}: missing array {e}") from e
+    return PhonemePrior.load(path, mode="mean_std")
 
 
 def searched_schedule(model: AcousticModel, diffusion: Diffusion, model_cfg, table: TablePrior | None,

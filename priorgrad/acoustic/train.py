@@ -30,7 +30,8 @@ from priorgrad.acoustic.dataset import FeatureSet, Utterance, collate
 from priorgrad.acoustic.metrics_mel import mel_l1
 from priorgrad.acoustic.model import TablePrior, apply_prior_mode, build_acoustic_model
 from priorgrad.acoustic.model_config import AcousticConfig
-from priorgrad.acoustic.sampler import make_schedule, prior_for, sample_mels
+from priorgrad.acoustic.priors import acoustic_prior
+from priorgrad.acoustic.sampler import make_schedule, sample_mels
 from priorgrad.config import params_hash
 from priorgrad.diffusion import Diffusion
 from priorgrad.fileio import write_json_atomic, write_text_atomic
@@ -94,7 +95,7 @@ class AcousticTrainer:
         if isinstance(prior, (str, Path)):
             prior = load_frame_prior(prior)
         self.table = TablePrior.from_prior(prior, vocab_size) if prior is not None else None
-        self.prior = prior_for(cfg.model, self.table)  # raises for 'phoneme' without statistics
+        self.prior = acoustic_prior(cfg.model, self.table)  # raises for 'phoneme' without statistics
         self.diffusion = Diffusion(cfg.diffusion.num_steps, cfg.diffusion.beta_start, cfg.diffusion.beta_end)
         # validation samples under the evaluation's protocol and clip (acoustic.infer.schedule / clip_x0), with
         # valid_steps steps; 'searched' validates with the full training schedule (valid_steps = T, checked)
@@ -165,7 +166,8 @@ class AcousticTrainer:
     def losses(self, utts: list[Utterance], rng: np.random.Generator, gen: torch.Generator) -> dict[str, torch.Tensor]:
         """All loss terms of one batch (the trainer sums them; weights 1)."""
         t, m = self.cfg.train, self.cfg.model
-        b = collate(utts, self.prior, m.prior_mode) if self.prior is not None else collate(utts)
+        table = self.prior.frame_prior
+        b = collate(utts, table, m.prior_mode) if table is not None else collate(utts)
         d = {k: v.to(self.device) for k, v in b.items()}
         out = self.model.adapt(d["tokens"], d["mel2ph"], d["f0"], d["uv"], d["energy"], *self.f0_stats)
         tok_mask = (d["tokens"] != 0).float()
@@ -179,18 +181,16 @@ class AcousticTrainer:
                         * frame_mask).sum() / frame_mask.sum()
         e_mask = frame_mask * (d["energy"] != 0).float()
         losses["energy"] = ((out["energy_pred"] - d["energy"]) ** 2 * e_mask).sum() / e_mask.sum().clamp_min(1.0)
-        if m.prior == "trainable":
-            mu, s = out["mu"], torch.ones_like(d["mel"])
+        mu, s = self.prior.moments({k: d[k] for k in ("mu", "s") if k in d}, out)
+        if self.prior.learns_mean:  # B2: the mean is the network's, fitted by its own loss term
             mm = out["mask"].expand_as(mu)
             losses["prior"] = (0.5 * ((d["mel"] - mu) ** 2 + LN_2PI) * mm).sum() / mm.sum()
-        else:
-            mu, s = d["mu"], d["s"]
         frames = {"mel": d["mel"], "mu": mu, "s": s, "cond": out["cond"], "mask": out["mask"]}
         w = window(b, frames, t.window_frames, rng)
         mask = w["mask"]
         losses["diff"] = self.diffusion.training_loss(
-            lambda x, c, tt: self.model.decoder(x, c, tt, mask), w["mel"], w["cond"], w["s"], gen,
-            mu=None if m.prior == "standard" else w["mu"], mask=mask)
+            lambda x, c, tt: self.model.decoder(x, c, tt, mask), w["mel"], w["cond"],
+            self.prior.condition(w["mu"], w["s"]), gen, mask=mask)
         return losses
 
     def train_step(self) -> dict[str, float]:
@@ -236,7 +236,7 @@ class AcousticTrainer:
                 if self.table is not None:
                     mu, _ = apply_prior_mode(*self.table.frame_stats(u.frame_ids()), "mean_std")
                     floor.append(mel_l1(mu, u.mel))
-                elif self.cfg.model.prior == "trainable":
+                elif self.prior.learns_mean:
                     floor.append(mel_l1(r["mu"], u.mel))
         self.model.train()
         out = {"valid/mel_l1": float(np.mean(l1)), "valid/prior_draw_mel_l1": float(np.mean(draw))}

@@ -86,6 +86,6 @@ def make_vocoder(kind: str, checkpoint: str | Path | None, infer_cfg, seed: int,
 
     def run(mel: np.ndarray, key: str) -> np.ndarray:
         return generate(model, diffusion, prior, [mel.astype(np.float32)], [utterance_seed(seed, key)],
-                        infer_cfg.vocoder_steps, params.hop_length, device)[0]
+                        infer_cfg.vocoder_steps, params.audio.preset, device)[0]
 
     return Vocoder(f"priorgrad:{Path(checkpoint).name}", run)

@@ -8,7 +8,7 @@
   stage's own code. PriorGrad is clearly better at T=6, equal at T=50; DiffWave at the small size,
   200 steps, T=6 is no better than its prior noise; curves converge faster for PriorGrad.
 - make_acoustic_runs: the same for the acoustic model (runs/acoustic/{sweep,eval}, the contract of
-  experiments/contract.py): B1, B2 and PriorGrad-AM x sizes x a budget ladder x T_infer, qualified metric
+  eval/contract.py): B1, B2 and PriorGrad-AM x sizes x a budget ladder x T_infer, qualified metric
   names ("E1/mel_cd", "E1/pesq_wb@rec", "E2/mel_cd"), each system's prior-draw floor rows, the mu-alone mean
   reference rows (kind mean_reference, identical for every seed, better than every system: never a floor),
   summary/comparisons by eval.aggregate(family="acoustic"), the vocoded ground-truth mel folder. Built-in
@@ -27,7 +27,7 @@ import pandas as pd
 import soundfile as sf
 
 from eval.aggregate import FLOOR, SCORE_COLUMNS, Rule, aggregate
-from experiments.contract import KIND_MEAN_REFERENCE, KIND_RECORDING
+from eval.contract import KIND_MEAN_REFERENCE, KIND_RECORDING
 from priorgrad import registry
 from support.browser import find_chromium, keep_screenshots  # noqa: F401 - used by the report tests
 
@@ -208,7 +208,7 @@ def make_runs(root: Path, sizes: dict[str, int] | None = None, budgets: list[int
                             "dnsmos_ovrl": "speechmos 0.0.1.1"}}, indent=1))
 
     # kept audio through the evaluate stage's own code (experiments.examples): folders and audio/index.json
-    from experiments.contract import KIND_MODEL, KIND_PRIOR_NOISE, audio_setting_dir, prior_noise_dir
+    from eval.contract import KIND_MODEL, KIND_PRIOR_NOISE, audio_setting_dir, prior_noise_dir
     from experiments.examples import copy_examples
 
     work = root / "work"
@@ -346,7 +346,7 @@ def _e3_rows(rng, specs, sizes: dict[str, int], budgets: list[int], seeds: list[
 def make_acoustic_runs(root: Path, sizes: dict[str, int] | None = None, budgets: list[int] | None = None,
                        seeds: list[int] | None = None, t_infer: list[int] | None = None) -> tuple[Path, Path]:
     """Write root/runs/acoustic/{sweep,eval}; returns (eval_dir, sweep_dir)."""
-    from experiments.contract import KIND_MODEL, KIND_PRIOR_NOISE, VOCODED_REFERENCE_AUDIO, audio_setting_dir
+    from eval.contract import KIND_MODEL, KIND_PRIOR_NOISE, VOCODED_REFERENCE_AUDIO, audio_setting_dir
     from experiments.examples import copy_examples
 
     sizes = sizes or ACOUSTIC_SIZES

@@ -1,0 +1,64 @@
+"""The inputs every vocoder sampler shares (the eager ``infer.generate``, the fast ``fast_infer`` one, the
+trainer's validation): device choice, per-utterance seeds and noise, and the padded mel batch.
+
+Below both samplers, so that neither imports the other.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from priorgrad.audio import MelPreset, get_preset
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} requested but CUDA is not available on this machine")
+    return torch.device(name)
+
+
+def utterance_seed(base_seed: int, utt: str) -> int:
+    """Seed of one utterance's noise: stable across batch sizes, processes and machines."""
+    digest = hashlib.sha256(f"{base_seed}:{utt}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def batch_mels(mels: Sequence[np.ndarray], preset: str | MelPreset) -> tuple[np.ndarray, list[int], int]:
+    """(mel (B, n_mels, F), lengths in frames, waveform samples F * hop): the batch padded to its longest mel.
+
+    Shorter mels are padded with the preset's silent frame (its compressed 1e-5 floor: ln(1e-5) for
+    hifigan, 0 for diffwave); the prior's padding rule is its own (``Prior.condition`` gets the
+    unpadded mels).
+    """
+    p = get_preset(preset)
+    lengths = [m.shape[1] for m in mels]
+    frames = max(lengths)
+    mel = np.full((len(mels), mels[0].shape[0], frames), p.silence, dtype=np.float32)
+    for i, m in enumerate(mels):
+        mel[i, :, :m.shape[1]] = m
+    return mel, lengths, frames * p.hop_length
+
+
+def utterance_noise(seeds: Sequence[int], lengths: Sequence[int], hop_length: int,
+                    shape: tuple[int, int]) -> Callable[[int], torch.Tensor]:
+    """noise(k): the k-th standard normal draw of the batch (CPU), one generator per utterance.
+
+    Each utterance draws from its own generator at its own length: the result does not depend on
+    which other utterances share the batch (up to the padded tail's receptive field). Draws must be
+    taken in order k = 0, 1, ... (the sampler does).
+    """
+    gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
+
+    def noise(_k: int) -> torch.Tensor:
+        z = torch.zeros(shape)
+        for i, g in enumerate(gens):
+            n = lengths[i] * hop_length
+            z[i, :n] = torch.randn(n, generator=g)
+        return z
+
+    return noise
