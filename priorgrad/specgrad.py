@@ -186,6 +186,17 @@ def _cosine_basis(n_bins_out: int, n_fft_out: int, order: int) -> np.ndarray:
     return basis
 
 
+def _checked(cfg: SpecGradConfig, preset: str | MelPreset) -> MelPreset:
+    """The value checks load_params runs (a config made in code gets them too), plus those that need the
+    preset; errors name the key."""
+    check_specgrad(cfg, "specgrad prior")
+    p = get_preset(preset)
+    if cfg.lifter_order > p.n_fft // 2:
+        raise ConfigError(f"prior.specgrad.lifter_order: {cfg.lifter_order} exceeds half the front-end's FFT "
+                          f"size ({p.n_fft // 2})")
+    return p
+
+
 def specgrad_filter(log_mel: "torch.Tensor", preset: str | MelPreset, cfg: SpecGradConfig,
                     stft: SpecGradSTFT | None = None) -> "torch.Tensor":
     """m for a batch of log-mels (B, n_mels, F) (or one (n_mels, F)): (B, F, bins) complex64.
@@ -200,15 +211,11 @@ def specgrad_filter(log_mel: "torch.Tensor", preset: str | MelPreset, cfg: SpecG
     """
     import torch
 
-    p = get_preset(preset)
-    check_specgrad(cfg, "prior")
+    p = _checked(cfg, preset)
     stft = stft or SpecGradSTFT.for_preset(p, cfg.n_fft, cfg.win_length)
     mel = log_mel if log_mel.ndim == 3 else log_mel.unsqueeze(0)
     if mel.ndim != 3 or mel.shape[1] != p.n_mels:
         raise ValueError(f"specgrad filter: expected log-mel (B, {p.n_mels}, frames), got shape {tuple(log_mel.shape)}")
-    if cfg.lifter_order > p.n_fft // 2:
-        raise ConfigError(f"prior.specgrad.lifter_order: {cfg.lifter_order} exceeds half the front-end's FFT "
-                          f"size ({p.n_fft // 2})")
     device = mel.device
     # float64 through the cepstrum: log/exp of amplitudes spanning ~1e-5..1e2 lose digits in float32
     lin = torch.from_numpy(mel_to_linear_magnitude(mel.detach().cpu().numpy(), p)).to(device)  # (B, n_mels, F)
@@ -303,11 +310,7 @@ def build_specgrad(prior_cfg: Any, stats: dict[str, Any] | None, preset: str) ->
     cfg = getattr(prior_cfg, "specgrad", None)
     if not isinstance(cfg, SpecGradConfig):
         raise ConfigError("prior.specgrad: missing (params.yaml must set the SpecGrad prior's options)")
-    check_specgrad(cfg, "prior")
-    p = get_preset(preset)
-    if cfg.lifter_order > p.n_fft // 2:
-        raise ConfigError(f"prior.specgrad.lifter_order: {cfg.lifter_order} exceeds half the front-end's FFT "
-                          f"size ({p.n_fft // 2})")
+    p = _checked(cfg, preset)
     SpecGradSTFT.for_preset(p, cfg.n_fft, cfg.win_length)  # the STFT's own checks, at build time
     return SpecGradPrior(cfg, p.name)
 

@@ -215,6 +215,20 @@ def test_batch_shapes_and_dtypes(params) -> None:
     assert one.m.shape[0] == 1 and one.draw(torch.randn(5, 16 * hop)).shape == (5, 16 * hop)
 
 
+def test_the_whitened_loss_passes_gradients(params) -> None:
+    """The trainer backpropagates through whiten (the loss ||L^-1 (eps_hat - eps)||^2): finite, non-zero
+    gradients, and the gradient of the quadratic form is 2 L^-T L^-1 r, so it vanishes with r."""
+    hop = get_preset("hifigan").hop_length
+    draw = _prior(params).condition(_formant_mel("hifigan", 16, batch=2), 16 * hop)
+    eps = draw.draw(torch.randn(2, 16 * hop))
+    eps_hat = (eps + 0.1 * torch.randn_like(eps)).requires_grad_(True)
+    draw.whiten(eps_hat - eps).pow(2).mean().backward()
+    assert torch.isfinite(eps_hat.grad).all() and eps_hat.grad.abs().max() > 0
+    exact = eps.clone().requires_grad_(True)
+    draw.whiten(exact - eps).pow(2).mean().backward()
+    assert exact.grad.abs().max() == 0
+
+
 def test_shape_mismatches_are_clear_errors(params) -> None:
     prior = _prior(params)
     hop = get_preset("hifigan").hop_length
