@@ -44,6 +44,38 @@ class CorpusConfig:
     official_split: str              # auto | yes | no: official LJSpeech lists when the corpus is full LJSpeech
 
 
+# the SpecGrad filter's gain normalisation (priorgrad/specgrad.py): none = the front-end's STFT magnitude
+# units (the public implementations); psd = divided by the front-end's white-noise magnitude, so |m|^2 is
+# the speech's power spectral density and the noise's power follows the speech's frame by frame
+SPECGRAD_GAINS = ("none", "psd")
+
+
+@dataclass
+class SpecGradConfig:
+    lifter_order: int                # r: cepstral coefficients kept (quefrencies |q| < r)
+    mel_floor: float                 # clamp of the pseudo-inverse mel amplitude before the log (front-end units)
+    gain: str                        # none | psd (SPECGRAD_GAINS)
+    floor: float                     # added to |m| after the gain: |m| >= floor, so 1/m <= 1/floor
+    n_fft: int                       # the filter STFT's FFT size (hop = the preset's; frames = mel frames)
+    win_length: int                  # its Hann window length (<= n_fft, > hop)
+    min_phase: bool                  # minimum-phase filter (true) or zero phase (the ablation)
+
+
+def check_specgrad(s: SpecGradConfig, source: str = "params") -> None:
+    """Value checks of prior.specgrad (types are build_section's); each failure names the key.
+
+    Kept here, torch-free, so that load_params rejects a bad value before any stage runs; the builder in
+    priorgrad/specgrad.py calls it too."""
+    k = "prior.specgrad"
+    _require(s.lifter_order >= 1, source, f"{k}.lifter_order", f"{s.lifter_order} must be >= 1")
+    _require(s.mel_floor > 0, source, f"{k}.mel_floor", f"{s.mel_floor} must be > 0 (the log of the envelope)")
+    _require(s.gain in SPECGRAD_GAINS, source, f"{k}.gain", f"{s.gain!r} not one of {list(SPECGRAD_GAINS)}")
+    _require(s.floor > 0, source, f"{k}.floor", f"{s.floor} must be > 0 (whitening divides by m)")
+    _require(s.n_fft >= 2 and s.n_fft % 2 == 0, source, f"{k}.n_fft", f"{s.n_fft} must be an even number >= 2")
+    _require(1 <= s.win_length <= s.n_fft, source, f"{k}.win_length",
+             f"{s.win_length} must be in [1, n_fft ({s.n_fft})]")
+
+
 @dataclass
 class PriorConfig:
     type: str                        # a prior of priorgrad.registry: energy (PriorGrad) | standard (DiffWave)
@@ -51,6 +83,7 @@ class PriorConfig:
     max_energy: float | str | None   # E_max override (frame energy clipped to it); null = dataset E_max;
     #                                  "preset" = the audio preset's tuned value (hifigan 4.0, diffwave null)
     condition_on_sigma: bool         # ablation: feed sigma to the network as an extra conditioning channel
+    specgrad: SpecGradConfig         # the SpecGrad filtered-noise prior's options (used when type is specgrad)
 
 
 @dataclass
@@ -189,6 +222,11 @@ def validate(p: Params, source: str = "params") -> None:
     me = p.prior.max_energy
     _require(me is None or me == "preset" or (isinstance(me, float) and me > 0), source,
              "prior.max_energy", f"{p.prior.max_energy} must be positive, null or 'preset'")
+    check_specgrad(p.prior.specgrad, source)
+    _require(p.prior.specgrad.lifter_order <= preset.n_fft // 2, source, "prior.specgrad.lifter_order",
+             f"{p.prior.specgrad.lifter_order} exceeds half the front-end's FFT size ({preset.n_fft // 2})")
+    _require(p.prior.specgrad.win_length > preset.hop_length, source, "prior.specgrad.win_length",
+             f"{p.prior.specgrad.win_length} must exceed the hop ({preset.hop_length}) so windows cover every sample")
     m = p.model
     _require(m.residual_layers >= 1, source, "model.residual_layers", "must be >= 1")
     _require(m.residual_channels >= 1, source, "model.residual_channels", "must be >= 1")
