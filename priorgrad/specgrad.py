@@ -15,18 +15,16 @@ this module stays cheap):
 - ``SpecGradPrior`` and ``build_specgrad(prior_cfg, stats, preset)``: the vocoder prior and its builder
   (the registry's ``"module:function"`` form, as ``priorgrad.prior.build_energy``).
 
-The contract it implements (to live in a family-neutral module; a local copy until it lands)::
-
-    class PriorDraw(Protocol):   # a prior conditioned on one batch, in the target's shape (vocoder: (B, N))
-        def mean(self) -> torch.Tensor | float        # 0.0 for vocoder priors
-        def draw(self, n: torch.Tensor) -> torch.Tensor    # L n: white noise n (B, N) -> prior noise
-        def whiten(self, r: torch.Tensor) -> torch.Tensor  # L^-1 r, for the loss ||L^-1 (eps_hat - eps)||^2
+``SpecGradDraw`` implements the family-neutral prior contract (``priorgrad.prior_contract.PriorDraw``: mean,
+draw, whiten) and ``SpecGradPrior.condition`` has the vocoder priors' signature (``priorgrad.prior.Prior``), so
+the trainer, the samplers and the evaluate stage's floor run it unchanged. It is not a ``DiagonalDraw``: the
+fast sampler, CUDA-graph training and the condition_on_sigma ablation need one and say so.
 """
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -37,18 +35,8 @@ from priorgrad.schema import ConfigError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["PriorDraw", "SpecGradSTFT", "SpecGradDraw", "SpecGradPrior", "build_specgrad", "specgrad_filter",
+__all__ = ["SpecGradSTFT", "SpecGradDraw", "SpecGradPrior", "build_specgrad", "specgrad_filter",
            "SPECGRAD_GAINS"]
-
-
-class PriorDraw(Protocol):
-    """Local copy of the family-neutral prior contract (see the module docstring)."""
-
-    def mean(self) -> "torch.Tensor | float": ...
-
-    def draw(self, n: "torch.Tensor") -> "torch.Tensor": ...
-
-    def whiten(self, r: "torch.Tensor") -> "torch.Tensor": ...
 
 
 # ----------------------------------------------------------------------------- the filter's STFT
@@ -289,20 +277,39 @@ class SpecGradPrior:
         """m (B, F, bins) complex64 for log-mels (B, n_mels, F)."""
         return specgrad_filter(log_mel, self.preset, self.cfg, self.stft)
 
-    def condition(self, log_mel: "torch.Tensor", n_samples: int) -> SpecGradDraw:
-        """The prior for one batch: its log-mel (B, n_mels, F) and waveform length N = F * hop."""
-        hop = get_preset(self.preset).hop_length
-        frames = log_mel.shape[-1]
-        if n_samples != frames * hop:
-            raise ValueError(f"specgrad prior: {n_samples} samples do not match {frames} mel frames x hop {hop}")
-        stft = self.stft
-        return SpecGradDraw(specgrad_filter(log_mel, self.preset, self.cfg, stft), stft, n_samples)
+    def condition(self, mels: "Sequence[np.ndarray] | torch.Tensor", hop_length: int, n_samples: int,
+                  device: "torch.device | str" = "cpu") -> SpecGradDraw:
+        """The prior for a batch (the vocoder contract, ``priorgrad.prior.Prior``): its unpadded log-mels (each
+        (n_mels, F_i); a (B, n_mels, F) array or tensor is B of them) and the batch's waveform length N.
 
-    def sigma_frames(self, log_mel: np.ndarray) -> np.ndarray:
-        # The trainer's per-frame sigma path (priorgrad.prior.Prior) cannot express a filter; a clear
-        # error until the diffusion module takes the PriorDraw contract.
-        raise NotImplementedError("prior.type: specgrad is a filtered-noise prior (L = G+ M G), not a per-frame "
-                                  "sigma: it needs the PriorDraw contract (draw/whiten) in the diffusion module")
+        N must be a whole number of hops, N / hop >= every F_i. Padding rule (samples past an utterance's
+        end): its filter is extended by repeating its quietest frame (least sum |m|^2), the analogue of the
+        diagonal priors' smallest sigma (``priorgrad.prior.frame_sigma_draw``): the padded tail stays as quiet
+        as the utterance's quietest frame, with that frame's spectral shape."""
+        import torch
+
+        hop = get_preset(self.preset).hop_length
+        if hop_length != hop:
+            raise ValueError(f"specgrad prior: hop_length {hop_length} is not the {self.preset} preset's ({hop})")
+        if n_samples % hop:
+            raise ValueError(f"specgrad prior: {n_samples} samples is not a whole number of hops ({hop})")
+        frames = n_samples // hop
+        items = [torch.as_tensor(np.asarray(m) if not torch.is_tensor(m) else m).detach().cpu() for m in mels]
+        for i, m in enumerate(items):
+            if m.ndim != 2 or m.shape[-1] > frames:
+                raise ValueError(f"specgrad prior: utterance {i}'s log-mel of shape {tuple(m.shape)} does not fit "
+                                 f"{n_samples} samples ({frames} mel frames x hop {hop})")
+        stft = self.stft
+        if all(m.shape[-1] == frames for m in items):   # training crops: one batched filter, no padding
+            m = specgrad_filter(torch.stack(items), self.preset, self.cfg, stft)
+        else:
+            parts = []
+            for item in items:
+                mi = specgrad_filter(item, self.preset, self.cfg, stft)[0]        # (F_i, bins)
+                quiet = mi[int(mi.abs().pow(2).sum(-1).argmin())]
+                parts.append(torch.cat([mi, quiet.expand(frames - mi.shape[0], -1)]))
+            m = torch.stack(parts)
+        return SpecGradDraw(m.to(device), stft, n_samples)
 
 
 def build_specgrad(prior_cfg: Any, stats: dict[str, Any] | None, preset: str) -> SpecGradPrior:

@@ -20,6 +20,7 @@ from support.project import ROOT
 
 LJ_MINI = ROOT.parent / "shared" / "data" / "ljspeech_mini" / "wavs"
 UTTERANCE = LJ_MINI / "LJ001-0001.wav"
+HOP = get_preset("hifigan").hop_length  # the vocoder contract passes it; both presets use 256
 FRAMES = 200          # ~2.3 s of the utterance: enough frames per region, fast on a shared CPU
 
 
@@ -137,9 +138,9 @@ def test_whiten_inverts_draw_for_a_time_invariant_filter(params) -> None:
     mel = _formant_mel("hifigan", 64)
     n_samples = 64 * get_preset("hifigan").hop_length
     n = torch.randn(8, n_samples, generator=torch.Generator().manual_seed(1))
-    draw = prior.condition(mel, n_samples)
+    draw = prior.condition(mel, HOP, n_samples)
     assert _rel(draw.whiten(draw.draw(n)), n) < 0.03
-    zero_phase = _prior(params, min_phase=False).condition(mel, n_samples)
+    zero_phase = _prior(params, min_phase=False).condition(mel, HOP, n_samples)
     assert _rel(zero_phase.whiten(zero_phase.draw(n)), n) > 0.3
 
 
@@ -150,9 +151,9 @@ def test_whiten_inverts_draw_on_a_real_utterance_to_the_stated_tolerance(params)
     0.015 with a floor of 0.1 in psd units (a 13:1 range, PriorGrad-like). The bounds: 0.40 and 0.03."""
     mel, n_samples = _real_mel()
     n = torch.randn(8, n_samples, generator=torch.Generator().manual_seed(2))
-    draw = _prior(params).condition(mel, n_samples)
+    draw = _prior(params).condition(mel, HOP, n_samples)
     assert _rel(draw.whiten(draw.draw(n)), n) < 0.40
-    narrow = _prior(params, gain="psd", floor=0.1).condition(mel, n_samples)
+    narrow = _prior(params, gain="psd", floor=0.1).condition(mel, HOP, n_samples)
     assert _rel(narrow.whiten(narrow.draw(n)), n) < 0.03
 
 
@@ -163,7 +164,7 @@ def test_drawn_noise_power_spectrum_follows_the_filter(params) -> None:
     Measured on LJ001-0001..0003: correlation 0.998, mean |error| 0.67-0.72 dB (per single frame: 0.986,
     1.5 dB). Bounds: correlation > 0.99, mean |error| < 1.5 dB, per frame > 0.95."""
     mel, n_samples = _real_mel()
-    draw = _prior(params).condition(mel, n_samples)
+    draw = _prior(params).condition(mel, HOP, n_samples)
     n = torch.randn(16, n_samples, generator=torch.Generator().manual_seed(3))
     spec = draw.stft.analysis(draw.draw(n))
     periodogram = spec.abs().pow(2).mean(0) / draw.stft.window().pow(2).sum()
@@ -186,7 +187,7 @@ def test_the_filter_follows_the_utterances_spectrum(params) -> None:
     mel's 8 kHz top (the cepstral envelope is a geometric mean over the harmonics). Bound: > 0.6."""
     mel, n_samples = _real_mel()
     wav = load_audio(UTTERANCE, "hifigan")[:n_samples]
-    draw = _prior(params).condition(mel, n_samples)
+    draw = _prior(params).condition(mel, HOP, n_samples)
     power = draw.stft.analysis(torch.from_numpy(wav)[None]).abs()[0].pow(2)
     loud = power.mean(-1) > power.mean(-1).median()
     smooth = torch.nn.functional.conv1d(power[loud].unsqueeze(1), torch.ones(1, 1, 33) / 33, padding=16).squeeze(1)
@@ -202,7 +203,7 @@ def test_batch_shapes_and_dtypes(params) -> None:
     mel = _formant_mel("hifigan", 16, batch=3) + torch.linspace(-2, 0, 3)[:, None, None]  # three loudnesses
     m = prior.filter(mel)
     assert m.shape == (3, 16, 2048 // 2 + 1) and m.dtype == torch.complex64
-    draw = prior.condition(mel, 16 * hop)
+    draw = prior.condition(mel, HOP, 16 * hop)
     for dtype in (torch.float32, torch.float64):
         n = torch.randn(3, 16 * hop, dtype=dtype)
         assert draw.draw(n).shape == (3, 16 * hop) and draw.draw(n).dtype == dtype
@@ -210,8 +211,8 @@ def test_batch_shapes_and_dtypes(params) -> None:
     # items are filtered by their own mel: louder mel, louder noise
     power = draw.draw(torch.randn(3, 16 * hop)).pow(2).mean(-1)
     assert power[0] < power[1] < power[2]
-    # one (n_mels, F) mel is a batch of one; one filter serves many draws
-    one = prior.condition(mel[0], 16 * hop)
+    # a batch of one; one filter serves many draws
+    one = prior.condition([mel[0]], HOP, 16 * hop)
     assert one.m.shape[0] == 1 and one.draw(torch.randn(5, 16 * hop)).shape == (5, 16 * hop)
 
 
@@ -219,7 +220,7 @@ def test_the_whitened_loss_passes_gradients(params) -> None:
     """The trainer backpropagates through whiten (the loss ||L^-1 (eps_hat - eps)||^2): finite, non-zero
     gradients, and the gradient of the quadratic form is 2 L^-T L^-1 r, so it vanishes with r."""
     hop = get_preset("hifigan").hop_length
-    draw = _prior(params).condition(_formant_mel("hifigan", 16, batch=2), 16 * hop)
+    draw = _prior(params).condition(_formant_mel("hifigan", 16, batch=2), HOP, 16 * hop)
     eps = draw.draw(torch.randn(2, 16 * hop))
     eps_hat = (eps + 0.1 * torch.randn_like(eps)).requires_grad_(True)
     draw.whiten(eps_hat - eps).pow(2).mean().backward()
@@ -229,13 +230,33 @@ def test_the_whitened_loss_passes_gradients(params) -> None:
     assert exact.grad.abs().max() == 0
 
 
+def test_padding_repeats_the_utterances_quietest_frame(params) -> None:
+    """Batch padding (the vocoder contract's unpadded mels): a shorter utterance's filter is its own, then its
+    quietest frame (least sum |m|^2) repeated, as the diagonal priors' tail takes the smallest sigma."""
+    prior = _prior(params)
+    long = _formant_mel("hifigan", 12)[0]
+    short = _formant_mel("hifigan", 8)[0] + torch.linspace(0, -3, 8)  # getting quieter: frame 7 the quietest
+    draw = prior.condition([long, short], HOP, 12 * HOP)
+    own = prior.filter(short[None])[0]
+    torch.testing.assert_close(draw.m[1, :8], own)
+    assert int(own.abs().pow(2).sum(-1).argmin()) == 7
+    torch.testing.assert_close(draw.m[1, 8:], own[7].expand(4, -1))
+    torch.testing.assert_close(draw.m[0], prior.filter(long[None])[0])
+    # numpy mels as the samplers pass them give the same filter
+    torch.testing.assert_close(prior.condition([long.numpy(), short.numpy()], HOP, 12 * HOP).m, draw.m)
+    with pytest.raises(ValueError, match="not a whole number of hops"):
+        prior.condition([long], HOP, 12 * HOP + 1)
+    with pytest.raises(ValueError, match="hop_length 128"):
+        prior.condition([long], 128, 12 * HOP)
+
+
 def test_shape_mismatches_are_clear_errors(params) -> None:
     prior = _prior(params)
     hop = get_preset("hifigan").hop_length
     mel = _formant_mel("hifigan", 16, batch=2)
-    with pytest.raises(ValueError, match="do not match 16 mel frames"):
-        prior.condition(mel, 15 * hop)
-    draw = prior.condition(mel, 16 * hop)
+    with pytest.raises(ValueError, match=r"log-mel of shape \(80, 16\) does not fit 3840 samples"):
+        prior.condition(mel, HOP, 15 * hop)
+    draw = prior.condition(mel, HOP, 16 * hop)
     with pytest.raises(ValueError, match=r"SpecGradDraw.draw: expected \(2, 4096\)"):
         draw.draw(torch.randn(3, 16 * hop))
     with pytest.raises(ValueError, match="SpecGradDraw.whiten"):
@@ -248,9 +269,12 @@ def test_builder_and_prior(params) -> None:
     prior = build_specgrad(params.prior, None, "hifigan")
     assert isinstance(prior, SpecGradPrior) and prior.name == "specgrad" and prior.preset == "hifigan"
     assert prior.cfg == params.prior.specgrad
-    # the trainer's per-frame sigma path cannot express a filter: a clear error, not a silent sigma
-    with pytest.raises(NotImplementedError, match="PriorDraw contract"):
-        prior.sigma_frames(np.zeros((80, 4)))
+    # the prior contract, not a per-frame sigma: no sigma_frames (resident crops condition per crop instead)
+    from priorgrad.prior_contract import DiagonalDraw, PriorDraw, sigma_of
+
+    draw = prior.condition([_formant_mel("hifigan", 4)[0]], HOP, 4 * HOP)
+    assert not hasattr(prior, "sigma_frames") and isinstance(draw, PriorDraw)
+    assert not isinstance(draw, DiagonalDraw) and sigma_of(draw) is None
     # the diffwave front-end's mel gives a filter too (its own mel scale and magnitude unit)
     m = build_specgrad(params.prior, None, "diffwave").filter(_formant_mel("diffwave", 8))
     assert torch.isfinite(m).all() and m.abs().min() >= params.prior.specgrad.floor * (1 - 1e-5)
