@@ -389,13 +389,17 @@ def outcome_words(row: Mapping[str, Any]) -> str:
 
 def mlflow_tags(comparisons: Iterable[dict], system: str, size: str, budget: int) -> dict[str, str]:
     """Tags for one trial's MLflow run (one budget of its ladder): the rule's outcome of each of its
-    comparisons, e.g. {"cmp/T6/mrstft": "PriorGrad better", "floor/T6/mrstft": "not judged (...)"}."""
+    comparisons, e.g. {"cmp/T6/mrstft": "PriorGrad better", "floor/T6/mrstft": "not judged (...)"}. The headline
+    pair's tags keep that name; a further pair's name the other system ("cmp/specgrad/T6/mrstft" on PriorGrad's
+    run), as PriorGrad is in two pairs once SpecGrad runs and one key per metric would overwrite the other."""
+    headline = tuple(registry.comparisons("vocoder")[0])
     tags: dict[str, str] = {}
     for c in comparisons:
         if str(c["size"]) != str(size) or int(c["budget"]) != int(budget):
             continue
         if c["kind"] == "systems" and system in (c["a"], c["b"]):
-            tags[f"cmp/T{c['t_infer']}/{c['metric']}"] = outcome_words(c)[:250]
+            other = "" if (c["a"], c["b"]) == headline else f"{c['b'] if c['a'] == system else c['a']}/"
+            tags[f"cmp/{other}T{c['t_infer']}/{c['metric']}"] = outcome_words(c)[:250]
         elif c["kind"] == "floor" and c["a"] == system:
             tags[f"floor/T{c['t_infer']}/{c['metric']}"] = outcome_words(c)[:250]
     return tags

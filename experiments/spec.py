@@ -218,6 +218,17 @@ def trial_params(params: Params, overrides: dict[str, Any]) -> Params:
     return Params.from_dict(d, source=f"trial overrides {overrides}")
 
 
+def prior_section_for_hash(prior: dict[str, Any]) -> dict[str, Any]:
+    """The ``prior`` section as the trial's training identity sees it: a prior's own options subsection
+    (``prior.<name>``, e.g. ``prior.specgrad``) counts only for that prior, and the keys its registry entry
+    ``ignores`` (SpecGrad: std_min, max_energy) not at all, so changing one prior's options retrains only
+    the trials that read them (DiffWave's and PriorGrad's hashes stay what they were before SpecGrad)."""
+    name = prior["type"]
+    ignores = set(registry.prior(name, "vocoder").ignores)
+    return {k: v for k, v in prior.items()
+            if k not in ignores and not (isinstance(v, dict) and k != name and k in registry.prior_names("vocoder"))}
+
+
 def training_hash(params: Params) -> str:
     """Identity of a trial's result: its training settings and the code that trains it."""
     from priorgrad.fingerprint import training_fingerprint
@@ -225,6 +236,7 @@ def training_hash(params: Params) -> str:
     d = params.to_dict()
     d["train"] = {k: v for k, v in d["train"].items() if k not in ("threads", "device") + SPEED_ONLY_TRAIN}
     d["model"] = {k: v for k, v in d["model"].items() if k not in SPEED_ONLY_MODEL}
+    d["prior"] = prior_section_for_hash(d["prior"])
     d = {k: d.get(k) for k in TRAINING_SECTIONS}
     d["code"] = training_fingerprint()
     return params_hash(d)

@@ -24,12 +24,15 @@ class PriorEntry:
     short: str       # short label for table rows
     colour: str      # one colour per system in every figure
     family: str      # "vocoder" (mel -> waveform) or "acoustic" (text -> mel)
-    role: str        # "proposed" (the paper's method) or "baseline"
+    role: str        # "proposed" (the paper's method), "baseline", or "alternative" (another data-dependent
+                     # prior compared with both, e.g. SpecGrad; never the headline pair)
     builder: str     # "module:function" building the family's prior object; imported lazily
     needs_stats: bool  # whether the prior needs training-set statistics (prior_stats stage)
     doc: str         # one line: what the prior is, for docs and the report's legend
     floor: str       # the prior's own sample without denoising (the floor every system is shown beside)
     learns_mean: bool = False  # acoustic: the mean is learned by the network (a mu head and a prior loss term)
+    ignores: tuple[str, ...] = ()  # prior.* keys this prior never reads: left out of its trials' training hash
+                                   # (experiments.spec.training_hash), so changing them does not retrain it
 
 
 ENTRIES: tuple[PriorEntry, ...] = (
@@ -43,6 +46,12 @@ ENTRIES: tuple[PriorEntry, ...] = (
                colour="#DD8452", family="vocoder", role="proposed",
                builder="priorgrad.prior:build_energy", needs_stats=True,
                doc="PriorGrad's N(0, diag(sigma^2)), sigma following the mel frame energy", floor="sigma * n"),
+    # SpecGrad (docs/specgrad.md): not in the paper; an alternative data-dependent prior compared with both
+    PriorEntry(name="specgrad", system="specgrad", label="SpecGrad (filtered noise)", short="SpecGrad",
+               colour="#55A868", family="vocoder", role="alternative",
+               builder="priorgrad.specgrad:build_specgrad", needs_stats=False,
+               doc="SpecGrad's N(0, L L^T), L = ISTFT(m * STFT(.)), m a minimum-phase filter per mel frame from "
+                   "the mel's cepstral envelope", floor="L n", ignores=("std_min", "max_energy")),
     # acoustic model (text -> mel), spec priorgrad-acoustic.md section 8; the name is acoustic.model.prior;
     # builder(model_cfg, table) -> the acoustic prior object (priorgrad/acoustic/priors.py: frame_prior, moments,
     # condition -> PriorDraw) the trainer and sampler use. Each acoustic system's floor is its own prior draw (the sampler's start x_S,
@@ -67,9 +76,10 @@ ENTRIES: tuple[PriorEntry, ...] = (
 FAMILIES = ("vocoder", "acoustic")
 
 # The comparisons each family's verdicts are about, (treatment, baseline): the first is the headline one
-# (the paper's claims 1-4); the acoustic family's second is claim 5 (phoneme prior vs trainable prior).
+# (the paper's claims 1-4); the acoustic family's second is claim 5 (phoneme prior vs trainable prior); the
+# vocoder's SpecGrad pairs are compared (and SpecGrad - PriorGrad claimed) only when SpecGrad was run.
 COMPARISONS: dict[str, list[tuple[str, str]]] = {
-    "vocoder": [("priorgrad", "diffwave")],
+    "vocoder": [("priorgrad", "diffwave"), ("specgrad", "diffwave"), ("specgrad", "priorgrad")],
     "acoustic": [("priorgrad-am", "b1-normal"), ("priorgrad-am", "b2-trainable")],
 }
 
@@ -123,9 +133,10 @@ def prior_names(family: str | None = None) -> list[str]:
 
 
 def system_names(family: str | None = None) -> list[str]:
-    """Systems in registry order (baselines first within a family, as tables show them)."""
+    """Systems in registry order (baselines first, then the proposed, then alternatives, as tables show them)."""
     entries = [e for e in _entries() if family is None or e.family == family]
-    return [e.system for e in sorted(entries, key=lambda e: (FAMILIES.index(e.family), e.role != "baseline"))]
+    rank = {"baseline": 0, "proposed": 1}
+    return [e.system for e in sorted(entries, key=lambda e: (FAMILIES.index(e.family), rank.get(e.role, 2)))]
 
 
 def system_of(prior_name: str, family: str = "vocoder") -> str:

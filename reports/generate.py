@@ -264,7 +264,7 @@ class Section:
     @property
     def systems(self) -> list[tuple[str, str]]:
         """(system, label) in table order: the listening section's columns."""
-        return [(s, SYSTEM_LABELS[s]) for s in registry.system_names(self.family)]
+        return [(s, SYSTEM_LABELS[s]) for s in self.data.systems_run]
 
     @property
     def marks(self) -> list[tuple[str, str, str, str]]:
@@ -315,8 +315,11 @@ def _section(data: RunData, fcfg: FamilyReport, rule) -> Section:
                        family=family)
     claims = evaluate_claims(cube, cs, comparisons, data.convergence, conv_metric)
     treatment, baseline = registry.comparisons(family)[0]
-    others = [b for _, b in registry.comparisons(family)[1:]]
-    base_words = SYSTEM_LABELS[baseline] + "".join(f" ({SYSTEM_LABELS[b]} in the claim that names it)" for b in others)
+    # the further pairs' claims (acoustic: vs B2; vocoder: SpecGrad - PriorGrad, only when SpecGrad was run)
+    others = [(t, b) for t, b in table.pairs[1:] if any(c.pair == (t, b) for c in claims)]
+    base_words = SYSTEM_LABELS[baseline] + "".join(
+        f" ({SYSTEM_LABELS[b]} in the claim that names it)" if t == treatment else
+        f" ({SYSTEM_LABELS[t]} and {SYSTEM_LABELS[b]} in the claim that names them)" for t, b in others)
     rule_text = CLAIM_RULE.format(
         rule_text=rule.text(), primary=", ".join(metric_info(m, higher.get(m)).label for m in fcfg.primary_metrics),
         alpha=f"{1 - LEVEL:.2f}", margins=", ".join(f"{metric_info(m, higher.get(m)).label} \u00b1{fcfg.equivalence_margins[m]:g}"

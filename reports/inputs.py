@@ -85,6 +85,13 @@ class RunData:
     family: str = "vocoder"
     vocoded_reference: dict[str, Path] = field(default_factory=dict)   # acoustic: utt -> vocoder(GT mel) wav
 
+    @property
+    def systems_run(self) -> tuple[str, ...]:
+        """The family's systems these runs scored, in registry order: a registered system the sweep did not
+        run (SpecGrad outside the priors profile) gets no column, pair or claim, rather than empty ones."""
+        scored = set(self.scores.loc[self.scores["kind"] == "model", "system"]) if len(self.scores) else set()
+        return tuple(s for s in family_systems(self.family) if s in scored)
+
     def input_files(self) -> list[Path]:
         """Every file the report is built from (for the provenance section's input list)."""
         files = [self.sweep_dir / "convergence.csv", self.sweep_dir / "trials.json",

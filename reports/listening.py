@@ -53,7 +53,7 @@ def build_listening(data: RunData, out_dir: Path, n_utts: int, metrics: list[str
     """Copy the audio (under out_dir/audio_prefix) and return the section's model plus notes about anything missing."""
     from eval.contract import split_metric
 
-    systems = family_systems(data.family)
+    systems = data.systems_run   # no empty column for a registered system that was not run
     acoustic = data.family != "vocoder"
     notes: list[str] = []
     if n_utts == 0:

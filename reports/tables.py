@@ -30,7 +30,10 @@ MARK_BETTER = "\u25b2"   # PriorGrad significantly better than DiffWave at this 
 MARK_WORSE = "\u25bc"    # PriorGrad significantly worse
 MARK_BETTER_2 = "\u25b3"  # the treatment significantly better than a family's second baseline (acoustic: B2)
 MARK_WORSE_2 = "\u25bd"
-PAIR_MARKS = [(MARK_BETTER, MARK_WORSE), (MARK_BETTER_2, MARK_WORSE_2)]   # per registry.comparisons(family) pair
+MARK_BETTER_3 = "\u21e7"  # a third pair (vocoder: SpecGrad - PriorGrad; the second is SpecGrad - DiffWave)
+MARK_WORSE_3 = "\u21e9"
+# per registry.comparisons(family) pair that was run (ResultsTable.pairs), in order
+PAIR_MARKS = [(MARK_BETTER, MARK_WORSE), (MARK_BETTER_2, MARK_WORSE_2), (MARK_BETTER_3, MARK_WORSE_3)]
 FLOOR_FLAG = "not better than its prior noise"
 FLOOR_FLAGS = {"vocoder": FLOOR_FLAG, "acoustic": "not better than its floor (its prior draw)"}
 # the acoustic mean (regression) reference row (kind mean_reference): shown, never a floor, never flagged
@@ -137,7 +140,9 @@ def _cell(info: MetricInfo, r) -> Cell:
 def build_results_table(summary: pd.DataFrame, comparisons: pd.DataFrame, wanted: list[str],
                         primary: list[str] | None = None, family: str = "vocoder") -> ResultsTable:
     """Model rows (size, budget, T_infer; baselines before the treatment) then one floor row per system."""
-    pairs = registry.comparisons(family)
+    run = set(models(summary).get("system", []))
+    # only the pairs whose systems were both run: no empty markers or legend for a system outside the sweep
+    pairs = [p for p in registry.comparisons(family) if set(p) <= run]
     floor_flag = FLOOR_FLAGS[family]
     directions = metric_directions(summary)
     present = [m for m in wanted if m in directions]
