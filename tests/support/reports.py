@@ -44,7 +44,9 @@ METRICS = {"pesq_wb": (True, 3.0, 0.15), "stoi": (True, 0.9, 0.02), "mrstft": (F
            "vuv_error": (False, 0.1, 0.01)}
 HIGHER = {m: v[0] for m, v in METRICS.items()}
 SYSTEM = {e.name: e.system for e in registry.PRIORS.values() if e.family == "vocoder"}
-FLOOR_BAD = {"standard": 6.0, "energy": 9.0}    # badness of each prior's own noise (in spreads)
+FLOOR_BAD = {"standard": 6.0, "energy": 9.0, "specgrad": 9.0}    # badness of each prior's own noise (in spreads)
+TWO_PRIORS = ("standard", "energy")               # the default sweep's (every existing fixture)
+THREE_PRIORS = ("standard", "energy", "specgrad")  # the priors profile's (profiles/priors.yaml)
 def _project_margins() -> dict[str, float]:
     from reports.config import project_report_config
 
@@ -60,7 +62,8 @@ def _badness(prior: str, size: str, budget: int, t: int) -> float:
     """quality loss in units of spread: fewer steps, smaller net, shorter training hurt; the prior helps
     DiffWave's weak spot, few inference steps, a lot."""
     bad = (4.0 if t == 6 else 0.0) + (1.0 if size == "small" else 0.0) + (1.0 if budget == min(BUDGETS) else 0.0)
-    return bad - (3.0 if prior == "energy" and t == 6 else 0.0)
+    # SpecGrad (three-prior fixtures only): helps a little more than PriorGrad at few steps
+    return bad - ({"energy": 3.0, "specgrad": 4.0}.get(prior, 0.0) if t == 6 else 0.0)
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
@@ -78,7 +81,7 @@ def _tone(freq: float, seconds: float, noise: float, seed: int) -> np.ndarray:
 
 
 def simulate_scores(sizes: dict[str, int], budgets: list[int], seeds: list[int], t_infer: list[int],
-                    utts: list[str] = UTTS, seed: int = 1234) -> pd.DataFrame:
+                    utts: list[str] = UTTS, seed: int = 1234, priors: tuple[str, ...] = TWO_PRIORS) -> pd.DataFrame:
     """Per-utterance scores in the scores.csv contract: value = good -+ badness * spread + seed effect of the
     checkpoint (shared by its T_infer) + utterance effect (shared by all systems) + residual."""
     rng = np.random.default_rng(seed)
@@ -90,7 +93,7 @@ def simulate_scores(sizes: dict[str, int], budgets: list[int], seeds: list[int],
         v = good - bad * spread if hib else good + bad * spread
         return float(v + seed_eff + utt_eff[metric][i] + rng.normal(0, spread * 0.3))
 
-    for prior in ("standard", "energy"):
+    for prior in priors:
         system = SYSTEM[prior]
         for size, n_params in sizes.items():
             for s in seeds:
@@ -157,9 +160,10 @@ def write_eval_tables(ev: Path, scores: pd.DataFrame, rule: Rule = FIXTURE_RULE)
 
 def make_runs(root: Path, sizes: dict[str, int] | None = None, budgets: list[int] | None = None,
               seeds: list[int] | None = None, t_infer: list[int] | None = None,
-              scores: pd.DataFrame | None = None) -> tuple[Path, Path]:
+              scores: pd.DataFrame | None = None, priors: tuple[str, ...] = TWO_PRIORS) -> tuple[Path, Path]:
     """Write root/runs/{sweep,eval}; returns (eval_dir, sweep_dir). Defaults: the full grid above, scored by
-    simulate_scores (or `scores`, e.g. level_scores, on the same grid), through eval.aggregate."""
+    simulate_scores (or `scores`, e.g. level_scores, on the same grid), through eval.aggregate; `priors`
+    THREE_PRIORS adds SpecGrad (the priors profile's run)."""
     sizes = sizes or SIZES
     budgets = budgets or BUDGETS
     seeds = seeds or SEEDS
@@ -172,7 +176,7 @@ def make_runs(root: Path, sizes: dict[str, int] | None = None, budgets: list[int
     # the ladder: one trial per prior, size and seed, trained to the largest budget
     trials, conv_rows = [], []
     top = max(budgets)
-    for prior in ("standard", "energy"):
+    for prior in priors:
         for size, n_params in sizes.items():
             for seed in seeds:
                 trial = f"{prior}-{size}-s{seed}"
@@ -181,7 +185,7 @@ def make_runs(root: Path, sizes: dict[str, int] | None = None, budgets: list[int
                                "checkpoints": {str(b): f"runs/sweep/trials/{trial}/checkpoints/kept-{b:08d}.pt"
                                                for b in budgets},
                                "mlflow_run_id": f"run{len(trials):04d}", "mlflow_experiment": "fixture"})
-                tau = 60.0 if prior == "energy" else 150.0
+                tau = 150.0 if prior == "standard" else 60.0
                 for step in range(0, top + 1, 50):
                     for metric, base in (("ls_mae", 0.5), ("mrstft", 1.2), ("loss", 0.05)):
                         v = base * (1 + 2 * np.exp(-step / tau)) * (1.1 if size == "small" else 1.0)
@@ -191,10 +195,10 @@ def make_runs(root: Path, sizes: dict[str, int] | None = None, budgets: list[int
     _write_csv(sweep / "convergence.csv",
                ["trial", "prior", "size", "n_params", "seed", "budget", "step", "metric", "value"], conv_rows)
 
-    write_eval_tables(ev, simulate_scores(sizes, budgets, seeds, t_infer) if scores is None else scores)
+    write_eval_tables(ev, simulate_scores(sizes, budgets, seeds, t_infer, priors=priors) if scores is None else scores)
 
     rtf_rows = []
-    for system in ("diffwave", "priorgrad"):
+    for system in (SYSTEM[p] for p in priors):
         for size, n_params in sizes.items():
             for t in t_infer:
                 rtf_rows.append([system, size, n_params, t, round(n_params / 2.6e6 * t * 0.9, 4), "cpu"])
@@ -224,7 +228,7 @@ def make_runs(root: Path, sizes: dict[str, int] | None = None, budgets: list[int
             sf.write(d / f"{utt}.wav", _tone(220 + 40 * i, 0.4, noise, 100 + i), SR, subtype="PCM_16")
         return d
 
-    for prior in ("standard", "energy"):
+    for prior in priors:
         sets.append({"dir": prior_noise_dir(SYSTEM[prior]), "src": str(gen(f"{prior}-floor", 0.5)),
                      "kind": KIND_PRIOR_NOISE, "system": SYSTEM[prior], "prior": prior, "size": "", "budget": 0,
                      "t_infer": 0, "seed": 0})
