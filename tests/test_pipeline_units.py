@@ -35,7 +35,7 @@ def _keys(d: dict, prefix: str = "") -> set[str]:
     return out
 
 
-@pytest.mark.parametrize("profile", ["default", "smoke", "gpu"])
+@pytest.mark.parametrize("profile", ["default", "smoke", "gpu", "priors"])
 def test_profiles_are_overlays_that_load(profile: str, tmp_path: Path) -> None:
     p = load_params(profile_params(tmp_path, profile))
     sweep_config(p), tracking_config(p), evaluate_config(p)
@@ -53,7 +53,7 @@ def test_profiles_are_overlays_that_load(profile: str, tmp_path: Path) -> None:
         assert a != b, f"profiles/{profile}.yaml: {key} repeats params.yaml's value"
 
 
-@pytest.mark.parametrize("profile", ["smoke", "gpu"])
+@pytest.mark.parametrize("profile", ["smoke", "gpu", "priors"])
 def test_every_profile_key_says_why(profile: str) -> None:
     """Each leaf line of an overlay carries a comment with its reason."""
     for line in (ROOT / "profiles" / f"{profile}.yaml").read_text().splitlines():
@@ -61,7 +61,7 @@ def test_every_profile_key_says_why(profile: str) -> None:
             assert "#" in line, f"profiles/{profile}.yaml: {line.strip()!r} has no reason"
 
 
-@pytest.mark.parametrize("profile", ["default", "smoke", "gpu"])
+@pytest.mark.parametrize("profile", ["default", "smoke", "gpu", "priors"])
 def test_every_profile_names_the_sections_dvc_tracks(profile: str) -> None:
     """DVC tracks each stage's sections of the active profile file (so editing one re-runs only the stages
     that read it); a profile lacking one of those sections would make `dvc repro` fail."""
