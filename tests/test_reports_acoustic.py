@@ -246,7 +246,7 @@ def test_bad_acoustic_input_is_named(report: dict, tmp_path: Path, capsys: pytes
         load_runs(bad / "eval", bad / "sweep", family="acoustic")
     # the acoustic runs passed as the vocoder's: the file and the foreign prior names are named
     with pytest.raises(ReportInputError, match=r"sweep/convergence\.csv: column 'prior' has unknown values "
-                                               r"\['phoneme', 'trainable'\] \(expected \['energy', 'standard'\]\)"):
+                                               r"\['phoneme', 'trainable'\] \(expected \['energy', 'specgrad', 'standard'\]\)"):
         load_runs(report["aeval"], report["asweep"])
     with pytest.raises(SystemExit) as e:
         main(["--eval", str(report["eval"]), "--sweep", str(report["sweep"]), "--acoustic-eval", str(report["aeval"]),
