@@ -267,6 +267,15 @@ class Section:
         return [(s, SYSTEM_LABELS[s]) for s in self.data.systems_run]
 
     @property
+    def versus(self) -> str:
+        """The section's heading pair, 'PriorGrad vs DiffWave', naming further systems that were run
+        ('(and SpecGrad)') so the heading does not hide a claim about them."""
+        head = self.table.pairs[0] if self.table.pairs else registry.comparisons(self.family)[0]
+        others = [SYSTEM_LABELS[s] for s in self.data.systems_run if s not in head]
+        return (f"{SYSTEM_LABELS[head[0]]} vs {SYSTEM_LABELS[head[1]]}"
+                + (f" (and {', '.join(others)})" if others else ""))
+
+    @property
     def marks(self) -> list[tuple[str, str, str, str]]:
         """(better mark, worse mark, treatment label, baseline label) per pair, for the table's legend."""
         return [(b, w, SYSTEM_LABELS[t], SYSTEM_LABELS[base]) for (b, w), (t, base) in zip(PAIR_MARKS, self.table.pairs)]
