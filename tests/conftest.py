@@ -24,7 +24,9 @@ def smoke_repro(tmp_path_factory: pytest.TempPathFactory) -> Path:
     project = copy_project(ROOT, tmp_path_factory.mktemp("smoke") / "project")
     set_profile(project, "smoke")
     t0 = time.perf_counter()
-    proc = run_in(project, ["dvc", "repro"], timeout=600)
+    # a safety net against a hung stage, not a speed check (benchmarks/bench_pipeline.py measures the time):
+    # a loaded 2-core machine has taken over 600 s
+    proc = run_in(project, ["dvc", "repro"], timeout=1500)
     (project / "smoke_repro_seconds.txt").write_text(f"{time.perf_counter() - t0:.1f}\n")
     # what the stages logged (e.g. the address the sweep's local Ray instance is bound to)
     (project / "smoke_repro.log").write_text(proc.stdout + proc.stderr)
