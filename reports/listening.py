@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from reports.inputs import FLOOR, AudioSetting, RunData, family_systems
+from reports.inputs import FLOOR, AudioSetting, RunData
 from reports.metrics_info import metric_info
 from reports.tables import SYSTEM_LABELS, fmt_params, models
 
