@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -213,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     busy = sum(r["machine_busy_s"] for r in rows)
     result = {
         "benchmark": "dvc repro, stage by stage: wall, CPU time and utilisation",
-        "machine": machine(), "cores": cores, "profile": args.profile, "commit": commit,
+        "machine": machine(torch.device("cpu")), "cores": cores, "profile": args.profile, "commit": commit,
         "uncommitted_files_included": args.worktree, "subreaper": subreaper,
         "load_avg_start": load_start, "load_avg_end": list(os.getloadavg()),
         "stages": rows,
