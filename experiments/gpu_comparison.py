@@ -226,7 +226,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--out", type=Path, default=ROOT / "runs" / "gpu_comparison", help="work dir on this machine")
     run.add_argument("--bring-back", type=Path, default=None, help="where the packed files go (default OUT/bring_back)")
     run.add_argument("--sizes", nargs="+", default=["base", "small"])
-    run.add_argument("--priors", nargs="+", default=registry.prior_names("vocoder"))
+    # the paper's comparison (its baseline and proposed priors); a further prior (SpecGrad, role "alternative")
+    # joins with --priors, since each one adds a full trial per size to the one GPU lease
+    run.add_argument("--priors", nargs="+", default=[e.name for e in registry.PRIORS.values()
+                                                     if e.role in ("baseline", "proposed")])
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--steps", type=int, default=20000, help="train.max_steps of every trial")
     run.add_argument("--deadline-s", type=float, default=1500.0, help="stop the trials after this many seconds")
