@@ -12,9 +12,6 @@ from priorgrad import registry
 
 from support.project import ROOT
 
-TINY = ["model.residual_layers=2", "model.residual_channels=8", "model.dilation_cycle=1", "train.batch_size=2",
-        "train.crop_frames=8", "train.valid_utterances=1", "train.valid_max_frames=8", "train.threads=1",
-        "train.valid_infer_steps=6", "prior.type=toy", "corpus.n_valid=2", "corpus.n_test=2"]
 A_TINY = ["acoustic.model.size=tiny", "acoustic.train.batch_size=4", "acoustic.train.window_frames=32",
           "acoustic.train.threads=1", "acoustic.train.valid_utterances=2", "acoustic.train.valid_steps=2",
           "acoustic.train.device=cpu", "acoustic.infer.device=cpu", "acoustic.model.prior=toy"]
@@ -36,23 +33,13 @@ def toy_registered(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_toy_prior_trains_and_samples_in_the_vocoder(toy_registered, tmp_path) -> None:
-    from priorgrad.config import load_params
-    from priorgrad.corpus.synth import make_corpus
     from priorgrad.infer import generate, prior_noise, utterance_seed
-    from priorgrad.preprocess import preprocess
-    from priorgrad.train import Trainer
 
+    from support.core import train_registered_vocoder_prior
     from support.toy_prior import ToyVocoderPrior
 
-    params = load_params(ROOT / "params.yaml", TINY)
-    make_corpus(tmp_path / "corpus", n_utterances=6, seed=0)
-    preprocess(tmp_path / "corpus", tmp_path / "feats", params, progress=False)
-    for resident in ("false", "true"):  # the host path, and resident crops (no sigma_frames: conditioned per crop)
-        p = load_params(ROOT / "params.yaml", TINY + [f"train.features_on_device={resident}"])
-        tr = Trainer(p, tmp_path / "feats", None, tmp_path / f"run-{resident}", progress=False)
-        assert isinstance(tr.prior, ToyVocoderPrior)
-        losses = [tr.train_step() for _ in range(2)]
-        assert all(np.isfinite(losses))
+    tr = train_registered_vocoder_prior(tmp_path, "toy", ToyVocoderPrior)
+    p = tr.params
     metrics = tr.validate()
     assert np.isfinite(metrics["valid/loss"]) and np.isfinite(metrics["valid/ls_mae"])
     mels = [v["mel"] for v in tr.valid]

@@ -18,9 +18,6 @@ from priorgrad.specgrad import SpecGradDraw, SpecGradSTFT
 
 from support.project import ROOT
 
-TINY = ["model.residual_layers=2", "model.residual_channels=8", "model.dilation_cycle=1", "train.batch_size=2",
-        "train.crop_frames=8", "train.valid_utterances=1", "train.valid_max_frames=8", "train.threads=1",
-        "train.valid_infer_steps=6", "prior.type=specgrad", "corpus.n_valid=2", "corpus.n_test=2"]
 HOP = 256
 
 
@@ -58,23 +55,16 @@ def test_unit_filter_gives_diffwaves_loss_and_samples_through_the_diffusion_modu
 
 
 def test_the_registry_entry_trains_validates_and_samples(tmp_path: Path) -> None:
-    from priorgrad.corpus.synth import make_corpus
     from priorgrad.infer import generate, prior_noise, utterance_seed
-    from priorgrad.preprocess import preprocess
     from priorgrad.specgrad import SpecGradPrior
-    from priorgrad.train import Trainer
+
+    from support.core import train_registered_vocoder_prior
 
     entry = registry.prior("specgrad")
     assert (entry.system, entry.family, entry.floor, entry.needs_stats) == ("specgrad", "vocoder", "L n", False)
     assert ("specgrad", "priorgrad") in registry.comparisons("vocoder")
-    params = load_params(ROOT / "params.yaml", TINY)
-    make_corpus(tmp_path / "corpus", n_utterances=6, seed=0)
-    preprocess(tmp_path / "corpus", tmp_path / "feats", params, progress=False)
-    for resident in ("false", "true"):  # the host path, and resident crops (no sigma_frames: conditioned per crop)
-        p = load_params(ROOT / "params.yaml", TINY + [f"train.features_on_device={resident}"])
-        tr = Trainer(p, tmp_path / "feats", None, tmp_path / f"run-{resident}", progress=False)
-        assert isinstance(tr.prior, SpecGradPrior)
-        assert all(np.isfinite([tr.train_step() for _ in range(2)]))
+    tr = train_registered_vocoder_prior(tmp_path, "specgrad", SpecGradPrior)
+    p = tr.params
     metrics = tr.validate()
     assert np.isfinite(metrics["valid/loss"]) and np.isfinite(metrics["valid/ls_mae"])
     # two utterances of different lengths in one batch: the shorter one's padding is the prior's own rule

@@ -67,3 +67,29 @@ def kill_at_checkpoint(cmd: list[str], run_dir: Path, min_step: int, timeout: fl
             proc.kill()
             proc.wait()
     return None
+
+
+def vocoder_prior_overrides(prior: str) -> list[str]:
+    """TINY for a given vocoder prior.type, with a 6-step validation sampler."""
+    return TINY + ["train.valid_infer_steps=6", f"prior.type={prior}"]
+
+
+def train_registered_vocoder_prior(tmp_path: Path, prior: str, prior_cls: type):
+    """A registered vocoder prior through the real trainer on a 6-utterance corpus: two finite steps on the
+    host path and with resident crops (conditioned per crop); returns the last Trainer, for validation."""
+    import numpy as np
+
+    from priorgrad.config import load_params
+    from priorgrad.corpus.synth import make_corpus
+    from priorgrad.preprocess import preprocess
+    from priorgrad.train import Trainer
+
+    overrides = vocoder_prior_overrides(prior)
+    make_corpus(tmp_path / "corpus", n_utterances=6, seed=0)
+    preprocess(tmp_path / "corpus", tmp_path / "feats", load_params(ROOT / "params.yaml", overrides), progress=False)
+    for resident in ("false", "true"):
+        p = load_params(ROOT / "params.yaml", overrides + [f"train.features_on_device={resident}"])
+        tr = Trainer(p, tmp_path / "feats", None, tmp_path / f"run-{resident}", progress=False)
+        assert isinstance(tr.prior, prior_cls)
+        assert all(np.isfinite([tr.train_step() for _ in range(2)]))
+    return tr
