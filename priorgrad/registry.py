@@ -33,21 +33,22 @@ class PriorEntry:
     learns_mean: bool = False  # acoustic: the mean is learned by the network (a mu head and a prior loss term)
     ignores: tuple[str, ...] = ()  # prior.* keys this prior never reads: left out of its trials' training hash
                                    # (experiments.spec.training_hash), so changing them does not retrain it
+    abbrev: str = ""  # the shortest name, in the claims' "PG - DW"-style differences ("" = the system name)
 
 
 ENTRIES: tuple[PriorEntry, ...] = (
     # vocoder (mel -> waveform); builder(prior_cfg, stats, preset) -> priorgrad.prior.Prior, whose
     # condition(mels, hop_length, n_samples, device) gives the batch's PriorDraw (priorgrad/prior_contract.py)
-    PriorEntry(name="standard", system="diffwave", label="DiffWave (N(0, I))", short="DiffWave",
+    PriorEntry(name="standard", system="diffwave", abbrev="DW", label="DiffWave (N(0, I))", short="DiffWave",
                colour="#4C72B0", family="vocoder", role="baseline",
                builder="priorgrad.prior:build_standard", needs_stats=False,
                doc="DiffWave's isotropic prior N(0, I)", floor="n"),
-    PriorEntry(name="energy", system="priorgrad", label="PriorGrad (energy prior)", short="PriorGrad",
+    PriorEntry(name="energy", system="priorgrad", abbrev="PG", label="PriorGrad (energy prior)", short="PriorGrad",
                colour="#DD8452", family="vocoder", role="proposed",
                builder="priorgrad.prior:build_energy", needs_stats=True,
                doc="PriorGrad's N(0, diag(sigma^2)), sigma following the mel frame energy", floor="sigma * n"),
     # SpecGrad (docs/specgrad.md): not in the paper; an alternative data-dependent prior compared with both
-    PriorEntry(name="specgrad", system="specgrad", label="SpecGrad (filtered noise)", short="SpecGrad",
+    PriorEntry(name="specgrad", system="specgrad", abbrev="SG", label="SpecGrad (filtered noise)", short="SpecGrad",
                colour="#55A868", family="vocoder", role="alternative",
                builder="priorgrad.specgrad:build_specgrad", needs_stats=False,
                doc="SpecGrad's N(0, L L^T), L = ISTFT(m * STFT(.)), m a minimum-phase filter per mel frame from "
@@ -56,17 +57,17 @@ ENTRIES: tuple[PriorEntry, ...] = (
     # builder(model_cfg, table) -> the acoustic prior object (priorgrad/acoustic/priors.py: frame_prior, moments,
     # condition -> PriorDraw) the trainer and sampler use. Each acoustic system's floor is its own prior draw (the sampler's start x_S,
     # spec section 11, as the vocoder's); mu_ph alone is a separate mean (regression) reference, never a floor.
-    PriorEntry(name="standard", system="b1-normal", label="B1: N(0, I) decoder", short="B1 N(0, I)",
+    PriorEntry(name="standard", system="b1-normal", abbrev="B1", label="B1: N(0, I) decoder", short="B1 N(0, I)",
                colour="#4C72B0", family="acoustic", role="baseline",
                builder="priorgrad.acoustic.priors:build_standard", needs_stats=False,
                doc="the same decoder with the standard prior N(0, I) (PriorGrad's acoustic baseline)",
                floor="n"),
-    PriorEntry(name="trainable", system="b2-trainable", label="B2: trainable prior (Grad-TTS-style)",
+    PriorEntry(name="trainable", system="b2-trainable", abbrev="B2", label="B2: trainable prior (Grad-TTS-style)",
                short="B2 trainable", colour="#8172B3", family="acoustic", role="baseline",
                builder="priorgrad.acoustic.priors:build_trainable", needs_stats=False,
                doc="N(mu_theta, I), mu_theta = Linear(H -> 80) of the encoder output, with the prior loss",
                floor="mu_theta + n", learns_mean=True),
-    PriorEntry(name="phoneme", system="priorgrad-am", label="PriorGrad (phoneme prior)", short="PriorGrad-AM",
+    PriorEntry(name="phoneme", system="priorgrad-am", abbrev="PG-AM", label="PriorGrad (phoneme prior)", short="PriorGrad-AM",
                colour="#DD8452", family="acoustic", role="proposed",
                builder="priorgrad.acoustic.priors:build_phoneme", needs_stats=True,
                doc="PriorGrad's N(mu_ph, diag(s_ph^2)) from phoneme-level statistics of the training mels",

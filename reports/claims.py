@@ -157,8 +157,12 @@ class Evidence:
     outcome: str
 
 
-# short names of the systems for narrow table headers ("seeds (PG / DW)")
-ABBREV = {"priorgrad": "PG", "diffwave": "DW", "specgrad": "SG", "priorgrad-am": "PG-AM", "b1-normal": "B1", "b2-trainable": "B2"}
+def _abbrev(system: str) -> str:
+    """A system's shortest name for narrow table headers ("seeds (PG / DW)"): its registry entry's abbrev."""
+    try:
+        return registry.system(system).abbrev or system
+    except registry.UnknownName:
+        return system
 
 
 @dataclass
@@ -187,7 +191,7 @@ class Claim:
 
     @property
     def abbrev(self) -> tuple[str, str]:
-        return ABBREV.get(self.pair[0], self.pair[0]), ABBREV.get(self.pair[1], self.pair[1])
+        return tuple(_abbrev(s) for s in self.pair)
 
     @property
     def primary_tests(self) -> list[ClaimTest]:
