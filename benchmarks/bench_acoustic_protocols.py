@@ -61,7 +61,7 @@ def _job(a: argparse.Namespace, size: str, prior: str, seed: int) -> dict[str, A
     from priorgrad.acoustic.train import train_acoustic
     from priorgrad.diffusion import Diffusion
     from priorgrad.infer import utterance_seed
-    from priorgrad.train import kept_checkpoint
+    from priorgrad.runtime import kept_checkpoint
 
     torch.set_num_threads(1)
     run = Path(a.run_root) / f"{size}-{prior}-s{seed}"

@@ -22,7 +22,9 @@ FAMILY = "acoustic"
 ACOUSTIC_TRIAL_KEYS = ("acoustic.model.prior", "acoustic.model.size", "acoustic.train.seed",
                        "acoustic.train.max_steps", "acoustic.train.keep_steps")
 # Speed-only keys: they change how fast a result is made, not the result, so they do not make a new trial.
-SPEED_ONLY_TRAIN = ("threads", "device")   # acoustic.train
+# compile as the vocoder's train.compile (same maths up to rounding); precision and deterministic are kept in
+# the identity, as the vocoder's are.
+SPEED_ONLY_TRAIN = ("threads", "device", "compile")   # acoustic.train
 SPEED_ONLY_MAS = ("threads",)              # acoustic.features.mas
 
 

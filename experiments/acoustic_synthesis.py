@@ -206,7 +206,7 @@ def _searched(ckpt: Path, diffusion: Any, features: Path, t_infer: int, infer: A
     (held out: never the test set the scores come from), capped by acoustic.infer.search_max_candidates."""
     from priorgrad.acoustic.dataset import FeatureSet
     from priorgrad.acoustic.synthesize import load_acoustic_checkpoint, searched_schedule, table_from_ckpt
-    from priorgrad.infer import resolve_device
+    from priorgrad.runtime import resolve_device
 
     valid = FeatureSet(features).utterances("valid")
     if not valid:
@@ -451,7 +451,7 @@ def make_cached_vocoder(infer: Any, vocoder_checkpoint: Path | None, work: Path,
     from priorgrad.acoustic.vocode import make_vocoder
     from priorgrad.audio import get_preset
     from priorgrad.fingerprint import code_fingerprint, synthesis_fingerprint
-    from priorgrad.infer import resolve_device
+    from priorgrad.runtime import resolve_device
 
     if infer.vocoder == "priorgrad" and vocoder_checkpoint is None:
         raise EvaluateError("params: acoustic.infer.vocoder is 'priorgrad': give its checkpoint (--vocoder-checkpoint)")

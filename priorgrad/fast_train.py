@@ -14,7 +14,6 @@ curve does not depend on which paths are on beyond floating-point rounding.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import Any, Callable
 
@@ -26,6 +25,7 @@ from priorgrad.data import CropSampler, load_item_arrays
 from priorgrad.diffusion import Diffusion
 from priorgrad.prior import Prior
 from priorgrad.prior_contract import DiagonalDraw, PriorDraw, sigma_of
+from priorgrad.runtime import autocast, compile_model, scaled_update
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +91,6 @@ class ResidentCrops:
         return audio, mel, DiagonalDraw(self.sigma[frames].repeat_interleave(self.hop, dim=1))
 
 
-def autocast(device: torch.device, precision: str, cache_enabled: bool = True) -> contextlib.AbstractContextManager:
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device.type, dtype=dtype, cache_enabled=cache_enabled)
-
-
 def check_cuda_graphs(device: torch.device, precision: str) -> None:
     """The conditions train.cuda_graphs needs; raises a ValueError naming the key otherwise."""
     if device.type != "cuda":
@@ -106,12 +99,6 @@ def check_cuda_graphs(device: torch.device, precision: str) -> None:
     if precision == "fp16":
         raise ValueError("train.cuda_graphs: cannot be combined with train.precision fp16 (the grad scaler "
                          "synchronises with the host every step); use bf16 or fp32")
-
-
-def compile_model(model: torch.nn.Module, backend: str = "inductor", mode: str | None = None) -> Callable:
-    """torch.compile(model) for the training step; the uncompiled module keeps the weights (and checkpoints)."""
-    log.info("compiling the model (backend %s); the first step takes longer", backend)
-    return torch.compile(model, backend=backend, mode=mode)
 
 
 class TrainStep:
@@ -150,9 +137,7 @@ class TrainStep:
         loss = self.loss(x0, mel, prior, t, n)
         value = float(loss.detach())
         check(value)
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        scaled_update(loss, self.optimizer, self.scaler)
         return value
 
     # ------------------------------------------------------------------ CUDA graph

@@ -19,8 +19,9 @@ from priorgrad.diffusion import Diffusion
 from priorgrad.logs import show_progress
 from priorgrad.prior import Prior, make_prior
 from priorgrad.prior_contract import sigma_of
+from priorgrad.runtime import resolve_device
 # the shared sampler inputs stay importable from here (this module's public API before they moved down)
-from priorgrad.sampling_inputs import batch_mels, resolve_device, utterance_noise, utterance_seed  # noqa: F401
+from priorgrad.sampling_inputs import batch_mels, utterance_noise, utterance_seed  # noqa: F401
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,6 @@
 """The inputs every vocoder sampler shares (the eager ``infer.generate``, the fast ``fast_infer`` one, the
-trainer's validation): device choice, per-utterance seeds and noise, and the padded mel batch.
+trainer's validation): per-utterance seeds and noise, and the padded mel batch (the device choice is the
+training runtime's ``resolve_device``).
 
 Below both samplers, so that neither imports the other.
 """
@@ -12,14 +13,6 @@ import numpy as np
 import torch
 
 from priorgrad.audio import MelPreset, get_preset
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} requested but CUDA is not available on this machine")
-    return torch.device(name)
 
 
 def utterance_seed(base_seed: int, utt: str) -> int:

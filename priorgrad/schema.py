@@ -19,6 +19,7 @@ import yaml
 
 PROFILE_KEY = "profile"
 PROFILE_DIR = "profiles"  # beside params.yaml: profiles/<name>.yaml, each holding only the keys it changes
+PRECISIONS = ("fp32", "bf16", "fp16")  # a training step's float format (the training runtime's precision)
 
 
 class ConfigError(ValueError):

@@ -20,8 +20,8 @@ from priorgrad.acoustic.model_config import load_acoustic_config
 from priorgrad.acoustic.toydata import make_toy_features
 from priorgrad.acoustic.train import train_acoustic
 from priorgrad.checkpoint import load
-from priorgrad.train import TrainingDiverged
 from priorgrad.prior_contract import DiagonalDraw
+from priorgrad.runtime import TrainingDiverged
 
 from support.core import ROOT, kill_at_checkpoint, run_cli, sets
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from priorgrad.train import CUBLAS_DETERMINISTIC, configure_determinism
+from priorgrad.runtime import CUBLAS_DETERMINISTIC, configure_determinism
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ import torch
 
 from priorgrad.checkpoint import load
 from priorgrad.config import load_params
-from priorgrad.train import TrainingDiverged, train
+from priorgrad.runtime import TrainingDiverged
+from priorgrad.train import train
 
 from support.core import ROOT, TINY, kill_at_checkpoint, require_mini, run_cli, sets
 

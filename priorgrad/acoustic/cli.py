@@ -55,7 +55,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from priorgrad.acoustic.synthesize import load_acoustic_checkpoint, table_from_ckpt
     from priorgrad.diffusion import Diffusion
     from priorgrad.fileio import write_json_atomic
-    from priorgrad.infer import resolve_device
+    from priorgrad.runtime import resolve_device
 
     dev = resolve_device(args.device)
     model, cfg, ckpt = load_acoustic_checkpoint(args.checkpoint, dev)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from priorgrad import registry
-from priorgrad.schema import ConfigError, build_section
+from priorgrad.schema import PRECISIONS, ConfigError, build_section
 from priorgrad.schema import require as _require
 
 PRIOR_MODES = ("mean_std", "mean_only", "std_only")
@@ -72,6 +72,9 @@ class AcousticTrainConfig:
     seed: int
     device: str
     threads: int
+    precision: str            # fp32 | bf16 | fp16: autocast of the training step and validation (fp16: grad scaler)
+    compile: bool             # torch.compile the training step's forward passes (same maths)
+    deterministic: bool       # CUDA only: deterministic kernels (priorgrad.runtime.configure_determinism)
     max_frames: int           # utterances longer than this are dropped from training (count logged)
     max_tokens: int
     validate_every: int
@@ -173,6 +176,7 @@ class AcousticConfig:
         for key in ("window_frames", "max_steps", "threads", "keep_checkpoints"):
             _require(getattr(t, key) >= 0, f"{w}.train.{key}", "must be >= 0")
         _require(all(k >= 1 for k in t.keep_steps), f"{w}.train.keep_steps", "every step must be >= 1")
+        _require(t.precision in PRECISIONS, f"{w}.train.precision", f"{t.precision!r} not in {PRECISIONS}")
         _require(t.lr_scale > 0, f"{w}.train.lr_scale", "must be > 0")
         _require(0 <= t.adam_beta1 < 1 and 0 <= t.adam_beta2 < 1, f"{w}.train.adam_beta1/2", "must be in [0, 1)")
         _require(t.weight_decay >= 0 and t.grad_clip >= 0, f"{w}.train.weight_decay/grad_clip", "must be >= 0")

@@ -25,7 +25,8 @@ from priorgrad.acoustic.schedule_search import search_schedule
 from priorgrad.diffusion import Diffusion, StepSchedule, strided_schedule
 from priorgrad.fileio import save_npy_atomic, write_json_atomic
 from priorgrad.logs import show_progress
-from priorgrad.infer import resolve_device, utterance_seed
+from priorgrad.infer import utterance_seed
+from priorgrad.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 
