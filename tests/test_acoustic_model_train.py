@@ -88,6 +88,37 @@ def test_resume_with_other_params_is_refused_and_a_longer_budget_continues(toy, 
     assert ck["params"]["acoustic"]["model"]["size"] == "tiny"
 
 
+def test_bf16_precision_trains_on_cpu_with_finite_losses(toy, tmp_path):
+    """acoustic.train.precision comes from the shared runtime: bf16 autocast runs the step and validation."""
+    cfg = _cfg("acoustic.train.max_steps=2", "acoustic.train.precision=bf16", "acoustic.train.log_every=1",
+               "acoustic.train.validate_every=2", "acoustic.train.checkpoint_every=2")
+    r = train_acoustic(cfg, toy, tmp_path / "run", prior=toy / "phoneme_stats.npz")
+    recs = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = [x["train/loss"] for x in recs if "train/loss" in x]
+    assert len(losses) == 2 and all(math.isfinite(v) for v in losses)
+    assert r["step"] == 2 and math.isfinite(r["valid/mel_l1"])
+    assert load(r["checkpoint"])["params"]["acoustic"]["train"]["precision"] == "bf16"
+
+
+def test_stopped_and_resumed_run_equals_an_uninterrupted_one(toy, tmp_path):
+    """In process (the SIGKILL variant below is slow): 2 steps, then resumed to 4, equals 4 straight steps,
+    weights and optimiser state; deterministic may change on resume (as the vocoder's), precision may not."""
+    stats, base = toy / "phoneme_stats.npz", ["acoustic.train.validate_every=100", "acoustic.train.checkpoint_every=2"]
+    straight = train_acoustic(_cfg("acoustic.train.max_steps=4", *base), toy, tmp_path / "straight", prior=stats)
+    train_acoustic(_cfg("acoustic.train.max_steps=2", *base), toy, tmp_path / "run", prior=stats)
+    with pytest.raises(ValueError, match="acoustic.train.precision"):
+        train_acoustic(_cfg("acoustic.train.max_steps=4", "acoustic.train.precision=bf16", *base), toy,
+                       tmp_path / "run", prior=stats)
+    resumed = train_acoustic(_cfg("acoustic.train.max_steps=4", "acoustic.train.deterministic=true", *base), toy,
+                             tmp_path / "run", prior=stats)
+    a, b = load(straight["checkpoint"]), load(resumed["checkpoint"])
+    assert a["step"] == b["step"] == 4
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
 def _oracle_samples(toy: Path, prior: str, steps: int, rank: int = 80, clip_x0: str = "none") -> tuple[Any, ...]:
     """E1 samples of the validation utterances through the real sampling path (``sample_mels``) with the
     decoder replaced by an oracle that knows x0: eps_hat = (x_t - sqrt(abar_t) x0') / sqrt(1 - abar_t), x0' the

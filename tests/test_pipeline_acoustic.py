@@ -79,12 +79,13 @@ def test_acoustic_trial_identity_follows_training_settings_only() -> None:
     base = _dirs(_params())
     # speed-only keys and inference settings do not make new trials
     for key, value in (("acoustic.train.threads", 2), ("acoustic.train.device", "cpu"),
-                       ("acoustic.features.mas.threads", 3), ("acoustic.infer.steps", 12),
+                       ("acoustic.train.compile", True), ("acoustic.features.mas.threads", 3), ("acoustic.infer.steps", 12),
                        ("acoustic_sizes.paper.decoder_channels", 64),  # a size no trial uses
                        ("sweep.max_concurrent_trials", 1), ("train.learning_rate", 1e-3)):  # the vocoder's
         assert _dirs(_params(**{key: value})) == base, key
     # what shapes the data or the training does
-    for key, value in (("acoustic.train.lr_scale", 0.5), ("acoustic.prior.std_min", 0.2),
+    for key, value in (("acoustic.train.lr_scale", 0.5), ("acoustic.train.precision", "bf16"),
+                       ("acoustic.prior.std_min", 0.2),
                        ("acoustic.model.heads", 4), ("acoustic.diffusion.num_steps", 200),
                        ("acoustic_sizes.tiny_c80.decoder_channels", 96), ("corpus.n_utterances", 100),
                        ("acoustic.features.durations", "mas")):
