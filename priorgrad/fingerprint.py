@@ -140,8 +140,8 @@ def acoustic_modules(root: Path = ROOT) -> frozenset[str]:
 # acoustic trial code. experiments.trial is not followed: it holds the plumbing both families share (the
 # context, the lock, the result file, the trackers, the family dispatch) and the vocoder's own trial (its
 # eval-metric validation hook), none of which enters an acoustic model's weights or validation curves.
-# The vocoder modules the acoustic trainer imports (priorgrad.train's seeded steps, the diffusion maths)
-# are followed: editing them retrains both families.
+# The shared modules the acoustic trainer imports (priorgrad.runtime, the training runtime both families run
+# on; the diffusion maths) are followed: editing them retrains both families.
 ACOUSTIC_TRAINING_ENTRIES = ("priorgrad.acoustic.train", "experiments.acoustic_trial")
 ACOUSTIC_TRAINING_SKIP = TRAINING_SKIP | {"experiments.trial"}
 
