@@ -38,7 +38,7 @@ from tqdm import tqdm
 from priorgrad import checkpoint as ckpt_io
 from priorgrad.fileio import write_json_atomic, write_text_atomic
 from priorgrad.logs import show_progress
-from priorgrad.schema import PRECISIONS  # noqa: F401  (the values autocast() takes)
+from priorgrad.schema import PRECISIONS
 from priorgrad.tracking import CompositeTracker, JsonlTracker, Tracker
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,8 @@ def configure_determinism(enabled: bool, device: torch.device) -> bool:
 
 def autocast(device: torch.device, precision: str, cache_enabled: bool = True) -> contextlib.AbstractContextManager:
     """The mixed-precision context of ``precision``: none for fp32 (the default path stays untouched)."""
+    if precision not in PRECISIONS:  # the configs check it; a direct caller's typo must not mean fp16
+        raise ValueError(f"precision {precision!r} not in {PRECISIONS}")
     if precision == "fp32":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16

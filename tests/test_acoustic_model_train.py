@@ -100,6 +100,21 @@ def test_bf16_precision_trains_on_cpu_with_finite_losses(toy, tmp_path):
     assert load(r["checkpoint"])["params"]["acoustic"]["train"]["precision"] == "bf16"
 
 
+def test_compiled_step_gives_the_eager_losses(toy, tmp_path, monkeypatch):
+    """acoustic.train.compile runs the step's forward passes through torch.compile (here its eager backend:
+    the wiring, without the C++ toolchain inductor needs) with the same losses, bit for bit."""
+    import priorgrad.acoustic.train as acoustic_train
+
+    monkeypatch.setattr(acoustic_train, "compile_model", lambda fn: torch.compile(fn, backend="eager"))
+    losses = {}
+    for compile in ("false", "true"):
+        tr = acoustic_train.AcousticTrainer(_cfg(f"acoustic.train.compile={compile}"), toy, tmp_path / compile,
+                                            prior=toy / "phoneme_stats.npz", progress=False)
+        losses[compile] = [tr.train_step()["train/loss"] for _ in range(2)]
+    assert type(tr.decoder_fn).__name__ == "OptimizedModule"
+    assert losses["true"] == losses["false"]
+
+
 def test_stopped_and_resumed_run_equals_an_uninterrupted_one(toy, tmp_path):
     """In process (the SIGKILL variant below is slow): 2 steps, then resumed to 4, equals 4 straight steps,
     weights and optimiser state; deterministic may change on resume (as the vocoder's), precision may not."""
