@@ -32,7 +32,7 @@ from priorgrad.acoustic.synthesize import make_schedule, sample_mels  # noqa: E4
 from priorgrad.acoustic.toydata import make_toy_features  # noqa: E402
 from priorgrad.acoustic.train import AcousticTrainer  # noqa: E402
 from priorgrad.acoustic.vocode import griffin_lim  # noqa: E402
-from priorgrad.model import count_parameters  # noqa: E402
+from priorgrad.vocoder.model import count_parameters  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SR, HOP = 22050, 256

@@ -48,10 +48,10 @@ def build(root: Path, n_test: int) -> dict:
     from priorgrad.acoustic.phoneme_stats import prior_stats_from_features
     from priorgrad.acoustic.preprocess import preprocess_acoustic
     from priorgrad.acoustic.train import train_acoustic
-    from priorgrad.config import load_params
+    from priorgrad.core.config import load_params
     from priorgrad.corpus.synth import make_corpus
-    from priorgrad.preprocess import preprocess
-    from priorgrad.schema import read_params
+    from priorgrad.vocoder.preprocess import preprocess
+    from priorgrad.core.schema import read_params
 
     raw = read_params(ROOT / "params.yaml")
     raw["tracking"]["enabled"] = False
@@ -147,8 +147,8 @@ def main() -> int:
     from experiments import acoustic_evaluate as ae
     from experiments.acoustic_eval_config import acoustic_evaluate_config, metric_names, scoring_settings
     from experiments.scoring import score_sets
-    from priorgrad.config import load_params
-    from priorgrad.logs import setup_logging
+    from priorgrad.core.config import load_params
+    from priorgrad.core.logs import setup_logging
 
     setup_logging()
     load_before = os.getloadavg()

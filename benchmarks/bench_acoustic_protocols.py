@@ -59,9 +59,9 @@ def _job(a: argparse.Namespace, size: str, prior: str, seed: int) -> dict[str, A
     from priorgrad.acoustic.synthesize import (load_acoustic_checkpoint, make_schedule, sample_mels,
                                                searched_schedule, table_from_ckpt)
     from priorgrad.acoustic.train import train_acoustic
-    from priorgrad.diffusion import Diffusion
-    from priorgrad.infer import utterance_seed
-    from priorgrad.runtime import kept_checkpoint
+    from priorgrad.core.diffusion import Diffusion
+    from priorgrad.vocoder.infer import utterance_seed
+    from priorgrad.core.runtime import kept_checkpoint
 
     torch.set_num_threads(1)
     run = Path(a.run_root) / f"{size}-{prior}-s{seed}"
@@ -164,7 +164,7 @@ def main() -> None:
                     "on the first validation utterance; official = the 6-step config betas only"),
            "runs": results}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    from priorgrad.fileio import write_json_atomic
+    from priorgrad.core.fileio import write_json_atomic
 
     write_json_atomic(a.out, doc)
     print(f"wrote {a.out} ({doc['wall_s']:.0f} s)")

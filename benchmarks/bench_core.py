@@ -24,9 +24,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from priorgrad.diffusion import Diffusion  # noqa: E402
-from priorgrad.model import DiffWave, count_parameters  # noqa: E402
-from priorgrad.prior_contract import DiagonalDraw  # noqa: E402
+from priorgrad.core.diffusion import Diffusion  # noqa: E402
+from priorgrad.vocoder.model import DiffWave, count_parameters  # noqa: E402
+from priorgrad.core.prior_contract import DiagonalDraw  # noqa: E402
 
 SIZES = {"base": (30, 64, 10), "small": (30, 32, 10), "tiny": (6, 16, 3)}
 SR, HOP = 22050, 256

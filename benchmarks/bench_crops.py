@@ -25,9 +25,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_core import bench_train, machine  # noqa: E402
-from priorgrad.audio import log_mel, normalize, trim_to_hops  # noqa: E402
-from priorgrad.data import CropSampler, read_manifest  # noqa: E402
-from priorgrad.fileio import save_npy_atomic, write_text_atomic  # noqa: E402
+from priorgrad.core.audio import log_mel, normalize, trim_to_hops  # noqa: E402
+from priorgrad.vocoder.data import CropSampler, read_manifest  # noqa: E402
+from priorgrad.core.fileio import save_npy_atomic, write_text_atomic  # noqa: E402
 
 SR, HOP = 22050, 256
 

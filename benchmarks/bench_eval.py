@@ -51,7 +51,7 @@ def _cpu_model() -> str:
 def _prepare(tmp: Path) -> tuple[Path, Path, float, list[str]]:
     import soundfile as sf
 
-    from priorgrad.audio import read_wav  # the project's checked reader (a truncated wav is an error)
+    from priorgrad.core.audio import read_wav  # the project's checked reader (a truncated wav is an error)
 
     ref_dir, gen_dir = tmp / "ref", tmp / "gen"
     ref_dir.mkdir()

@@ -5,12 +5,12 @@ The one script a user with a GPU runs (needs only torch + numpy; a CPU smoke run
 medians and ratios:
 
 - training: samples/s of the reference step (benchmarks/reference_vocoder.py: eager fp32, the official
-  code's shape) and of the fast path (priorgrad.fast_train.TrainStep + ResidentCrops with the chosen
+  code's shape) and of the fast path (priorgrad.vocoder.fast_train.TrainStep + ResidentCrops with the chosen
   options), from the same initial weights on the same crops and noise, with both loss curves of the
   first ``--train-steps`` steps, and a third curve of the reference with other noise as the seed-to-seed
   spread the fast path's loss gap is judged against (so "at equal loss" is checked, not assumed);
 - synthesis: batch-1 RTF of a ``--synth-seconds`` utterance at T = 6, 12, 50 for the reference sampler
-  (conditioner recomputed at every step, fp32) and the fast sampler (priorgrad.fast_infer: conditioner
+  (conditioner recomputed at every step, fp32) and the fast sampler (priorgrad.vocoder.fast_infer: conditioner
   once, noise drawn up front, CUDA graph, bf16), their LS-MAE difference, and batched throughput;
 - peak device memory of each.
 
@@ -41,14 +41,14 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.reference_vocoder import (ReferenceDiffWave, load_project_state, reference_sample,  # noqa: E402
                                           reference_train_step)
-from priorgrad.audio import get_preset, log_mel, log_mel_torch  # noqa: E402
-from priorgrad.data import CropSampler, read_manifest  # noqa: E402
-from priorgrad.diffusion import Diffusion  # noqa: E402
-from priorgrad.fast_infer import BF16_LS_MAE_TOLERANCE, FastSampler  # noqa: E402
-from priorgrad.fast_train import ResidentCrops, TrainStep, make_optimizer  # noqa: E402
-from priorgrad.fileio import write_json_atomic  # noqa: E402
-from priorgrad.model import DiffWave, count_parameters  # noqa: E402
-from priorgrad.prior import EnergyPrior, StandardPrior, compute_energy_stats  # noqa: E402
+from priorgrad.core.audio import get_preset, log_mel, log_mel_torch  # noqa: E402
+from priorgrad.vocoder.data import CropSampler, read_manifest  # noqa: E402
+from priorgrad.core.diffusion import Diffusion  # noqa: E402
+from priorgrad.vocoder.fast_infer import BF16_LS_MAE_TOLERANCE, FastSampler  # noqa: E402
+from priorgrad.vocoder.fast_train import ResidentCrops, TrainStep, make_optimizer  # noqa: E402
+from priorgrad.core.fileio import write_json_atomic  # noqa: E402
+from priorgrad.vocoder.model import DiffWave, count_parameters  # noqa: E402
+from priorgrad.vocoder.prior import EnergyPrior, StandardPrior, compute_energy_stats  # noqa: E402
 
 SIZES = {"base": (30, 64, 10), "small": (30, 32, 10), "tiny": (4, 8, 2)}
 PRESET = get_preset("hifigan")

@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_core import machine  # noqa: E402
-from priorgrad.fileio import write_text_atomic  # noqa: E402
+from priorgrad.core.fileio import write_text_atomic  # noqa: E402
 
 PR_SET_CHILD_SUBREAPER = 36
 

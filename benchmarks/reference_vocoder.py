@@ -8,7 +8,7 @@ an independent check of the project's model and diffusion code, and the baseline
 ``benchmarks/bench_gpu.py`` is a ratio against (measured in the same run).
 
 Parameter names follow the official code (``spectrogram_upsampler.conv1/conv2``); ``load_project_state``
-maps a ``priorgrad.model.DiffWave`` state_dict onto them.
+maps a ``priorgrad.vocoder.model.DiffWave`` state_dict onto them.
 """
 from __future__ import annotations
 
@@ -134,7 +134,7 @@ class ReferenceDiffWave(nn.Module):
 
 
 def load_project_state(ref: ReferenceDiffWave, project_state: dict[str, torch.Tensor]) -> None:
-    """Copy a priorgrad.model.DiffWave state_dict into the reference (upsampler convs.i -> conv{i+1})."""
+    """Copy a priorgrad.vocoder.model.DiffWave state_dict into the reference (upsampler convs.i -> conv{i+1})."""
     mapped = {}
     for k, v in project_state.items():
         if k.startswith("spectrogram_upsampler.convs."):

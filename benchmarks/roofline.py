@@ -1,6 +1,6 @@
 """Roofline arithmetic for the DiffWave network: FLOPs and bytes moved per training step and per synthesis step.
 
-FLOPs are counted analytically from the model definition (spec section 4 / priorgrad/model.py), in the
+FLOPs are counted analytically from the model definition (spec section 4 / priorgrad/vocoder/model.py), in the
 convention of torch.utils.flop_counter (2 x multiply-accumulates of every convolution and matrix
 product; biases, activations and elementwise ops not counted); tests/test_gpu_roofline.py checks the
 count against FlopCounterMode on a tiny network. Bytes are a model, stated here, not a measurement:
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     assert NETS["base"].n_params == 2_619_971 and NETS["small"].n_params == 1_227_651
     print(markdown())
     if args.json:
-        from priorgrad.fileio import write_json_atomic
+        from priorgrad.core.fileio import write_json_atomic
 
         write_json_atomic(args.json, {"peaks": PEAKS, "rows": rows(), "note": "analytic; not measured"})
 

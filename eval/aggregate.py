@@ -30,9 +30,9 @@ import numpy as np
 
 from eval.hierarchical import Term, bootstrap_contrast
 from eval.contract import KIND_MEAN_REFERENCE, KIND_MODEL, KIND_PRIOR_NOISE, KIND_RECORDING, SCORE_COLUMNS
-from priorgrad import registry
+from priorgrad.core import registry
 
-# The systems come from the one registry (priorgrad.registry). BASELINE/TREATMENT are the vocoder family's
+# The systems come from the one registry (priorgrad.core.registry). BASELINE/TREATMENT are the vocoder family's
 # headline pair; aggregate() takes any family's pairs (registry.comparisons).
 BASELINE, TREATMENT = registry.baseline_and_proposed("vocoder")   # a - b = TREATMENT - BASELINE
 SYSTEM_OF_PRIOR = {e.name: e.system for e in registry.PRIORS.values() if e.family == "vocoder"}

@@ -11,7 +11,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from priorgrad.fileio import file_digest
+from priorgrad.core.fileio import file_digest
 
 _SCHEMA = """CREATE TABLE IF NOT EXISTS scores (
     key TEXT PRIMARY KEY,

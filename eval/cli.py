@@ -81,7 +81,7 @@ def parse_margins(text: str) -> dict[str, float]:
     if text == "none":
         return {}
     if text == "params":
-        from priorgrad.schema import read_params
+        from priorgrad.core.schema import read_params
 
         path = Path(__file__).resolve().parents[1] / "params.yaml"
         if not path.is_file():

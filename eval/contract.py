@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from priorgrad.fileio import format_csv, write_text_atomic
+from priorgrad.core.fileio import format_csv, write_text_atomic
 
 # ----------------------------------------------------------------------------- sweep outputs
 TRIALS_JSON = "trials.json"            # one record per training run (TRIAL_KEYS)
@@ -21,7 +21,7 @@ TUNE_DIR = "tune"
 
 # checkpoints: {budget (str): checkpoint path} for every rung of the budget ladder
 TRIAL_KEYS = ["trial", "prior", "system", "size", "n_params", "seed", "budget", "checkpoints", "mlflow_run_id",
-              "mlflow_experiment", "family"]  # family: "vocoder" | "acoustic" (priorgrad.registry.FAMILIES)
+              "mlflow_experiment", "family"]  # family: "vocoder" | "acoustic" (priorgrad.core.registry.FAMILIES)
 CONVERGENCE_COLUMNS = ["trial", "prior", "size", "n_params", "seed", "budget", "step", "metric", "value"]
 
 # ----------------------------------------------------------------------------- evaluate outputs

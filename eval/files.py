@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from priorgrad.fileio import read_jsonl, write_jsonl_atomic, write_text_atomic
+from priorgrad.core.fileio import read_jsonl, write_jsonl_atomic, write_text_atomic
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

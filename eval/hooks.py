@@ -1,4 +1,4 @@
-"""Training-time validation with eval's metrics (the ``validation_hook`` of priorgrad.train.train).
+"""Training-time validation with eval's metrics (the ``validation_hook`` of priorgrad.vocoder.train.train).
 
     hook = make_validation_hook(["mrstft", "mcd"])
     train(params, feats, stats, run_dir, validation_hook=hook)

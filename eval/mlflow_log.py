@@ -10,7 +10,7 @@ What a user browsing MLflow sees for a run's test scores:
 - artifacts ``eval/{stem}summary.json`` (the full summary, settings included) and ``eval/{stem}scores.jsonl``.
 
 ``log_summary`` writes to the ACTIVE run (the caller owns it); ``log_test_scores`` writes through a
-``priorgrad.tracking.Tracker`` (e.g. ``experiments.trackers.MLflowTracker.for_run(uri, run_id)``),
+``priorgrad.core.tracking.Tracker`` (e.g. ``experiments.trackers.MLflowTracker.for_run(uri, run_id)``),
 all T_infer of one trained model at once, with a quality-vs-T_infer figure.
 """
 from __future__ import annotations
@@ -112,7 +112,7 @@ def quality_figure(per_t: Mapping[int, Mapping[str, Mapping[str, Any]]], title: 
 def log_test_scores(tracker: Any, per_t: Mapping[int, tuple[Sequence[Mapping[str, Any]],
                                                              Mapping[str, Mapping[str, Any]]]],
                     comparisons_path: str | Path | None = None, title: str = "", step: int = 0) -> dict[str, float]:
-    """A trained model's test scores at every T_infer, through a ``priorgrad.tracking.Tracker``.
+    """A trained model's test scores at every T_infer, through a ``priorgrad.core.tracking.Tracker``.
 
     ``step``: the training step the scored checkpoint was taken at (a rung of the budget ladder); the
     metrics are logged at that step, so a run's test scores form a curve over its budgets, and the

@@ -178,8 +178,8 @@ def estimate_lag(ref: np.ndarray, gen: np.ndarray, max_lag: int) -> int:
 
 def read_mono(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """Read a wav as float32 mono in [-1, 1]; every error names the file (the project's one reader,
-    ``priorgrad.audio.read_wav``, which imports no torch, so scoring workers stay light)."""
-    from priorgrad.audio import AudioError, read_wav
+    ``priorgrad.core.audio.read_wav``, which imports no torch, so scoring workers stay light)."""
+    from priorgrad.core.audio import AudioError, read_wav
 
     try:
         data, sr = read_wav(path)

@@ -75,7 +75,7 @@ class Metric:
 
 @functools.lru_cache(maxsize=None)
 def _code_fingerprint(module: str) -> str:
-    from priorgrad.fingerprint import code_fingerprint
+    from priorgrad.core.fingerprint import code_fingerprint
 
     return code_fingerprint((module, "eval.pair"))
 
@@ -91,12 +91,12 @@ def package_version(package: str) -> str:
 
 
 def _frontend_version() -> str:
-    """LS-MAE depends on the project's own mel front-end: version it by the source of priorgrad/audio.py."""
+    """LS-MAE depends on the project's own mel front-end: version it by the source of priorgrad/core/audio.py."""
     try:
         base = importlib.metadata.version("priorgrad-bench")
     except importlib.metadata.PackageNotFoundError:
         base = "source"
-    spec = importlib.util.find_spec("priorgrad.audio")
+    spec = importlib.util.find_spec("priorgrad.core.audio")
     if spec is None or spec.origin is None:
         return f"{base}+missing-audio"
     digest = hashlib.sha256(Path(spec.origin).read_bytes()).hexdigest()[:12]
@@ -195,7 +195,7 @@ _ALL: tuple[Metric, ...] = (
     _m(name="ls_mae", description="log-mel spectrogram mean absolute error (PriorGrad validation metric)",
        needs_reference=True, sample_rate=22050, higher_is_better=False, unit="ln mel",
        package=("priorgrad-bench", "torch"),
-       implementation="mean|priorgrad.audio.log_mel(gen) - log_mel(ref)|, preset hifigan",
+       implementation="mean|priorgrad.core.audio.log_mel(gen) - log_mel(ref)|, preset hifigan",
        compute="eval.metrics.spectral:ls_mae",
        settings={"preset": "hifigan", "normalisation": "none (audio compared as given)",
                  "other_rates": "resampled to 22050 Hz (soxr HQ)"}),

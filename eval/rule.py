@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from eval.aggregate import Rule
-from priorgrad.schema import ConfigError, check_value
+from priorgrad.core.schema import ConfigError, check_value
 
 LEVEL = 0.95   # every interval of the evaluation and the report is a 95% CI; Holm's alpha is 1 - LEVEL
 MARGINS_SECTION = {"vocoder": "report", "acoustic": "acoustic_report"}  # where a family's margins live
@@ -51,6 +51,6 @@ def rule_from_params(raw: Mapping[str, Any], family: str = "vocoder", source: st
 
 def load_rule(params_path: str | Path, family: str = "vocoder") -> Rule:
     """The rule of a family from params.yaml (with its profile overlay)."""
-    from priorgrad.schema import read_params
+    from priorgrad.core.schema import read_params
 
     return rule_from_params(read_params(params_path), family, str(params_path))

@@ -23,7 +23,7 @@ from typing import Any, Mapping, Sequence
 from eval.files import write_json
 from eval.pair import SPEC_LENGTH_POLICY, Alignment, LengthPolicy
 from eval.registry import METRICS
-from priorgrad.fileio import format_csv, write_text_atomic
+from priorgrad.core.fileio import format_csv, write_text_atomic
 
 log = logging.getLogger(__name__)
 

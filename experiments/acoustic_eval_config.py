@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from eval.contract import ACOUSTIC_CONDITIONS, qualified_metric, split_metric
-from priorgrad.config import Params
-from priorgrad.schema import ConfigError, build_section
+from priorgrad.core.config import Params
+from priorgrad.core.schema import ConfigError, build_section
 
 SECTION = "acoustic_evaluate"
 

@@ -55,9 +55,9 @@ from eval.contract import (COMPARISONS_JSON, KIND_MEAN_REFERENCE, KIND_MODEL, KI
                                   SUMMARY_JSON, TRIALS_JSON, VOCODED_REFERENCE_AUDIO, audio_setting_dir,
                                   qualified_metric, write_csv)
 from experiments.testset import EvaluateError
-from priorgrad import registry
-from priorgrad.fileio import file_digest, write_json_atomic
-from priorgrad.logs import setup_logging
+from priorgrad.core import registry
+from priorgrad.core.fileio import file_digest, write_json_atomic
+from priorgrad.core.logs import setup_logging
 
 log = logging.getLogger("experiments.acoustic_evaluate")
 
@@ -163,8 +163,8 @@ def run_acoustic_evaluate(params_path: Path, features: Path, stats: Path, sweep_
     from experiments.scoring import score_sets
     from experiments.spec import project_root, tracking_config
     from priorgrad.acoustic.model_config import load_acoustic_config
-    from priorgrad.audio import get_preset
-    from priorgrad.config import load_params
+    from priorgrad.core.audio import get_preset
+    from priorgrad.core.config import load_params
     from eval.rule import load_rule
 
     params = load_params(params_path)
@@ -450,7 +450,7 @@ def _write_examples(out: Path, test, cfg: AcousticEvaluateConfig, audio_jobs: li
 def _provenance(params, root: Path, features: Path, stats: Path, recordings: Path, cfg: AcousticEvaluateConfig,
                 names: list[str], infer, vocoder, voc_wall: float, voc_audio: float, devices: set[str]) -> dict[str, Any]:
     from experiments.provenance import provenance
-    from priorgrad.fingerprint import acoustic_synthesis_fingerprint
+    from priorgrad.core.fingerprint import acoustic_synthesis_fingerprint
 
     prov = provenance(params, root, recordings, cfg.audio_metrics, devices)
     pre = features / "acoustic_preprocess.json"

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from experiments.spec import Trial, _section, trial_params
-from priorgrad import registry
-from priorgrad.config import Params, params_hash
-from priorgrad.schema import ConfigError
+from priorgrad.core import registry
+from priorgrad.core.config import Params, params_hash
+from priorgrad.core.schema import ConfigError
 
 FAMILY = "acoustic"
 # The keys each acoustic trial sets from acoustic_sweep: (params.yaml marks them "(per trial)").
@@ -79,7 +79,7 @@ def trial_config(params: Params) -> Any:
 def acoustic_training_hash(params: Params) -> str:
     """Identity of an acoustic trial's result: corpus, audio, the acoustic sections that shape the data and
     the training (not acoustic.infer, not speed-only keys), the numbers of its size, and the trainer's code."""
-    from priorgrad.fingerprint import acoustic_training_fingerprint
+    from priorgrad.core.fingerprint import acoustic_training_fingerprint
 
     d = params.to_dict()
     ac = copy.deepcopy(d["acoustic"])

@@ -28,8 +28,8 @@ import numpy as np
 from experiments.acoustic_eval_config import AcousticEvaluateConfig
 from experiments.synthesis import _cached  # synthesis.json (written last) marks a finished set
 from experiments.testset import EvaluateError
-from priorgrad.config import params_hash
-from priorgrad.fileio import file_digest, save_npy_atomic, write_json_atomic
+from priorgrad.core.config import params_hash
+from priorgrad.core.fileio import file_digest, save_npy_atomic, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +102,8 @@ def prepare_test_set(features: Path, stats: Path, recordings: Path, cfg: Acousti
     from priorgrad.acoustic.dataset import FeatureSet
     from priorgrad.acoustic.model import TablePrior
     from priorgrad.acoustic.synthesize import load_frame_prior
-    from priorgrad.audio import write_wav
-    from priorgrad.data import load_item_arrays, read_manifest
+    from priorgrad.core.audio import write_wav
+    from priorgrad.vocoder.data import load_item_arrays, read_manifest
 
     fs = FeatureSet(features)
     utts = fs.utterances("test")
@@ -156,7 +156,7 @@ def prepare_test_set(features: Path, stats: Path, recordings: Path, cfg: Acousti
 
 
 def synthesis_key(ckpt: Path, t_infer: int, condition: str, inputs: dict[str, Any], infer: Any) -> str:
-    from priorgrad.fingerprint import acoustic_synthesis_fingerprint
+    from priorgrad.core.fingerprint import acoustic_synthesis_fingerprint
 
     return params_hash({"ckpt": file_digest(ckpt, 12), "t": t_infer, "schedule": infer.schedule,
                         "clip_x0": infer.clip_x0, "search_max_candidates": infer.search_max_candidates,
@@ -170,10 +170,10 @@ def synthesize_mels(name: str, ckpt: Path, t_infer: int, condition: str, test: A
 
     Returns (directory of <utt>.npy whole-utterance mels, the library's synthesis summary: mel RTF, device,
     prior, schedule). ``infer``: the params' acoustic.infer (seed, batch size, device, schedule kind)."""
-    from priorgrad import checkpoint as ckpt_io
+    from priorgrad.core import checkpoint as ckpt_io
     from priorgrad.acoustic.model_config import AcousticConfig
     from priorgrad.acoustic.synthesize import make_schedule, synthesize
-    from priorgrad.diffusion import Diffusion
+    from priorgrad.core.diffusion import Diffusion
 
     if not ckpt.exists():
         raise EvaluateError(f"{ckpt}: checkpoint of {name} not found")
@@ -206,7 +206,7 @@ def _searched(ckpt: Path, diffusion: Any, features: Path, t_infer: int, infer: A
     (held out: never the test set the scores come from), capped by acoustic.infer.search_max_candidates."""
     from priorgrad.acoustic.dataset import FeatureSet
     from priorgrad.acoustic.synthesize import load_acoustic_checkpoint, searched_schedule, table_from_ckpt
-    from priorgrad.runtime import resolve_device
+    from priorgrad.core.runtime import resolve_device
 
     valid = FeatureSet(features).utterances("valid")
     if not valid:
@@ -224,7 +224,7 @@ def prior_draw_mels(name: str, ckpt: Path, draw: int, condition: str, test: Acou
     B1; noise seeded with acoustic.infer.seed + draw, so draw 0 is exactly the x_S its sampler starts from)
     for the test utterances under ``condition``, from the checkpoint (B2's mean is the network's). Cached."""
     from priorgrad.acoustic.synthesize import synthesize
-    from priorgrad.fingerprint import acoustic_synthesis_fingerprint
+    from priorgrad.core.fingerprint import acoustic_synthesis_fingerprint
 
     if not ckpt.exists():
         raise EvaluateError(f"{ckpt}: checkpoint of {name} not found")
@@ -232,7 +232,7 @@ def prior_draw_mels(name: str, ckpt: Path, draw: int, condition: str, test: Acou
                        "seed": infer.seed, "batch_size": infer.batch_size, "code": acoustic_synthesis_fingerprint()})
     gen_dir = work / "floor" / f"{name}-draw{draw}-{condition}-{key}"
     if _cached(gen_dir) is None:
-        from priorgrad.diffusion import StepSchedule
+        from priorgrad.core.diffusion import StepSchedule
 
         # the schedule is unused by a prior draw (no denoising); any valid one keeps synthesize's contract
         synthesize(ckpt, gen_dir, features, split="test", conditions=(condition,),
@@ -335,7 +335,7 @@ def _attempt(fn: Callable[[np.ndarray, str], np.ndarray], mel: np.ndarray, utt: 
 def _griffin_lim_job(job: tuple[np.ndarray, str, int, int]) -> tuple[np.ndarray | None, float, str | None]:
     """A worker process's render: exactly priorgrad.acoustic.vocode.make_vocoder's griffin_lim call."""
     from priorgrad.acoustic.vocode import griffin_lim
-    from priorgrad.infer import utterance_seed
+    from priorgrad.vocoder.infer import utterance_seed
 
     mel, utt, iters, seed = job
     return _attempt(lambda m, key: griffin_lim(m, iters, utterance_seed(seed, key) % (2 ** 32)), mel, utt)
@@ -372,7 +372,7 @@ class CachedVocoder:
         time, for the vocoder's RTF). A mel the vocoder cannot render (e.g. a diverged model's ln-mel of
         +-700, whose exp overflows) gets no wav: the scorer records the utterance as failed, and the
         failure is cached like a render."""
-        from priorgrad.audio import write_wav
+        from priorgrad.core.audio import write_wav
 
         todo: dict[str, tuple[np.ndarray, str, str]] = {}  # key -> (mel, utt, label): each render once
         keyed = []
@@ -419,7 +419,7 @@ class CachedVocoder:
     def _run(self, jobs: list[tuple[np.ndarray, str]]) -> list[tuple[np.ndarray | None, float, str | None]]:
         from tqdm import tqdm
 
-        from priorgrad.logs import show_progress
+        from priorgrad.core.logs import show_progress
 
         show = show_progress(None)
         if self.griffin_lim is None or self.workers <= 1 or len(jobs) < 2:
@@ -449,9 +449,9 @@ def make_cached_vocoder(infer: Any, vocoder_checkpoint: Path | None, work: Path,
     """acoustic.infer.vocoder (griffin_lim by default, in ``workers`` processes; priorgrad with
     --vocoder-checkpoint), seeded by acoustic.infer.seed and the utterance."""
     from priorgrad.acoustic.vocode import make_vocoder
-    from priorgrad.audio import get_preset
-    from priorgrad.fingerprint import code_fingerprint, synthesis_fingerprint
-    from priorgrad.runtime import resolve_device
+    from priorgrad.core.audio import get_preset
+    from priorgrad.core.fingerprint import code_fingerprint, synthesis_fingerprint
+    from priorgrad.core.runtime import resolve_device
 
     if infer.vocoder == "priorgrad" and vocoder_checkpoint is None:
         raise EvaluateError("params: acoustic.infer.vocoder is 'priorgrad': give its checkpoint (--vocoder-checkpoint)")

@@ -16,9 +16,9 @@ import yaml
 from experiments.acoustic_spec import trial_config
 from experiments.spec import Trial, trial_params
 from experiments.trial import (TrialContext, _make_trackers, default_threads, finish_trial, trial_tags)
-from priorgrad.config import Params, params_hash
-from priorgrad.fileio import write_text_atomic
-from priorgrad.tracking import Tracker
+from priorgrad.core.config import Params, params_hash
+from priorgrad.core.fileio import write_text_atomic
+from priorgrad.core.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def train_acoustic_trial(ctx: TrialContext, trial: Trial, run_dir: Path, use_ray
 
 def run_description(ctx: TrialContext, trial: Trial, params: Params) -> str:
     """What the run is, in words (the MLflow run page's Description)."""
-    from priorgrad import registry
+    from priorgrad.core import registry
 
     entry = registry.prior(trial.prior, trial.family)
     ac = params.extra["acoustic"]
@@ -82,7 +82,7 @@ def run_description(ctx: TrialContext, trial: Trial, params: Params) -> str:
 
 def log_features_input(tracker: Tracker, ctx: TrialContext, params: Params) -> None:
     """The acoustic features as the run's training input: one row per utterance of their manifest."""
-    from priorgrad.fileio import read_jsonl
+    from priorgrad.core.fileio import read_jsonl
 
     # read as plain JSON lines: the trial's code fingerprint should not take in the preprocessing code
     rows = [{k: r.get(k) for k in ("utt", "split", "n_frames", "n_tokens", "text", "durations_from")}

@@ -14,7 +14,7 @@ from typing import Any
 
 from eval.contract import (CONVERGENCE_COLUMNS, CONVERGENCE_CSV, CURVES_DIR, FINAL_VALID_JSON, TRIAL_KEYS,
                                   TRIALS_JSON, write_csv)
-from priorgrad.fileio import read_jsonl, write_json_atomic
+from priorgrad.core.fileio import read_jsonl, write_json_atomic
 
 
 def metric_name(key: str) -> str | None:

@@ -15,8 +15,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from priorgrad.config import load_params
-from priorgrad.logs import setup_logging
+from priorgrad.core.config import load_params
+from priorgrad.core.logs import setup_logging
 
 log = logging.getLogger("experiments.corpus")
 

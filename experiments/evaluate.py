@@ -30,10 +30,10 @@ from eval.contract import (COMPARISONS_JSON, KIND_MODEL, KIND_PRIOR_NOISE, METRI
                                   audio_setting_dir, prior_noise_dir, write_csv)
 from experiments.spec import evaluate_config, project_root, sweep_config, tracking_config
 from experiments.testset import EvaluateError, inputs_key, prepare_test_set
-from priorgrad import registry
-from priorgrad.config import load_params
-from priorgrad.fileio import write_json_atomic
-from priorgrad.logs import setup_logging
+from priorgrad.core import registry
+from priorgrad.core.config import load_params
+from priorgrad.core.fileio import write_json_atomic
+from priorgrad.core.logs import setup_logging
 
 log = logging.getLogger("experiments.evaluate")
 

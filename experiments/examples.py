@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.contract import AUDIO_DIR, AUDIO_INDEX, REFERENCE_AUDIO
-from priorgrad.fileio import write_json_atomic
+from priorgrad.core.fileio import write_json_atomic
 
 
 def copy_examples(out: Path, ref_dir: Path, utts: list[str], n: int, sets: list[dict[str, Any]]) -> Path:

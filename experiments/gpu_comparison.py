@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from priorgrad import registry
+from priorgrad.core import registry
 
 log = logging.getLogger("experiments.gpu_comparison")
 
@@ -53,7 +53,7 @@ def trial_name(prior: str, size: str, seed: int) -> str:
 
 def plan(args: argparse.Namespace) -> dict[str, Any]:
     """The trials and the exact ``priorgrad train`` command of each (no side effects)."""
-    from priorgrad.schema import read_params
+    from priorgrad.core.schema import read_params
 
     params_path = Path(args.params)
     if not params_path.exists():
@@ -132,7 +132,7 @@ def checkpoint_steps(run_dir: Path) -> dict[int, Path]:
 
 def pack(p: dict[str, Any], out: Path, bring_back: Path, status: dict[str, Any]) -> dict[str, Any]:
     """Slim checkpoints at each size's common step, and the logs, into bring_back (within the limits)."""
-    from priorgrad import checkpoint as ckpt_io
+    from priorgrad.core import checkpoint as ckpt_io
 
     bring_back.mkdir(parents=True, exist_ok=True)
     packed: dict[str, Any] = {"status": status, "trials": {}}

@@ -76,7 +76,7 @@ def render_template() -> str:
 
 
 def write_template(out: Path = DEFAULT_OUT) -> Path:
-    from priorgrad.fileio import write_text_atomic
+    from priorgrad.core.fileio import write_text_atomic
 
     write_text_atomic(out, render_template())
     return out

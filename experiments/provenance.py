@@ -7,7 +7,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from priorgrad.config import Params, params_hash
+from priorgrad.core.config import Params, params_hash
 
 
 def provenance(params: Params, root: Path, features: Path, metrics: list[str], devices: set[str]) -> dict[str, Any]:
@@ -15,7 +15,7 @@ def provenance(params: Params, root: Path, features: Path, metrics: list[str], d
 
     from eval.registry import METRICS
     from experiments.trial import git_commit
-    from priorgrad.fingerprint import synthesis_fingerprint, training_fingerprint
+    from priorgrad.core.fingerprint import synthesis_fingerprint, training_fingerprint
 
     pre = features / "preprocess.json"
     corpus = {"source": params.corpus.source, "n_utterances": params.corpus.n_utterances, "seed": params.corpus.seed,

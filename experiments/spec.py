@@ -1,6 +1,6 @@
 """The pipeline's own params sections (sweep, tracking, evaluate, sizes): validation and trial expansion.
 
-`priorgrad.config` keeps these sections as raw dicts (``Params.extra``); they are checked here, with
+`priorgrad.core.config` keeps these sections as raw dicts (``Params.extra``); they are checked here, with
 errors that name the key, so a typo never falls back silently to a default.
 """
 from __future__ import annotations
@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from priorgrad import registry
-from priorgrad.config import Params, params_hash
-from priorgrad.schema import ConfigError, build_section
+from priorgrad.core import registry
+from priorgrad.core.config import Params, params_hash
+from priorgrad.core.schema import ConfigError, build_section
 
 # Core sections that decide what a trial trains: a change in any of them gives a new trial directory,
 # so a stale checkpoint is never resumed under new settings. Thread count and device are left out:
@@ -24,7 +24,7 @@ SIZE_KEYS = ("residual_layers", "residual_channels", "dilation_cycle")
 # The keys each trial sets from sweep: and sizes: (params.yaml marks them "(per trial)").
 TRIAL_KEYS = ("prior.type", "train.seed", "train.max_steps", "train.keep_steps",
               *(f"model.{k}" for k in SIZE_KEYS))
-# Speed-only options (priorgrad.fast_train, model.fused_gate): same maths up to rounding, so, like the
+# Speed-only options (priorgrad.vocoder.fast_train, model.fused_gate): same maths up to rounding, so, like the
 # thread count and device, they do not make a new trial (and a trial may resume with them switched).
 SPEED_ONLY_TRAIN = ("features_on_device", "compile", "cuda_graphs")
 SPEED_ONLY_MODEL = ("fused_gate",)
@@ -179,7 +179,7 @@ class Trial:
     budgets: list[int]
     overrides: dict[str, Any]
     params_hash: str
-    family: str  # "vocoder" or "acoustic" (priorgrad.registry.FAMILIES): which trainer runs it
+    family: str  # "vocoder" or "acoustic" (priorgrad.core.registry.FAMILIES): which trainer runs it
 
     @property
     def budget(self) -> int:
@@ -231,7 +231,7 @@ def prior_section_for_hash(prior: dict[str, Any]) -> dict[str, Any]:
 
 def training_hash(params: Params) -> str:
     """Identity of a trial's result: its training settings and the code that trains it."""
-    from priorgrad.fingerprint import training_fingerprint
+    from priorgrad.core.fingerprint import training_fingerprint
 
     d = params.to_dict()
     d["train"] = {k: v for k, v in d["train"].items() if k not in ("threads", "device") + SPEED_ONLY_TRAIN}

@@ -31,8 +31,8 @@ from experiments.spec import (SweepConfig, Trial, expand_trials, project_root, s
 from experiments.trackers import TrackingUnavailable, default_tracking_uri, ensure_experiment
 from experiments.dispatch import run_trial
 from experiments.trial import TrialContext, finished_result, git_commit, run_dir_of
-from priorgrad.config import Params, load_params
-from priorgrad.logs import setup_logging
+from priorgrad.core.config import Params, load_params
+from priorgrad.core.logs import setup_logging
 
 log = logging.getLogger("experiments.sweep")
 
@@ -252,7 +252,7 @@ def _fit(tuner: Any) -> dict[str, str]:
 
 
 def sweep_id_of(trials: list[Trial]) -> str:
-    from priorgrad.config import params_hash
+    from priorgrad.core.config import params_hash
 
     return params_hash({"trials": sorted(t.dirname for t in trials)})[:8]
 

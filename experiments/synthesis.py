@@ -2,7 +2,7 @@
 
 A synthesised test set is reused only when everything it depends on is unchanged: the checkpoint's
 bytes, T_infer, the inputs, the seed, the batch size (padding changes a batched utterance's tail) and
-the code of the sampler, model and prior (``priorgrad.fingerprint.synthesis_fingerprint``).
+the code of the sampler, model and prior (``priorgrad.core.fingerprint.synthesis_fingerprint``).
 """
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from experiments.testset import EvaluateError
-from priorgrad.config import Params, params_hash
-from priorgrad.fileio import file_digest, write_json_atomic
+from priorgrad.core.config import Params, params_hash
+from priorgrad.core.fileio import file_digest, write_json_atomic
 
 DONE = "synthesis.json"
 
@@ -28,7 +28,7 @@ def _cached(gen_dir: Path) -> dict[str, Any] | None:
 
 
 def synthesis_key(ckpt: Path, t_infer: int, inputs: dict[str, Any], params: Params) -> str:
-    from priorgrad.fingerprint import synthesis_fingerprint
+    from priorgrad.core.fingerprint import synthesis_fingerprint
 
     return params_hash({"ckpt": file_digest(ckpt, 12), "t": t_infer, "inputs": inputs, "seed": params.infer.seed,
                         "batch_size": params.infer.batch_size, "code": synthesis_fingerprint()})
@@ -37,7 +37,7 @@ def synthesis_key(ckpt: Path, t_infer: int, inputs: dict[str, Any], params: Para
 def synthesize_checkpoint(name: str, ckpt: Path, t_infer: int, mel_dir: Path, inputs: dict[str, Any],
                           params: Params, work: Path) -> tuple[Path, dict[str, Any]]:
     """Synthesises the test inputs from one checkpoint at T_infer (or reuses them); returns (dir, timing)."""
-    from priorgrad.infer import synthesize
+    from priorgrad.vocoder.infer import synthesize
 
     if not ckpt.exists():
         raise EvaluateError(f"{ckpt}: checkpoint of {name} not found")
@@ -59,10 +59,10 @@ def synthesize_prior_noise(system: str, ckpt: Path, draw: int, mel_dir: Path, in
     """
     import numpy as np
 
-    from priorgrad.audio import get_preset, write_wav
-    from priorgrad.checkpoint import load
-    from priorgrad.infer import prior_noise, utterance_seed
-    from priorgrad.prior import make_prior
+    from priorgrad.core.audio import get_preset, write_wav
+    from priorgrad.core.checkpoint import load
+    from priorgrad.vocoder.infer import prior_noise, utterance_seed
+    from priorgrad.vocoder.prior import make_prior
 
     ck = load(ckpt)
     cp = Params.from_dict(ck["params"], source=f"{ckpt} params")
@@ -84,6 +84,6 @@ def synthesize_prior_noise(system: str, ckpt: Path, draw: int, mel_dir: Path, in
 
 
 def _floor_fingerprint() -> str:
-    from priorgrad.fingerprint import code_fingerprint
+    from priorgrad.core.fingerprint import code_fingerprint
 
-    return code_fingerprint(("priorgrad.infer", "experiments.synthesis"))
+    return code_fingerprint(("priorgrad.vocoder.infer", "experiments.synthesis"))

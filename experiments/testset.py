@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from experiments.spec import EvaluateConfig
-from priorgrad.config import Params
-from priorgrad.fileio import file_digest, save_npy_atomic
+from priorgrad.core.config import Params
+from priorgrad.core.fileio import file_digest, save_npy_atomic
 
 
 class EvaluateError(RuntimeError):
@@ -21,8 +21,8 @@ def prepare_test_set(params: Params, cfg: EvaluateConfig, features: Path, work: 
     References are the preprocessed (peak-normalised, hop-trimmed) test audio cut to the same frames as
     the mel, so generated and reference audio have the same length.
     """
-    from priorgrad.audio import write_wav
-    from priorgrad.data import load_item_arrays, read_manifest
+    from priorgrad.core.audio import write_wav
+    from priorgrad.vocoder.data import load_item_arrays, read_manifest
 
     items = read_manifest(features, split="test")
     if not items:

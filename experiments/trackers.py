@@ -1,4 +1,4 @@
-"""MLflow and Ray Tune implementations of ``priorgrad.tracking.Tracker``.
+"""MLflow and Ray Tune implementations of ``priorgrad.core.tracking.Tracker``.
 
 Tracking is never allowed to stop training: an unreachable MLflow store is reported once as a
 warning and the tracker turns itself off (the trial's metrics.jsonl still has everything).
@@ -19,7 +19,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-from priorgrad.tracking import Tracker
+from priorgrad.core.tracking import Tracker
 
 log = logging.getLogger(__name__)
 

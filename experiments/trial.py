@@ -20,9 +20,9 @@ import numpy as np
 import yaml
 
 from experiments.spec import Trial, trial_params
-from priorgrad.config import Params
-from priorgrad.fileio import write_json_atomic, write_text_atomic
-from priorgrad.tracking import CompositeTracker, Tracker
+from priorgrad.core.config import Params
+from priorgrad.core.fileio import write_json_atomic, write_text_atomic
+from priorgrad.core.tracking import CompositeTracker, Tracker
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def report_to_tune(result: dict[str, Any]) -> None:
 def trial_tags(ctx: TrialContext, trial: Trial, use_ray: bool, params_hash: str, description: str
                ) -> dict[str, str]:
     """The MLflow tags of a trial's run (both families): what it is, where it comes from, its description."""
-    from priorgrad import registry
+    from priorgrad.core import registry
 
     return {"prior": trial.prior, "prior_label": registry.prior(trial.prior, trial.family).label,
             "system": trial.system, "family": trial.family, "size": trial.size, "seed": str(trial.seed),
@@ -162,8 +162,8 @@ def default_threads(ctx: TrialContext) -> int:
 
 
 def train_vocoder_trial(ctx: TrialContext, trial: Trial, run_dir: Path, use_ray: bool) -> dict[str, Any]:
-    from priorgrad.config import params_hash
-    from priorgrad.train import train
+    from priorgrad.core.config import params_hash
+    from priorgrad.vocoder.train import train
 
     params = trial_params(Params.from_dict(ctx.base_params, source="sweep params"), trial.overrides)
     if params.train.threads == 0:
@@ -220,7 +220,7 @@ def finish_trial(ctx: TrialContext, trial: Trial, run_dir: Path, result: dict[st
 
 def run_description(ctx: TrialContext, trial: Trial, params: Params) -> str:
     """What the run is, in words (the MLflow run page's Description)."""
-    from priorgrad import registry
+    from priorgrad.core import registry
 
     entry = registry.prior(trial.prior, trial.family)
     return (f"{entry.label}: {entry.doc}, network size {trial.size} ({params.model.residual_layers} residual layers x "
@@ -232,7 +232,7 @@ def run_description(ctx: TrialContext, trial: Trial, params: Params) -> str:
 
 def log_features_input(tracker: Tracker, ctx: TrialContext, params: Params) -> None:
     """The corpus and its features as the run's training input: one row per utterance of the manifest."""
-    from priorgrad.data import read_manifest
+    from priorgrad.vocoder.data import read_manifest
 
     rows = [{"utt": it.utt, "split": it.split, "samples": it.samples, "frames": it.frames, "text": it.text}
             for it in read_manifest(ctx.features)]
@@ -244,9 +244,9 @@ def _audio_samples(checkpoint: str, ctx: TrialContext, run_dir: Path) -> Path | 
     """A few validation utterances synthesised by the final model, as listening samples for MLflow."""
     if ctx.n_audio_samples <= 0 or not ctx.tracking_uri:
         return None
-    from priorgrad.data import read_manifest
-    from priorgrad.fileio import save_npy_atomic
-    from priorgrad.infer import synthesize
+    from priorgrad.vocoder.data import read_manifest
+    from priorgrad.core.fileio import save_npy_atomic
+    from priorgrad.vocoder.infer import synthesize
 
     items = read_manifest(ctx.features, split="valid")[:ctx.n_audio_samples]
     if not items:

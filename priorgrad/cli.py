@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 from typing import Sequence
-from priorgrad.logs import setup_logging
+from priorgrad.core.logs import setup_logging
 
 log = logging.getLogger("priorgrad")
 
@@ -23,7 +23,7 @@ def _add_params(p: argparse.ArgumentParser) -> None:
 
 
 def _params(args: argparse.Namespace):
-    from priorgrad.config import load_params
+    from priorgrad.core.config import load_params
 
     return load_params(args.params, args.overrides)
 
@@ -65,7 +65,7 @@ def cmd_corpus_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_preprocess(args: argparse.Namespace) -> int:
-    from priorgrad.preprocess import preprocess
+    from priorgrad.vocoder.preprocess import preprocess
 
     summary = preprocess(args.corpus, args.out, _params(args), lists_dir=args.split_lists)
     print(json.dumps(summary, indent=2))
@@ -73,7 +73,7 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
 
 
 def cmd_prior_stats(args: argparse.Namespace) -> int:
-    from priorgrad.preprocess import prior_stats
+    from priorgrad.vocoder.preprocess import prior_stats
 
     preset = _params(args).audio.preset
     print(json.dumps(prior_stats(args.features, args.out, preset), indent=2))
@@ -81,7 +81,7 @@ def cmd_prior_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from priorgrad.train import train
+    from priorgrad.vocoder.train import train
 
     result = train(_params(args), args.features, args.stats, args.run_dir)
     print(json.dumps(result, indent=2))
@@ -89,7 +89,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_synthesize(args: argparse.Namespace) -> int:
-    from priorgrad.infer import synthesize
+    from priorgrad.vocoder.infer import synthesize
 
     # The infer: section of --params sets steps, batch size, seed and device; a flag overrides one of them.
     infer = _params(args).infer
@@ -106,7 +106,7 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
 
 
 def cmd_checkpoint_convert(args: argparse.Namespace) -> int:
-    from priorgrad.checkpoint import convert
+    from priorgrad.core.checkpoint import convert
 
     out = convert(args.path, args.out)
     print(f"{out}: converted (loads with tensors and plain containers only)")
@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--seed", type=int, default=None, help="default: infer.seed")
     sy.add_argument("--device", default=None, help="default: infer.device")
     sy.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                    help="network precision (bf16: within priorgrad.fast_infer.BF16_LS_MAE_TOLERANCE of fp32)")
+                    help="network precision (bf16: within priorgrad.vocoder.fast_infer.BF16_LS_MAE_TOLERANCE of fp32)")
     sy.add_argument("--cuda-graphs", action="store_true",
                     help="replay the whole sampler as one CUDA graph per batch shape (CUDA only)")
     _add_params(sy)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from reports.config import ReportConfigError, load_report_config
 from reports.inputs import ReportInputError
-from priorgrad.logs import setup_logging
+from priorgrad.core.logs import setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:

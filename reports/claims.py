@@ -52,7 +52,7 @@ import pandas as pd
 from eval.aggregate import (ABOVE_FLOOR, AT_FLOOR, BASELINE, FLOOR_NOT_JUDGED, NO_FLOOR, PRIOR_OF_SYSTEM,
                             SYSTEM_LABELS, TREATMENT, Rule, ScoreCube, contrast, direction, floor_row, floor_status,
                             model_key)
-from priorgrad import registry
+from priorgrad.core import registry
 from reports.metrics_info import metric_info
 from reports.tables import fmt_params
 

@@ -16,7 +16,7 @@ from typing import Any
 
 # LEVEL: every interval of the report is a 95% CI; Holm's alpha is 1 - LEVEL (the judging rule's, eval/rule.py)
 from eval.rule import LEVEL  # noqa: F401  (the report's generator reads it from here)
-from priorgrad.schema import ConfigError, build_section, check_value
+from priorgrad.core.schema import ConfigError, build_section, check_value
 
 
 
@@ -197,7 +197,7 @@ def load_report_config(params_path: str | Path) -> ReportConfig:
     Only this section (and evaluate's bootstrap settings) is validated here: the report is the last stage
     and every earlier stage has validated the rest of the file; the core loader would pull in torch.
     """
-    from priorgrad.schema import read_params
+    from priorgrad.core.schema import read_params
 
     try:
         raw = read_params(params_path)

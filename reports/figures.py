@@ -26,11 +26,11 @@ from matplotlib.figure import Figure  # noqa: E402
 from reports.metrics_info import MetricInfo, metric_info  # noqa: E402
 from eval.aggregate import FLOOR  # noqa: E402
 from reports.tables import SYSTEM_LABELS, fmt_params, models, size_order  # noqa: E402
-from priorgrad import registry  # noqa: E402
+from priorgrad.core import registry  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-# names, labels and colours: the one registry (priorgrad.registry), baselines first. Prior names repeat
+# names, labels and colours: the one registry (priorgrad.core.registry), baselines first. Prior names repeat
 # across families ("standard" is DiffWave's and B1's), so prior-keyed tables are built per family.
 SYSTEMS = registry.system_names("vocoder")
 SYSTEM_COLORS = {s: registry.system(s).colour for s in registry.system_names()}   # every family's systems

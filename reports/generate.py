@@ -26,7 +26,7 @@ import matplotlib.pyplot as plt
 from matplotlib.backends.backend_pdf import PdfPages
 
 from eval.aggregate import SYSTEM_LABELS, aggregate, build_cube
-from priorgrad import registry
+from priorgrad.core import registry
 from reports.claims import CLAIM_RULE, ClaimSettings, evaluate_claims
 from reports.config import LEVEL, FamilyReport, ReportConfig
 from reports.figures import SAVE_METADATA, FigureFile, build_figures, report_style, save_figure, text_table_figure

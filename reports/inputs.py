@@ -19,7 +19,7 @@ from eval.aggregate import FLOOR, KINDS  # noqa: E402
 from eval.contract import (AUDIO_DIR, AUDIO_INDEX, CONVERGENCE_COLUMNS, KIND_MODEL,  # noqa: E402
                                   REFERENCE_AUDIO, RTF_COLUMNS, SCORE_COLUMNS, TRIAL_KEYS,
                                   KIND_VOCODED_REFERENCE, VOCODED_REFERENCE_AUDIO)
-from priorgrad import registry  # noqa: E402
+from priorgrad.core import registry  # noqa: E402
 
 
 def family_priors(family: str) -> tuple[str, ...]:

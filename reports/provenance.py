@@ -8,7 +8,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from priorgrad.fileio import file_digest
+from priorgrad.core.fileio import file_digest
 
 REPORT_PACKAGES = ("matplotlib", "seaborn", "jinja2", "pandas", "numpy")
 

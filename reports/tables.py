@@ -23,7 +23,7 @@ import pandas as pd
 from eval.aggregate import (AT_FLOOR, FLOOR, FLOOR_NOT_JUDGED, MEAN_REFERENCE, NEGLIGIBLE, NOT_JUDGED, RECORDING,
                             SYSTEM_LABELS,
                             SYSTEM_ORDER, floor_label, floor_status, outcome)
-from priorgrad import registry
+from priorgrad.core import registry
 from reports.metrics_info import MetricInfo, metric_info
 
 MARK_BETTER = "\u25b2"   # PriorGrad significantly better than DiffWave at this setting

@@ -68,7 +68,7 @@ def main() -> int:
 
         import numpy as np
 
-        from priorgrad.fileio import write_text_atomic
+        from priorgrad.core.fileio import write_text_atomic
 
         rates = {name: {k: {"supported_or_refuted": round(v["supported"] + v["refuted"], 4),
                             "supported": round(v["supported"], 4), "negligible": round(v["negligible difference"], 4),

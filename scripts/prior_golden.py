@@ -36,11 +36,11 @@ def digest(x) -> str:
 
 
 def vocoder(d: Path, out: dict[str, str]) -> None:
-    from priorgrad.config import load_params
+    from priorgrad.core.config import load_params
     from priorgrad.corpus.synth import make_corpus
-    from priorgrad.infer import generate, prior_noise, utterance_seed
-    from priorgrad.preprocess import preprocess, prior_stats
-    from priorgrad.train import Trainer
+    from priorgrad.vocoder.infer import generate, prior_noise, utterance_seed
+    from priorgrad.vocoder.preprocess import preprocess, prior_stats
+    from priorgrad.vocoder.train import Trainer
 
     base = load_params(ROOT / "params.yaml", TINY)
     make_corpus(d / "corpus", n_utterances=8, seed=0)

@@ -36,9 +36,9 @@ def smoke_repro(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_features(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The smoke profile's corpus -> features -> prior statistics, made once through the real code."""
-    from priorgrad.config import load_params
+    from priorgrad.core.config import load_params
     from priorgrad.corpus.synth import make_corpus
-    from priorgrad.preprocess import preprocess, prior_stats
+    from priorgrad.vocoder.preprocess import preprocess, prior_stats
 
     d = tmp_path_factory.mktemp("tiny")
     params = load_params(profile_params(d / "params", "smoke"))

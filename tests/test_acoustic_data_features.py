@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from priorgrad.schema import read_params
+from priorgrad.core.schema import read_params
 from support.project import write_params
 
 from priorgrad.acoustic import features as ft
@@ -20,7 +20,7 @@ from priorgrad.acoustic.phoneme_stats import (StatsAccumulator, compute_phoneme_
 from priorgrad.acoustic.preprocess import (AcousticDataError, iter_utterances, preprocess_acoustic,
                                            read_acoustic_manifest)
 from priorgrad.acoustic.text import Vocabulary
-from priorgrad.config import ConfigError, load_params
+from priorgrad.core.config import ConfigError, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "params.yaml"
@@ -152,7 +152,7 @@ def test_data_config_from_params_missing_and_unknown_keys(tmp_path):
 @pytest.fixture(scope="module")
 def small(tmp_path_factory) -> dict[str, Path]:
     from priorgrad.corpus.synth import make_corpus
-    from priorgrad.preprocess import preprocess
+    from priorgrad.vocoder.preprocess import preprocess
 
     root = tmp_path_factory.mktemp("acoustic-pre")
     make_corpus(root / "corpus", n_utterances=10, seed=3, progress=False)
@@ -165,7 +165,7 @@ def small(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_preprocess_writes_the_contract_directory(small):
-    from priorgrad.data import read_manifest
+    from priorgrad.vocoder.data import read_manifest
 
     ac, feats = small["ac"], small["feats"]
     recs = read_acoustic_manifest(ac)
@@ -284,7 +284,7 @@ def test_untokenisable_and_empty_transcripts_name_the_utterance(small, tmp_path)
 
 
 def test_all_unvoiced_utterance_is_dropped_with_a_logged_reason(small, tmp_path, caplog):
-    from priorgrad.data import read_manifest
+    from priorgrad.vocoder.data import read_manifest
 
     feats = tmp_path / "feats"
     shutil.copytree(small["feats"], feats)
@@ -319,7 +319,7 @@ def test_espeak_durations_put_silent_frames_on_pauses_and_closures_and_beat_the_
     100% with them). (b): the held-out per-frame NLL under per-token train statistics is below the floor of
     a uniform split within each word."""
     from priorgrad.acoustic.alignment_quality import report_features_dirs
-    from priorgrad.audio import PRESETS
+    from priorgrad.core.audio import PRESETS
 
     r = report_features_dirs({"espeak": str(small["ac"])}, PRESETS["hifigan"].silence)["espeak"]
     assert r["zero_frames"] > 20, r

@@ -108,9 +108,9 @@ def test_mas_boundaries_agree_with_espeak_events(tmp_path):
     from priorgrad.acoustic.data_config import load_data_config
     from priorgrad.acoustic.preprocess import iter_utterances, preprocess_acoustic, read_acoustic_manifest
     from priorgrad.acoustic.text import Vocabulary
-    from priorgrad.config import load_params
+    from priorgrad.core.config import load_params
     from priorgrad.corpus.synth import make_corpus
-    from priorgrad.preprocess import preprocess
+    from priorgrad.vocoder.preprocess import preprocess
 
     params_path = Path(__file__).resolve().parents[1] / "params.yaml"
     make_corpus(tmp_path / "corpus", n_utterances=32, progress=False)
@@ -134,7 +134,7 @@ def test_mas_boundaries_agree_with_espeak_events(tmp_path):
     assert agree["within_1"] > 0.4 and agree["within_2"] > max(0.55, 3 * floor["within_2"]), (agree, floor)
     # quality checks (b), (c) of spec section 2 (priorgrad/acoustic/alignment_quality.py)
     from priorgrad.acoustic.alignment_quality import report_features_dirs
-    from priorgrad.audio import PRESETS
+    from priorgrad.core.audio import PRESETS
 
     q = report_features_dirs({"espeak": str(tmp_path / "espeak"), "mas": str(tmp_path / "mas")},
                              PRESETS["hifigan"].silence)

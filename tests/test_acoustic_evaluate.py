@@ -16,7 +16,7 @@ from experiments import acoustic_evaluate as ae
 from eval.contract import (ACOUSTIC_CONDITIONS, SCORE_COLUMNS, VOCODED_REFERENCE_AUDIO, base_metric,
                                   qualified_metric, split_metric)
 from experiments.testset import EvaluateError
-from priorgrad.schema import ConfigError, read_params
+from priorgrad.core.schema import ConfigError, read_params
 
 from support.project import write_params
 
@@ -57,9 +57,9 @@ def _build(root: Path) -> dict[str, Path]:
     from priorgrad.acoustic.phoneme_stats import prior_stats_from_features
     from priorgrad.acoustic.preprocess import preprocess_acoustic
     from priorgrad.acoustic.train import train_acoustic
-    from priorgrad.config import load_params
+    from priorgrad.core.config import load_params
     from priorgrad.corpus.synth import make_corpus
-    from priorgrad.preprocess import preprocess
+    from priorgrad.vocoder.preprocess import preprocess
 
     params = _params(root)
     p = load_params(params, {"corpus.n_valid": 1, "corpus.n_test": 2})
@@ -160,8 +160,8 @@ def test_floors_are_each_systems_prior_draw_and_mu_alone_is_a_reference(project)
     from priorgrad.acoustic.model import TablePrior
     from priorgrad.acoustic.synthesize import (load_acoustic_checkpoint, load_frame_prior, make_schedule,
                                                sample_mels, table_from_ckpt)
-    from priorgrad.diffusion import Diffusion
-    from priorgrad.infer import utterance_seed
+    from priorgrad.core.diffusion import Diffusion
+    from priorgrad.vocoder.infer import utterance_seed
 
     df = pd.read_csv(project["out"] / "scores.csv", keep_default_na=False)
     floor = df[df["kind"] == "prior_noise"]
@@ -248,7 +248,7 @@ def test_audio_index_and_provenance(project):
     assert dirs["mean-reference"]["kind"] == "mean_reference"
     for d in [VOCODED_REFERENCE_AUDIO, "mean-reference"] + [f"{s}-floor" for s in SYSTEM.values()]:
         assert dirs[d]["utts"] == [utt] and (out / "audio" / d / f"{utt}.wav").exists(), d
-    from priorgrad.audio import read_wav
+    from priorgrad.core.audio import read_wav
 
     rec, sr = read_wav(out / "audio" / "reference" / f"{utt}.wav")
     voc, sr2 = read_wav(out / "audio" / VOCODED_REFERENCE_AUDIO / f"{utt}.wav")
@@ -360,7 +360,7 @@ def _with_durations(src: Path, dest: Path, frames: int) -> Path:
     predictor says 0 frames everywhere, which leaves E3 nothing to render. Everything else is the model's."""
     import math
 
-    from priorgrad import checkpoint as ckpt_io
+    from priorgrad.core import checkpoint as ckpt_io
 
     ck = ckpt_io.load(src)
     state = ck["model"]
@@ -519,7 +519,7 @@ def test_parallel_griffin_lim_renders_what_the_library_vocoder_renders(project, 
     from experiments.acoustic_synthesis import make_cached_vocoder
     from priorgrad.acoustic.dataset import FeatureSet
     from priorgrad.acoustic.model_config import load_acoustic_config
-    from priorgrad.audio import read_wav
+    from priorgrad.core.audio import read_wav
 
     infer = load_acoustic_config(str(project["params"])).infer
     mels = {u.utt: u.mel[:, :30] for u in FeatureSet(project["features"]).utterances("test")[:2]}

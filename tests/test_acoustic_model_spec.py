@@ -12,10 +12,10 @@ from priorgrad.acoustic.model import (MelDecoder, StandardFramePrior, TablePrior
                                       decoder_param_formula, durations_to_mel2ph, model_param_formula)
 from priorgrad.acoustic.model_config import load_acoustic_config
 from priorgrad.acoustic.schedule_search import capped, grid_candidates
-from priorgrad.config import ConfigError
-from priorgrad.diffusion import Diffusion, ScheduleError, StepSchedule, strided_schedule
-from priorgrad.model import count_parameters
-from priorgrad.prior_contract import DiagonalDraw
+from priorgrad.core.config import ConfigError
+from priorgrad.core.diffusion import Diffusion, ScheduleError, StepSchedule, strided_schedule
+from priorgrad.vocoder.model import count_parameters
+from priorgrad.core.prior_contract import DiagonalDraw
 
 from support.core import ROOT
 
@@ -169,7 +169,7 @@ def test_priors_frame_stats_and_padding():
 
 # ----------------------------------------------------------------------------- config
 def test_config_missing_and_unknown_keys_are_named(tmp_path):
-    from priorgrad.schema import read_params
+    from priorgrad.core.schema import read_params
     from support.project import write_params
 
     raw = read_params(ROOT / "params.yaml")
@@ -229,7 +229,7 @@ def test_griffin_lim_is_time_aligned_with_the_source_audio():
     """Gaussian tone bursts (symmetric envelopes, so the envelope cross-correlation peaks at the true lag):
     the rendering of their own mel peaks at lag 0 (within 16 samples); without the 128-sample shift it
     would peak near -128."""
-    from priorgrad.audio import log_mel
+    from priorgrad.core.audio import log_mel
     from priorgrad.acoustic.vocode import griffin_lim
 
     sr, n = 22050, 256 * 100

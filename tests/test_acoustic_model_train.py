@@ -19,9 +19,9 @@ from priorgrad.acoustic.dataset import AcousticFeatureError, FeatureSet
 from priorgrad.acoustic.model_config import load_acoustic_config
 from priorgrad.acoustic.toydata import make_toy_features
 from priorgrad.acoustic.train import train_acoustic
-from priorgrad.checkpoint import load
-from priorgrad.prior_contract import DiagonalDraw
-from priorgrad.runtime import TrainingDiverged
+from priorgrad.core.checkpoint import load
+from priorgrad.core.prior_contract import DiagonalDraw
+from priorgrad.core.runtime import TrainingDiverged
 
 from support.core import ROOT, kill_at_checkpoint, run_cli, sets
 
@@ -144,7 +144,7 @@ def _oracle_samples(toy: Path, prior: str, steps: int, rank: int = 80, clip_x0: 
     from priorgrad.acoustic.metrics_mel import mel_l1
     from priorgrad.acoustic.model import TablePrior, build_acoustic_model
     from priorgrad.acoustic.synthesize import load_frame_prior, sample_mels
-    from priorgrad.diffusion import Diffusion, strided_schedule
+    from priorgrad.core.diffusion import Diffusion, strided_schedule
 
     fs = FeatureSet(toy)
     utts = fs.utterances("valid") + fs.utterances("test")
@@ -326,7 +326,7 @@ def test_clip_none_is_bit_identical_to_the_plain_sampler_and_a_wide_range_change
     """clip_x0 'none' (the default) runs the unchanged update: bit-identical to the pre-clip sampler. With a
     range nothing reaches, 'data_range' takes the DDPM posterior mean instead, which equals the DiffWave
     update algebraically: the same mel to float rounding, and 0 clipped at every step."""
-    from priorgrad.diffusion import Diffusion, strided_schedule
+    from priorgrad.core.diffusion import Diffusion, strided_schedule
 
     diffusion = Diffusion(400, 1e-4, 0.05)
     g = torch.Generator().manual_seed(3)
@@ -386,7 +386,7 @@ def test_protocol_start_points_match_the_official_grids(toy, steps):
     from priorgrad.acoustic.model import TablePrior, build_acoustic_model
     from priorgrad.acoustic.schedule_search import grid_candidates
     from priorgrad.acoustic.synthesize import load_frame_prior, make_schedule, searched_schedule
-    from priorgrad.diffusion import Diffusion, ScheduleError, align_steps
+    from priorgrad.core.diffusion import Diffusion, ScheduleError, align_steps
 
     diffusion = Diffusion(400, 1e-4, 0.05)
     gbar = np.prod(1.0 - grid_candidates(steps), axis=1)

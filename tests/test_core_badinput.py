@@ -6,10 +6,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from priorgrad.audio import AudioError, load_audio
-from priorgrad.config import load_params
-from priorgrad.model import DiffWave
-from priorgrad.preprocess import preprocess
+from priorgrad.core.audio import AudioError, load_audio
+from priorgrad.core.config import load_params
+from priorgrad.vocoder.model import DiffWave
+from priorgrad.vocoder.preprocess import preprocess
 
 from support.core import ROOT
 

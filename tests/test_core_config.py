@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from priorgrad.config import ConfigError, Params, load_params, params_hash
-from priorgrad.schema import read_params
+from priorgrad.core.config import ConfigError, Params, load_params, params_hash
+from priorgrad.core.schema import read_params
 from support.project import ROOT, profile_params, write_params
 
 
@@ -21,7 +21,7 @@ def test_gpu_profile_holds_the_papers_values(tmp_path):
     assert (p.model.residual_layers, p.model.residual_channels, p.model.dilation_cycle) == (30, 64, 10)
     assert (p.train.batch_size, p.train.learning_rate, p.train.crop_frames) == (16, 2e-4, 62)
     assert (p.diffusion.num_steps, p.diffusion.beta_start, p.diffusion.beta_end) == (50, 1e-4, 0.05)
-    from priorgrad.prior import resolve_max_energy
+    from priorgrad.vocoder.prior import resolve_max_energy
 
     assert (p.prior.std_min, resolve_max_energy(p.prior.max_energy, p.audio.preset)) == (0.1, 4.0)
 
@@ -135,7 +135,7 @@ def test_config_registry_and_presets_import_without_torch():
     import subprocess
     import sys
 
-    code = ("import sys, priorgrad.config, priorgrad.registry, priorgrad.audio, experiments.spec, "
+    code = ("import sys, priorgrad.core.config, priorgrad.core.registry, priorgrad.core.audio, experiments.spec, "
             "eval.contract, reports.config; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

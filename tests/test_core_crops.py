@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from priorgrad.audio import get_preset, log_mel, normalize, trim_to_hops
-from priorgrad.data import CropSampler, FeatureError, Item, read_manifest
-from priorgrad.fileio import save_npy_atomic, write_text_atomic
+from priorgrad.core.audio import get_preset, log_mel, normalize, trim_to_hops
+from priorgrad.vocoder.data import CropSampler, FeatureError, Item, read_manifest
+from priorgrad.core.fileio import save_npy_atomic, write_text_atomic
 
 HOP = 256
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from priorgrad.runtime import CUBLAS_DETERMINISTIC, configure_determinism
+from priorgrad.core.runtime import CUBLAS_DETERMINISTIC, configure_determinism
 
 
 @pytest.fixture

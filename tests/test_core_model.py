@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from priorgrad.audio import PRESETS, log_mel, mel_filterbank
-from priorgrad.diffusion import Diffusion
-from priorgrad.model import DiffusionEmbedding, DiffWave, hop_factors
-from priorgrad.prior_contract import DiagonalDraw
+from priorgrad.core.audio import PRESETS, log_mel, mel_filterbank
+from priorgrad.core.diffusion import Diffusion
+from priorgrad.vocoder.model import DiffusionEmbedding, DiffWave, hop_factors
+from priorgrad.core.prior_contract import DiagonalDraw
 
 
 @pytest.mark.parametrize("preset", ["hifigan", "diffwave"])

@@ -9,12 +9,12 @@ import pytest
 import torch
 from support.core import ROOT, TINY, require_mini
 
-from priorgrad.audio import PRESETS, load_audio, log_mel
-from priorgrad.config import ConfigError, load_params
-from priorgrad.diffusion import Diffusion
-from priorgrad.infer import generate
-from priorgrad.model import DiffWave
-from priorgrad.prior import MIN_FRAME_ENERGY, frame_energy, make_prior
+from priorgrad.core.audio import PRESETS, load_audio, log_mel
+from priorgrad.core.config import ConfigError, load_params
+from priorgrad.core.diffusion import Diffusion
+from priorgrad.vocoder.infer import generate
+from priorgrad.vocoder.model import DiffWave
+from priorgrad.vocoder.prior import MIN_FRAME_ENERGY, frame_energy, make_prior
 
 
 def lmnt_mel(wav: np.ndarray, sr: int = 22050) -> np.ndarray:
@@ -63,7 +63,7 @@ def test_diffwave_preset_on_real_speech_and_preprocess(tmp_path):
     assert len(wav) % 256 == 0
     np.testing.assert_allclose(log_mel(wav, "diffwave"), lmnt_mel(wav)[:, :-1], atol=2e-4, rtol=0)
 
-    from priorgrad.preprocess import preprocess, prior_stats
+    from priorgrad.vocoder.preprocess import preprocess, prior_stats
 
     params = load_params(ROOT / "params.yaml", [*TINY, "audio.preset=diffwave"])
     summary = preprocess(mini, tmp_path / "feats", params, progress=False)

@@ -1,8 +1,8 @@
-"""The prior contract at the diffusion boundary (priorgrad/prior_contract.py): the diagonal prior every
+"""The prior contract at the diffusion boundary (priorgrad/core/prior_contract.py): the diagonal prior every
 registered prior uses runs exactly the float operations the diffusion module ran before the contract
 (sigma * n, (eps_hat - eps) / sigma, (c * sigma) * n), so losses and samples are bit-identical.
 
-The references below are the pre-contract code (priorgrad/diffusion.py, priorgrad/infer.py at f1ce9a5) kept
+The references below are the pre-contract code (priorgrad/core/diffusion.py, priorgrad/vocoder/infer.py at f1ce9a5) kept
 verbatim; scripts/prior_golden.py compared whole training steps and samples of every prior of both families
 before and after the refactor (48 digests, all equal).
 """
@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from priorgrad.diffusion import Diffusion, strided_schedule
-from priorgrad.prior import EnergyPrior, StandardPrior
-from priorgrad.prior_contract import DiagonalDraw, PriorDraw, draw_scaled, sigma_of
+from priorgrad.core.diffusion import Diffusion, strided_schedule
+from priorgrad.vocoder.prior import EnergyPrior, StandardPrior
+from priorgrad.core.prior_contract import DiagonalDraw, PriorDraw, draw_scaled, sigma_of
 
 
 def _old_training_loss(d: Diffusion, model, x0, cond, sigma, t, n, mu=None, mask=None) -> torch.Tensor:
@@ -99,7 +99,7 @@ def test_vocoder_samples_are_bit_identical_to_the_pre_contract_sampler(steps: in
             for k in (7, 4)]
     prior = EnergyPrior(0.03, 4.0, preset="hifigan")
     draw = prior.condition(mels, 256, 7 * 256)
-    # the pre-contract batch sigma (priorgrad/infer.py batch_inputs)
+    # the pre-contract batch sigma (priorgrad/vocoder/infer.py batch_inputs)
     sig = np.ones((2, 7 * 256), np.float32)
     for i, m in enumerate(mels):
         s = prior.sigma_frames(m)

@@ -1,4 +1,4 @@
-"""The shared training runtime (priorgrad/runtime.py): family-neutral, in both families' code fingerprints,
+"""The shared training runtime (priorgrad/core/runtime.py): family-neutral, in both families' code fingerprints,
 and its loop (cadence, budget ladder, rotation, resume, NaN stop) on a toy family with no data."""
 from __future__ import annotations
 
@@ -12,38 +12,35 @@ from typing import Any
 import pytest
 import torch
 
-from priorgrad import runtime
-from priorgrad.checkpoint import load
-from priorgrad.fingerprint import direct_imports
-from priorgrad.runtime import FamilyTrainer, TrainingDiverged, kept_checkpoint, step_generator
+from priorgrad.core import runtime
+from priorgrad.core.checkpoint import load
+from priorgrad.core.fingerprint import direct_imports
+from priorgrad.core.runtime import FamilyTrainer, TrainingDiverged, kept_checkpoint, step_generator
 
 from support.core import ROOT
 
-# The core modules the runtime may build on; everything else in priorgrad/ belongs to a family (the
-# vocoder's model, prior, data, trainer, samplers; the acoustic package) or to the pipeline around them.
-CORE = {"priorgrad", "priorgrad.checkpoint", "priorgrad.fileio", "priorgrad.logs", "priorgrad.schema",
-        "priorgrad.tracking"}
-FAMILY = ("priorgrad.acoustic", "priorgrad.train", "priorgrad.model", "priorgrad.prior", "priorgrad.data",
-          "priorgrad.infer", "priorgrad.fast_train", "priorgrad.fast_infer", "priorgrad.sampling_inputs",
-          "priorgrad.specgrad", "priorgrad.config", "priorgrad.preprocess")
+# The core modules the runtime builds on (tests/test_core_layout.py holds every package to its floor).
+CORE = {"priorgrad", "priorgrad.core", "priorgrad.core.checkpoint", "priorgrad.core.fileio", "priorgrad.core.logs",
+        "priorgrad.core.schema", "priorgrad.core.tracking"}
+FAMILY = ("priorgrad.acoustic", "priorgrad.vocoder")
 
 
 def test_runtime_imports_no_family_module() -> None:
-    # statically: every project module priorgrad/runtime.py names (function-level imports included)
-    assert direct_imports("priorgrad.runtime") <= CORE, sorted(direct_imports("priorgrad.runtime") - CORE)
+    # statically: every project module priorgrad/core/runtime.py names (function-level imports included)
+    assert direct_imports("priorgrad.core.runtime") <= CORE, sorted(direct_imports("priorgrad.core.runtime") - CORE)
     # and at run time: importing it loads no family module
-    code = ("import sys, priorgrad.runtime; print('\\n'.join(m for m in sys.modules if m.startswith('priorgrad')))")
+    code = ("import sys, priorgrad.core.runtime; print('\\n'.join(m for m in sys.modules if m.startswith('priorgrad')))")
     loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert not [m for m in loaded.stdout.split() if m.startswith(FAMILY)], loaded.stdout
 
 
 def test_a_runtime_edit_changes_both_families_training_fingerprints(tmp_path: Path) -> None:
-    from priorgrad.fingerprint import acoustic_training_fingerprint, training_fingerprint
+    from priorgrad.core.fingerprint import acoustic_training_fingerprint, training_fingerprint
 
     for pkg in ("priorgrad", "eval", "experiments"):
         shutil.copytree(ROOT / pkg, tmp_path / pkg, ignore=shutil.ignore_patterns("__pycache__"))
     v0, a0 = training_fingerprint(tmp_path), acoustic_training_fingerprint(tmp_path)
-    with open(tmp_path / "priorgrad" / "runtime.py", "a") as f:
+    with open(tmp_path / "priorgrad" / "core" / "runtime.py", "a") as f:
         f.write("\n# edited\n")
     assert training_fingerprint(tmp_path) != v0 and acoustic_training_fingerprint(tmp_path) != a0
 

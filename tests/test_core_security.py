@@ -15,12 +15,12 @@ import pytest
 import soundfile as sf
 import torch
 
-from priorgrad import checkpoint as ckpt_io
+from priorgrad.core import checkpoint as ckpt_io
 from priorgrad.acoustic.model_config import load_acoustic_config
 from priorgrad.acoustic.synthesize import load_acoustic_checkpoint, table_from_ckpt
 from priorgrad.acoustic.toydata import make_toy_features
 from priorgrad.acoustic.train import train_acoustic
-from priorgrad.audio import TruncatedAudioError, read_wav
+from priorgrad.core.audio import TruncatedAudioError, read_wav
 
 from support.core import ROOT, run_cli
 

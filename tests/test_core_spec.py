@@ -4,11 +4,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from priorgrad.audio import log_mel
-from priorgrad.diffusion import Diffusion, ScheduleError, align_steps, inference_betas, training_betas
-from priorgrad.model import DiffWave, count_parameters
-from priorgrad.prior import MIN_FRAME_ENERGY, EnergyPrior, StandardPrior, energy_sigma, frame_energy
-from priorgrad.prior_contract import DiagonalDraw
+from priorgrad.core.audio import log_mel
+from priorgrad.core.diffusion import Diffusion, ScheduleError, align_steps, inference_betas, training_betas
+from priorgrad.vocoder.model import DiffWave, count_parameters
+from priorgrad.vocoder.prior import MIN_FRAME_ENERGY, EnergyPrior, StandardPrior, energy_sigma, frame_energy
+from priorgrad.core.prior_contract import DiagonalDraw
 
 
 def test_alpha_bar_T():

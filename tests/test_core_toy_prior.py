@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from priorgrad import registry
+from priorgrad.core import registry
 
 from support.project import ROOT
 
@@ -33,7 +33,7 @@ def toy_registered(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_toy_prior_trains_and_samples_in_the_vocoder(toy_registered, tmp_path) -> None:
-    from priorgrad.infer import generate, prior_noise, utterance_seed
+    from priorgrad.vocoder.infer import generate, prior_noise, utterance_seed
 
     from support.core import train_registered_vocoder_prior
     from support.toy_prior import ToyVocoderPrior

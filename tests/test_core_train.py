@@ -11,10 +11,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from priorgrad.checkpoint import load
-from priorgrad.config import load_params
-from priorgrad.runtime import TrainingDiverged
-from priorgrad.train import train
+from priorgrad.core.checkpoint import load
+from priorgrad.core.config import load_params
+from priorgrad.core.runtime import TrainingDiverged
+from priorgrad.vocoder.train import train
 
 from support.core import ROOT, TINY, kill_at_checkpoint, require_mini, run_cli, sets
 

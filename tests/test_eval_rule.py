@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from eval.rule import load_rule, rule_from_params
-from priorgrad.schema import ConfigError, read_params
+from priorgrad.core.schema import ConfigError, read_params
 from reports.config import load_report_config
 
 from support.project import ROOT

@@ -62,7 +62,7 @@ def test_run_pack_import_round_trip_on_cpu(tmp_path: Path) -> None:
     trials = json.loads((sweep / "trials.json").read_text())
     assert {t["prior"] for t in trials} == {"standard", "energy"} and {t["budget"] for t in trials} == {2}
     from experiments.evaluate import load_trials
-    from priorgrad.checkpoint import load_model
+    from priorgrad.vocoder.model import load_model
 
     for t in load_trials(sweep):
         model, ckpt = load_model(t["checkpoints"]["2"])

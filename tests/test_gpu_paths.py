@@ -12,16 +12,16 @@ import torch
 
 from benchmarks.reference_vocoder import (ReferenceDiffWave, aligned_steps, inference_schedule, load_project_state,
                                           reference_loss, reference_sample, reference_train_step)
-from priorgrad.audio import log_mel_torch
-from priorgrad.config import ConfigError, load_params
-from priorgrad.data import CropSampler, read_manifest
-from priorgrad.diffusion import Diffusion
-from priorgrad.fast_infer import BF16_LS_MAE_TOLERANCE, FastSampler, generate_fast
-from priorgrad.fast_train import ResidentCrops, TrainStep, check_cuda_graphs, make_optimizer
-from priorgrad.infer import generate
-from priorgrad.model import DiffWave, fused_gated_tanh, gated_tanh
-from priorgrad.prior import EnergyPrior
-from priorgrad.prior_contract import DiagonalDraw
+from priorgrad.core.audio import log_mel_torch
+from priorgrad.core.config import ConfigError, load_params
+from priorgrad.vocoder.data import CropSampler, read_manifest
+from priorgrad.core.diffusion import Diffusion
+from priorgrad.vocoder.fast_infer import BF16_LS_MAE_TOLERANCE, FastSampler, generate_fast
+from priorgrad.vocoder.fast_train import ResidentCrops, TrainStep, check_cuda_graphs, make_optimizer
+from priorgrad.vocoder.infer import generate
+from priorgrad.vocoder.model import DiffWave, fused_gated_tanh, gated_tanh
+from priorgrad.vocoder.prior import EnergyPrior
+from priorgrad.core.prior_contract import DiagonalDraw
 
 ROOT = Path(__file__).resolve().parents[1]
 HOP = 256
@@ -166,7 +166,7 @@ def smoke_params(**overrides):
 
 
 def test_trainer_with_resident_features_gives_the_same_losses(tmp_path: Path) -> None:
-    from priorgrad.train import Trainer
+    from priorgrad.vocoder.train import Trainer
 
     feats = write_features(tmp_path / "f")
     losses = {}
@@ -179,7 +179,7 @@ def test_trainer_with_resident_features_gives_the_same_losses(tmp_path: Path) ->
 
 
 def test_trainer_refuses_cuda_graphs_on_cpu_and_with_fp16(tmp_path: Path) -> None:
-    from priorgrad.train import Trainer
+    from priorgrad.vocoder.train import Trainer
 
     feats = write_features(tmp_path / "f")
     with pytest.raises(ValueError, match="train.cuda_graphs: CUDA graphs need a CUDA device"):
@@ -286,9 +286,9 @@ def test_speed_only_options_keep_the_trial_hash() -> None:
 def test_synthesize_bf16_route_and_cuda_graphs_refused(tmp_path: Path) -> None:
     import soundfile as sf
 
-    from priorgrad import checkpoint as ckpt_io
-    from priorgrad.infer import synthesize
-    from priorgrad.model import build_model
+    from priorgrad.core import checkpoint as ckpt_io
+    from priorgrad.vocoder.infer import synthesize
+    from priorgrad.vocoder.model import build_model
 
     params = smoke_params()
     torch.manual_seed(0)

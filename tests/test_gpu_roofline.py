@@ -5,7 +5,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.roofline import Net, denoiser_flops, forward_flops, markdown, training_flops
-from priorgrad.model import DiffWave, count_parameters
+from priorgrad.vocoder.model import DiffWave, count_parameters
 
 
 def _count(fn) -> int:

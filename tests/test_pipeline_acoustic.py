@@ -8,8 +8,8 @@ import pytest
 
 from experiments.acoustic_spec import ACOUSTIC_TRIAL_KEYS, acoustic_sweep_config, expand_acoustic_trials
 from experiments.spec import expand_trials
-from priorgrad.config import ConfigError, Params
-from priorgrad.schema import read_params
+from priorgrad.core.config import ConfigError, Params
+from priorgrad.core.schema import read_params
 from support.project import ROOT
 
 
@@ -94,7 +94,7 @@ def test_acoustic_trial_identity_follows_training_settings_only() -> None:
 
 
 def test_trial_identity_covers_each_familys_training_code_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    import priorgrad.fingerprint as fp
+    import priorgrad.core.fingerprint as fp
 
     p = _params()
     vocoder, acoustic = {t.name: t.dirname for t in expand_trials(p)}, _dirs(p)
@@ -111,7 +111,7 @@ def test_fingerprints_follow_source_edits_of_their_own_family(tmp_path: Path) ->
     """On a copy of the sources: an acoustic trainer edit changes the acoustic trials' code fingerprint and not
     the vocoder's; an edit of the vocoder's trial code (its eval validation hook) the other way round; an edit
     of code both trainers run (the diffusion maths) changes both."""
-    from priorgrad.fingerprint import acoustic_training_fingerprint, training_fingerprint
+    from priorgrad.core.fingerprint import acoustic_training_fingerprint, training_fingerprint
 
     for pkg in ("priorgrad", "eval", "experiments"):
         shutil.copytree(ROOT / pkg, tmp_path / pkg, ignore=shutil.ignore_patterns("__pycache__"))
@@ -133,7 +133,7 @@ def test_fingerprints_follow_source_edits_of_their_own_family(tmp_path: Path) ->
     edit("experiments/trial.py")
     v3, a3 = both()
     assert v3 != v0 and a3 == a2
-    edit("priorgrad/diffusion.py")
+    edit("priorgrad/core/diffusion.py")
     v4, a4 = both()
     assert v4 != v3 and a4 != a3
 
@@ -143,7 +143,7 @@ def test_fingerprints_follow_source_edits_of_their_own_family(tmp_path: Path) ->
 def test_paper_decoder_sizes_have_the_spec_parameter_counts(size: str, decoder: int) -> None:
     """The named decoder sizes of the GPU profile's comparison (spec section 9, H=256, L=12)."""
     from priorgrad.acoustic.model import MelDecoder
-    from priorgrad.model import count_parameters
+    from priorgrad.vocoder.model import count_parameters
 
     s = read_params(ROOT / "params.yaml")["acoustic_sizes"][size]
     assert s["hidden"] == 256 and s["decoder_layers"] == 12
@@ -151,7 +151,7 @@ def test_paper_decoder_sizes_have_the_spec_parameter_counts(size: str, decoder: 
 
 
 def test_gpu_profile_sweeps_the_papers_decoder_sizes(tmp_path: Path) -> None:
-    from priorgrad.config import load_params
+    from priorgrad.core.config import load_params
     from support.project import profile_params
 
     trials = expand_acoustic_trials(load_params(profile_params(tmp_path, "gpu")))

@@ -81,7 +81,7 @@ def test_killed_acoustic_sweep_resumes_from_its_checkpoint(smoke_repro: Path, tm
     import torch
 
     from experiments.acoustic_spec import expand_acoustic_trials
-    from priorgrad.config import load_params
+    from priorgrad.core.config import load_params
     from support.core import kill_at_checkpoint
 
     project = copy_project(smoke_repro, tmp_path / "project", with_outputs=True)

@@ -13,9 +13,9 @@ LJ_MINI = Path(__file__).resolve().parents[1].parent / "shared/data/ljspeech_min
 def test_user_corpus_is_linked_not_copied_and_preprocesses(tmp_path: Path) -> None:
     if not LJ_MINI.exists():
         pytest.skip(f"{LJ_MINI} not found (the shared LJSpeech sample is needed)")
-    from priorgrad.config import load_params
-    from priorgrad.data import read_manifest
-    from priorgrad.preprocess import preprocess
+    from priorgrad.core.config import load_params
+    from priorgrad.vocoder.data import read_manifest
+    from priorgrad.vocoder.preprocess import preprocess
 
     out = tmp_path / "data" / "corpus"
     link_corpus(LJ_MINI, out, "en-us")
@@ -39,7 +39,7 @@ def test_synthetic_corpus_never_writes_into_a_linked_corpus(tmp_path: Path) -> N
     (user / "wavs").mkdir(parents=True)
     (tmp_path / "corpus").mkdir()
     (tmp_path / "corpus" / "wavs").symlink_to(user / "wavs")
-    from priorgrad.schema import read_params
+    from priorgrad.core.schema import read_params
     from support.project import ROOT, write_params
 
     raw = read_params(ROOT / "params.yaml")

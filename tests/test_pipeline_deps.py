@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from priorgrad.fingerprint import NO_EFFECT, acoustic_modules, code_fingerprint, files_of, module_file, reachable
+from priorgrad.core.fingerprint import NO_EFFECT, acoustic_modules, code_fingerprint, files_of, module_file, reachable
 from support.project import ROOT
 
 # The module each stage's command runs (a `priorgrad` subcommand: the module implementing it).
 STAGE_ENTRIES = {
     "corpus": ["experiments.corpus"],
-    "preprocess": ["priorgrad.preprocess"],
-    "prior_stats": ["priorgrad.preprocess", "priorgrad.prior"],
+    "preprocess": ["priorgrad.vocoder.preprocess"],
+    "prior_stats": ["priorgrad.vocoder.preprocess", "priorgrad.vocoder.prior"],
     "sweep": ["experiments.sweep"],
     "evaluate": ["experiments.evaluate"],
     "report": ["reports.__main__"],
@@ -28,7 +28,7 @@ STAGE_ENTRIES = {
 
 
 # The vocoder's stages reach the acoustic code only through the registry's lazy builder names and the
-# sweep's family dispatch, never running it (priorgrad.fingerprint.acoustic_modules): they skip it.
+# sweep's family dispatch, never running it (priorgrad.core.fingerprint.acoustic_modules): they skip it.
 VOCODER_STAGES = {"corpus", "preprocess", "prior_stats", "sweep", "evaluate"}
 
 
@@ -54,7 +54,7 @@ def test_every_stage_lists_the_code_it_runs() -> None:
     assert missing_deps(_stages()) == {}
 
 
-@pytest.mark.parametrize("stage, dep", [("evaluate", "priorgrad/diffusion.py"), ("sweep", "eval/registry.py"),
+@pytest.mark.parametrize("stage, dep", [("evaluate", "priorgrad/core/diffusion.py"), ("sweep", "eval/registry.py"),
                                         ("evaluate", "experiments/synthesis.py"), ("report", "reports/claims.py"),
                                         ("acoustic_sweep", "experiments/acoustic_trial.py"),
                                         ("acoustic_sweep", "priorgrad/acoustic")])
@@ -69,11 +69,11 @@ def test_removing_a_dep_is_caught(stage: str, dep: str) -> None:
 def test_no_effect_modules_exist_and_are_not_followed() -> None:
     for mod in NO_EFFECT - {"priorgrad.progress"}:
         assert module_file(mod) is not None, f"NO_EFFECT names {mod}, which does not exist"
-    assert "priorgrad.tracking" not in reachable(["priorgrad.train"])
+    assert "priorgrad.core.tracking" not in reachable(["priorgrad.vocoder.train"])
     # function-level imports and lazy "module:function" registry entries are followed
-    assert "priorgrad.infer" in reachable(["experiments.synthesis"])
+    assert "priorgrad.vocoder.infer" in reachable(["experiments.synthesis"])
     assert "eval.metrics.perceptual" in reachable(["eval.runner"])
-    assert "priorgrad.prior" in reachable(["priorgrad.registry"])
+    assert "priorgrad.vocoder.prior" in reachable(["priorgrad.core.registry"])
 
 
 def test_fingerprint_changes_with_a_reached_source_only(tmp_path: Path) -> None:
@@ -82,10 +82,10 @@ def test_fingerprint_changes_with_a_reached_source_only(tmp_path: Path) -> None:
 
     for pkg in ("priorgrad", "eval", "experiments"):
         shutil.copytree(ROOT / pkg, tmp_path / pkg, ignore=shutil.ignore_patterns("__pycache__"))
-    before = code_fingerprint(("priorgrad.infer",), tmp_path)
-    with open(tmp_path / "priorgrad" / "tracking.py", "a") as f:
+    before = code_fingerprint(("priorgrad.vocoder.infer",), tmp_path)
+    with open(tmp_path / "priorgrad" / "core" / "tracking.py", "a") as f:
         f.write("\n# a comment in a module that cannot change outputs\n")
-    assert code_fingerprint(("priorgrad.infer",), tmp_path) == before
-    with open(tmp_path / "priorgrad" / "diffusion.py", "a") as f:
+    assert code_fingerprint(("priorgrad.vocoder.infer",), tmp_path) == before
+    with open(tmp_path / "priorgrad" / "core" / "diffusion.py", "a") as f:
         f.write("\n# the sampler changed\n")
-    assert code_fingerprint(("priorgrad.infer",), tmp_path) != before
+    assert code_fingerprint(("priorgrad.vocoder.infer",), tmp_path) != before

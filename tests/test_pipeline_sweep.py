@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from priorgrad.schema import read_params
+from priorgrad.core.schema import read_params
 from support.project import profile_params, write_params
 
 

@@ -11,8 +11,8 @@ import yaml
 from eval.aggregate import aggregate, headline
 from experiments.convergence import convergence_rows, write_tables
 from experiments.spec import evaluate_config, expand_trials, sweep_config, tracking_config
-from priorgrad.config import ConfigError, Params, load_params
-from priorgrad.schema import read_params
+from priorgrad.core.config import ConfigError, Params, load_params
+from priorgrad.core.schema import read_params
 from support.project import profile_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,7 +152,7 @@ def test_params_yaml_marks_every_per_trial_key() -> None:
 
 
 def test_trial_identity_covers_the_training_code(monkeypatch: pytest.MonkeyPatch) -> None:
-    import priorgrad.fingerprint as fp
+    import priorgrad.core.fingerprint as fp
 
     base = {t.name: t.dirname for t in expand_trials(_params())}
     monkeypatch.setattr(fp, "training_fingerprint", lambda: "changed-trainer")
@@ -261,7 +261,7 @@ def test_synthesis_cache_key_covers_code_batch_size_and_checkpoint(tmp_path: Pat
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """A synthesised test set is reused only when checkpoint bytes, T, inputs, seed, batch size and the
     sampler's code are all unchanged (a sampler fix re-synthesises; nothing else does)."""
-    import priorgrad.fingerprint as fp
+    import priorgrad.core.fingerprint as fp
     from experiments.synthesis import synthesis_key
 
     ckpt = tmp_path / "last.pt"
@@ -287,8 +287,8 @@ def test_adding_a_prior_touches_only_the_registry_and_its_module(monkeypatch: py
     import sys
     import types
 
-    from priorgrad import registry
-    from priorgrad.prior import StandardPrior, make_prior
+    from priorgrad.core import registry
+    from priorgrad.vocoder.prior import StandardPrior, make_prior
 
     module = types.ModuleType("priorgrad_test_prior")
     module.build = lambda cfg, stats, preset: StandardPrior(name="half")

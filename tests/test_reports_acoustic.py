@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from eval.aggregate import build_cube
-from priorgrad.schema import read_params
+from priorgrad.core.schema import read_params
 from reports.claims import NOT_JUDGED, SUPPORTED, ClaimSettings, evaluate_claims
 from reports.config import ReportConfigError, load_report_config, report_config_from_dict
 from reports.inputs import ReportInputError, load_runs

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from reports.config import project_report_config
-from priorgrad.schema import read_params
+from priorgrad.core.schema import read_params
 from reports.generate import generate
 from support.reports import (BUDGETS, N_AUDIO, SEEDS, SIZES, T_INFER, browse_report, check_audio_records, check_links_resolve, find_chromium,
                              keep_screenshots, make_runs, parse_report, tree_bytes)

@@ -27,7 +27,7 @@ EV = {"n_boot": 300, "bootstrap_seed": 7}
 
 def _section(**changes):
     """The project's report: section with some keys changed (every key is required: no defaults)."""
-    from priorgrad.schema import read_params
+    from priorgrad.core.schema import read_params
 
     return {**read_params(Path(__file__).resolve().parents[1] / "params.yaml")["report"], **changes}
 

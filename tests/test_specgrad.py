@@ -1,4 +1,4 @@
-"""The SpecGrad filtered-noise prior (priorgrad/specgrad.py, docs/specgrad.md).
+"""The SpecGrad filtered-noise prior (priorgrad/vocoder/specgrad.py, docs/specgrad.md).
 
 Tolerances below were measured on this code (CPU, float32 STFT, float64 filter) and are stated with the
 measurement beside each bound; the real-utterance tests use ../shared/data/ljspeech_mini and skip,
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from priorgrad.audio import get_preset, load_audio, log_mel
-from priorgrad.config import ConfigError, SpecGradConfig, load_params
-from priorgrad.specgrad import SpecGradDraw, SpecGradPrior, SpecGradSTFT, build_specgrad, specgrad_filter
+from priorgrad.core.audio import get_preset, load_audio, log_mel
+from priorgrad.core.config import ConfigError, SpecGradConfig, load_params
+from priorgrad.vocoder.specgrad import SpecGradDraw, SpecGradPrior, SpecGradSTFT, build_specgrad, specgrad_filter
 from support.project import ROOT
 
 LJ_MINI = ROOT.parent / "shared" / "data" / "ljspeech_mini" / "wavs"
@@ -48,7 +48,7 @@ def _formant_mel(preset: str, frames: int, batch: int = 1) -> torch.Tensor:
     k = torch.arange(p.n_mels, dtype=torch.float64)
     shape = -0.06 * k + sum(2.5 * torch.exp(-0.5 * ((k - c) / 3.0) ** 2) for c in (12, 30, 52))
     lin = torch.exp(shape)  # linear mel magnitude, peak ~10
-    from priorgrad.audio import compress_mel
+    from priorgrad.core.audio import compress_mel
 
     mel = compress_mel(lin, p).float()
     return mel[None, :, None].expand(batch, p.n_mels, frames).contiguous()
@@ -270,7 +270,7 @@ def test_builder_and_prior(params) -> None:
     assert isinstance(prior, SpecGradPrior) and prior.name == "specgrad" and prior.preset == "hifigan"
     assert prior.cfg == params.prior.specgrad
     # the prior contract, not a per-frame sigma: no sigma_frames (resident crops condition per crop instead)
-    from priorgrad.prior_contract import DiagonalDraw, PriorDraw, sigma_of
+    from priorgrad.core.prior_contract import DiagonalDraw, PriorDraw, sigma_of
 
     draw = prior.condition([_formant_mel("hifigan", 4)[0]], HOP, 4 * HOP)
     assert not hasattr(prior, "sigma_frames") and isinstance(draw, PriorDraw)
@@ -307,7 +307,7 @@ def test_bad_params_name_the_key(override: str, key: str) -> None:
 def test_a_missing_specgrad_key_is_named(tmp_path: Path) -> None:
     import yaml
 
-    from priorgrad.config import Params, load_raw
+    from priorgrad.core.config import Params, load_raw
 
     raw = load_raw(ROOT / "params.yaml")
     del raw["prior"]["specgrad"]["floor"]

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from priorgrad import registry
-from priorgrad.config import ConfigError, load_params
-from priorgrad.diffusion import Diffusion
-from priorgrad.prior import StandardPrior
-from priorgrad.specgrad import SpecGradDraw, SpecGradSTFT
+from priorgrad.core import registry
+from priorgrad.core.config import ConfigError, load_params
+from priorgrad.core.diffusion import Diffusion
+from priorgrad.vocoder.prior import StandardPrior
+from priorgrad.vocoder.specgrad import SpecGradDraw, SpecGradSTFT
 
 from support.project import ROOT
 
@@ -28,7 +28,7 @@ def _unit_specgrad(batch: int, frames: int) -> SpecGradDraw:
 
 
 def test_unit_filter_gives_diffwaves_loss_and_samples_through_the_diffusion_module() -> None:
-    """m = 1 against DiffWave's own PriorDraw (StandardPrior.condition) through priorgrad.diffusion: the same
+    """m = 1 against DiffWave's own PriorDraw (StandardPrior.condition) through priorgrad.core.diffusion: the same
     training loss and the same 6- and 12-step samples up to the float32 STFT round trip (G+ G n = n to ~1e-6,
     tests/test_specgrad.py). Measured (this test's seeds, CPU): loss relative difference 0 (equal in float32),
     sample max |difference| 8.3e-7 (6 steps) and 7.7e-7 (12 steps); bounds 1e-5 (loss, relative) and 1e-5
@@ -55,8 +55,8 @@ def test_unit_filter_gives_diffwaves_loss_and_samples_through_the_diffusion_modu
 
 
 def test_the_registry_entry_trains_validates_and_samples(tmp_path: Path) -> None:
-    from priorgrad.infer import generate, prior_noise, utterance_seed
-    from priorgrad.specgrad import SpecGradPrior
+    from priorgrad.vocoder.infer import generate, prior_noise, utterance_seed
+    from priorgrad.vocoder.specgrad import SpecGradPrior
 
     from support.core import train_registered_vocoder_prior
 
@@ -76,7 +76,7 @@ def test_the_registry_entry_trains_validates_and_samples(tmp_path: Path) -> None
         assert wav.shape == floor.shape == (m.shape[1] * HOP,) and np.isfinite(wav).all()
     # the floor is SpecGrad's own draw L n of the seed's white noise (the evaluate stage's floor row); checked on
     # the batch's longest utterance: a shorter one's last window (n_fft samples) also sees its padded tail, as a
-    # generated waveform sees it through the network's receptive field (priorgrad.sampling_inputs)
+    # generated waveform sees it through the network's receptive field (priorgrad.vocoder.sampling_inputs)
     assert mels[0].shape[1] == max(m.shape[1] for m in mels)
     n = torch.randn(mels[0].shape[1] * HOP, generator=torch.Generator().manual_seed(seeds[0]))
     own = tr.prior.condition([mels[0]], HOP, len(n)).draw(n[None])[0]

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_one_curve_file_per_metric_with_the_metric_last(tmp_path):
     from experiments.convergence import convergence_rows, write_metric_curves
-    from priorgrad.tracking import JsonlTracker
+    from priorgrad.core.tracking import JsonlTracker
 
     log = JsonlTracker(tmp_path / "metrics.jsonl")  # what the trainer writes
     log.log_metrics({"train/loss": 0.9, "train/steps_per_s": 3.0}, step=2)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from priorgrad.schema import read_params
+from priorgrad.core.schema import read_params
 from support.project import write_params
 
 from support.project import project_env

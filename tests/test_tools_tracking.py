@@ -56,7 +56,7 @@ def test_tracker_logs_input_table_figure_and_test_scores(store, tmp_path):
 
     from eval.mlflow_log import QUALITY_FIGURE, TEST_TABLE, log_test_scores
     from experiments.trackers import MLflowTracker
-    from priorgrad.tracking import CompositeTracker
+    from priorgrad.core.tracking import CompositeTracker
 
     mt = MLflowTracker(store, "sweep-b", "priorgrad-tiny-s0-b30", tags={"mlflow.note.content": "a trial"},
                        artifact_root=tmp_path / "art")

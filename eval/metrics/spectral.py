@@ -47,7 +47,7 @@ def mrstft(pair: Pair) -> float:
 
 
 def ls_mae(pair: Pair) -> float:
-    from priorgrad.audio import PRESETS, log_mel
+    from priorgrad.core.audio import PRESETS, log_mel
 
     sr = PRESETS["hifigan"].sample_rate
     pair.require_reference()

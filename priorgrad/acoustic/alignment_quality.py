@@ -181,7 +181,7 @@ if __name__ == "__main__":  # python -m priorgrad.acoustic.alignment_quality NAM
     import json
     import sys
 
-    from priorgrad.audio import PRESETS
+    from priorgrad.core.audio import PRESETS
 
     pairs = dict(a.split("=", 1) for a in sys.argv[1:])
     print(json.dumps(report_features_dirs(pairs, PRESETS["hifigan"].silence), indent=2))

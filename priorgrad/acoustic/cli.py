@@ -23,7 +23,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _schedule(args: argparse.Namespace, checkpoint: str):
     from priorgrad.acoustic.synthesize import load_acoustic_checkpoint, make_schedule
-    from priorgrad.diffusion import Diffusion
+    from priorgrad.core.diffusion import Diffusion
 
     if args.schedule is None and args.steps is None and args.betas is None:
         return None
@@ -53,9 +53,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     from priorgrad.acoustic.dataset import FeatureSet
     from priorgrad.acoustic.schedule_search import search_schedule
     from priorgrad.acoustic.synthesize import load_acoustic_checkpoint, table_from_ckpt
-    from priorgrad.diffusion import Diffusion
-    from priorgrad.fileio import write_json_atomic
-    from priorgrad.runtime import resolve_device
+    from priorgrad.core.diffusion import Diffusion
+    from priorgrad.core.fileio import write_json_atomic
+    from priorgrad.core.runtime import resolve_device
 
     dev = resolve_device(args.device)
     model, cfg, ckpt = load_acoustic_checkpoint(args.checkpoint, dev)

@@ -13,7 +13,7 @@ from typing import Callable
 def cmd_preprocess(args: argparse.Namespace) -> int:
     from priorgrad.acoustic.data_config import load_data_config
     from priorgrad.acoustic.preprocess import preprocess_acoustic
-    from priorgrad.config import load_params
+    from priorgrad.core.config import load_params
 
     params = load_params(args.params, args.overrides)
     cfg = load_data_config(args.params, args.overrides)

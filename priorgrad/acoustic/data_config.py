@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from priorgrad.schema import ConfigError, build_section
-from priorgrad.schema import require as _require
+from priorgrad.core.schema import ConfigError, build_section
+from priorgrad.core.schema import require as _require
 
 DURATION_SOURCES = ("auto", "espeak", "mas")
 DATA_SECTIONS = ("text", "features", "prior")
@@ -97,7 +97,7 @@ class AcousticDataConfig:
 def load_data_config(path: str | Path = "params.yaml", overrides: list[str] | dict[str, Any] | None = None
                      ) -> AcousticDataConfig:
     """params.yaml (+ key=value overrides) -> AcousticDataConfig; errors name the file and key."""
-    from priorgrad.config import load_raw
+    from priorgrad.core.config import load_raw
 
     p = Path(path)
     raw = load_raw(p, overrides)

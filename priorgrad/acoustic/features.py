@@ -1,6 +1,6 @@
 """Frame-level features of one utterance for the acoustic model (spec section 3).
 
-- mel: the project's one front-end (:mod:`priorgrad.audio`), taken from the vocoder features so the
+- mel: the project's one front-end (:mod:`priorgrad.core.audio`), taken from the vocoder features so the
   two are identical; N = floor(samples / 256).
 - mel2ph: the 1-based token index of each frame (0 is reserved for padding).
 - f0: pyworld dio + stonemask at hop 256 / 22050 Hz, fitted to N frames; z-scored with the training

@@ -1,7 +1,7 @@
 """The acoustic model: FastSpeech 2 encoder + variance adaptor + the dilation-1 diffusion mel decoder.
 
 Spec sections 5, 6, 8, 9 (../shared/spec/priorgrad-acoustic.md). The decoder reuses the vocoder's
-residual block and step embedding (priorgrad/model.py): the same layer, a 1x1 conditioner from H
+residual block and step embedding (priorgrad/core/layers.py): the same layer, a 1x1 conditioner from H
 channels instead of an upsampled mel, kernel 3 at dilation 1, and a frame mask. Parameter counts
 (asserted in tests): decoder (1+8L)C^2 + (162+L(2H+519))C + 328,784; whole model
 VH + L_enc((8+4k)H^2+9H) + 558H + 13HP + 43P^2 + 40P + 6 + decoder; B2's mean head adds 80H+80.
@@ -22,8 +22,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from priorgrad import registry
-from priorgrad.model import DiffusionEmbedding, ResidualBlock, _conv1d
+from priorgrad.core import registry
+from priorgrad.core.layers import DiffusionEmbedding, ResidualBlock, _conv1d
 
 log = logging.getLogger(__name__)
 

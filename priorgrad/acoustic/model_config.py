@@ -14,9 +14,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from priorgrad import registry
-from priorgrad.schema import PRECISIONS, ConfigError, build_section
-from priorgrad.schema import require as _require
+from priorgrad.core import registry
+from priorgrad.core.schema import PRECISIONS, ConfigError, build_section
+from priorgrad.core.schema import require as _require
 
 PRIOR_MODES = ("mean_std", "mean_only", "std_only")
 SCHEDULES = ("strided", "official", "searched", "uniform", "betas")  # few-step protocols (+ uniform, betas)
@@ -74,7 +74,7 @@ class AcousticTrainConfig:
     threads: int
     precision: str            # fp32 | bf16 | fp16: autocast of the training step and validation (fp16: grad scaler)
     compile: bool             # torch.compile the training step's forward passes (same maths)
-    deterministic: bool       # CUDA only: deterministic kernels (priorgrad.runtime.configure_determinism)
+    deterministic: bool       # CUDA only: deterministic kernels (priorgrad.core.runtime.configure_determinism)
     max_frames: int           # utterances longer than this are dropped from training (count logged)
     max_tokens: int
     validate_every: int
@@ -203,7 +203,7 @@ class AcousticConfig:
 def load_acoustic_config(path: str = "params.yaml", overrides: list[str] | dict[str, Any] | None = None
                          ) -> AcousticConfig:
     """params.yaml (+ key=value overrides) -> AcousticConfig; errors name the file and key."""
-    from priorgrad.config import load_raw
+    from priorgrad.core.config import load_raw
 
     p = Path(path)
     raw = load_raw(p, overrides)

@@ -23,7 +23,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from priorgrad.acoustic.text import Vocabulary, strip_stress
-from priorgrad.fileio import write_json_atomic
+from priorgrad.core.fileio import write_json_atomic
 
 
 class StatsError(ValueError):

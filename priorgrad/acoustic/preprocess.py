@@ -29,8 +29,8 @@ from priorgrad.acoustic import features as ft
 from priorgrad.acoustic.data_config import AcousticDataConfig
 from priorgrad.acoustic.mas import AlignItem, AlignmentError, export_durations, train_aligner
 from priorgrad.acoustic.text import WORD, TextError, Vocabulary, text_to_tokens
-from priorgrad.fileio import save_npz_atomic, write_json_atomic, write_text_atomic
-from priorgrad.logs import show_progress
+from priorgrad.core.fileio import save_npz_atomic, write_json_atomic, write_text_atomic
+from priorgrad.core.logs import show_progress
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +91,10 @@ def preprocess_acoustic(corpus_dir: str | Path, features_dir: str | Path, out_di
     """Write the acoustic features directory; returns the summary (also in acoustic_preprocess.json)."""
     from tqdm import tqdm
 
-    from priorgrad.audio import get_preset
+    from priorgrad.core.audio import get_preset
     from priorgrad.corpus import espeak
     from priorgrad.corpus.ljspeech import read_metadata
-    from priorgrad.data import read_manifest
+    from priorgrad.core.features import read_manifest
 
     corpus_dir, features_dir, out_dir = Path(corpus_dir), Path(features_dir), Path(out_dir)
     show = show_progress(progress)

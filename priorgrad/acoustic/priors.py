@@ -1,6 +1,6 @@
 """The acoustic model's priors (spec priorgrad-acoustic.md section 8), one builder each for the registry.
 
-An acoustic prior turns a batch's conditioning into a ``PriorDraw`` (priorgrad/prior_contract.py) over mels
+An acoustic prior turns a batch's conditioning into a ``PriorDraw`` (priorgrad/core/prior_contract.py) over mels
 (B, 80, N) in two steps, so that the trainer can crop its window in between:
 
 1. ``moments(frames, out)`` -> (mu, s), each (B, 80, N): the frame-level prior moments, from the token-level
@@ -9,7 +9,7 @@ An acoustic prior turns a batch's conditioning into a ``PriorDraw`` (priorgrad/p
 2. ``condition(mu, s)`` -> the PriorDraw of (a window of) those moments.
 
 The trainer and the sampler ask these objects (``frame_prior``, ``learns_mean``) instead of comparing prior
-names; the registry (priorgrad/registry.py) names each builder, which takes (model_cfg, table).
+names; the registry (priorgrad/core/registry.py) names each builder, which takes (model_cfg, table).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from priorgrad.acoustic.model import FramePrior, StandardFramePrior, TablePrior
-from priorgrad.prior_contract import DiagonalDraw, PriorDraw
+from priorgrad.core.prior_contract import DiagonalDraw, PriorDraw
 
 
 @dataclass
@@ -88,7 +88,7 @@ def build_trainable(model_cfg: Any, table: TablePrior | None) -> TrainableAcoust
 
 def acoustic_prior(model_cfg: Any, table: TablePrior | None) -> Any:
     """The prior named by acoustic.model.prior, through the registry's builder."""
-    from priorgrad import registry
+    from priorgrad.core import registry
 
     prior = registry.builder(model_cfg.prior, "acoustic")(model_cfg, table)
     # the network is built from the registry's flag (build_acoustic_model needs no prior object): they must agree

@@ -14,7 +14,7 @@ import torch
 from priorgrad.acoustic.dataset import Utterance, collate
 from priorgrad.acoustic.model import AcousticModel, TablePrior, apply_prior_mode
 from priorgrad.acoustic.priors import acoustic_prior
-from priorgrad.diffusion import Diffusion, ScheduleError, StepSchedule, strided_schedule
+from priorgrad.core.diffusion import Diffusion, ScheduleError, StepSchedule, strided_schedule
 
 CONDITIONS = ("E1", "E2", "E3")
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from priorgrad.diffusion import ScheduleError, StepSchedule
+from priorgrad.core.diffusion import ScheduleError, StepSchedule
 
 # N -> (exponents e_n, grid size G, groups of digit positions that must be strictly increasing)
 GRIDS: dict[int, tuple[list[float], int, list[tuple[int, ...]]]] = {

@@ -22,11 +22,11 @@ from priorgrad.acoustic.model_config import AcousticConfig
 # the sampler's names stay importable from here (this module's public API before the sampler got its own)
 from priorgrad.acoustic.sampler import CONDITIONS, make_schedule, sample_mels, x0_range_of  # noqa: F401
 from priorgrad.acoustic.schedule_search import search_schedule
-from priorgrad.diffusion import Diffusion, StepSchedule, strided_schedule
-from priorgrad.fileio import save_npy_atomic, write_json_atomic
-from priorgrad.logs import show_progress
-from priorgrad.infer import utterance_seed
-from priorgrad.runtime import resolve_device
+from priorgrad.core.diffusion import Diffusion, StepSchedule, strided_schedule
+from priorgrad.core.fileio import save_npy_atomic, write_json_atomic
+from priorgrad.core.logs import show_progress
+from priorgrad.core.seeds import utterance_seed
+from priorgrad.core.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def searched_schedule(model: AcousticModel, diffusion: Diffusion, model_cfg, tab
 def load_acoustic_checkpoint(path: str | Path, device: torch.device | str = "cpu"
                              ) -> tuple[AcousticModel, AcousticConfig, dict[str, Any]]:
     """(model in eval mode, its config, the checkpoint) rebuilt from the checkpoint alone."""
-    from priorgrad import checkpoint as ckpt_io
+    from priorgrad.core import checkpoint as ckpt_io
 
     ckpt = ckpt_io.load(path, map_location="cpu")
     for key in ("vocab", "f0_stats"):
@@ -171,7 +171,7 @@ def synthesize(checkpoint: str | Path, out_dir: str | Path, features: str | Path
                 t1 = time.perf_counter()
                 wav = voc(r["mel"], f"{c}:{name}")
                 voc_wall += time.perf_counter() - t1
-                from priorgrad.audio import write_wav
+                from priorgrad.core.audio import write_wav
                 write_wav(out_dir / c / f"{name}.wav", wav, 22050)
     audio_s = frames * 256 / 22050
     summary = {

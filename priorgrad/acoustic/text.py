@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from priorgrad.fileio import write_json_atomic
+from priorgrad.core.fileio import write_json_atomic
 
 PAD, EOS, UNK = "<pad>", "<EOS>", "<UNK>"
 RESERVED = (PAD, EOS, UNK)

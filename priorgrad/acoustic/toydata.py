@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from priorgrad.fileio import write_json_atomic, write_text_atomic
+from priorgrad.core.fileio import write_json_atomic, write_text_atomic
 
 N_MELS = 80
 PHONES = [chr(ord("a") + i) for i in range(16)]

@@ -1,6 +1,6 @@
 """Training of the acoustic model (PriorGrad, B1 N(0, I), B2 trainable prior) on an acoustic features directory.
 
-The acoustic family on the shared training runtime (priorgrad/runtime.py: the loop, checkpoints, resume,
+The acoustic family on the shared training runtime (priorgrad/core/runtime.py: the loop, checkpoints, resume,
 the NaN stop, precision, torch.compile, determinism): re-running the same command resumes from
 run_dir/checkpoints/last.pt; everything random in step k (the batch, the windows, dropout, diffusion
 steps and noise) derives from (seed, k), so a run killed and resumed ends with the same weights as an
@@ -29,11 +29,11 @@ from priorgrad.acoustic.model import TablePrior, apply_prior_mode, build_acousti
 from priorgrad.acoustic.model_config import AcousticConfig
 from priorgrad.acoustic.priors import acoustic_prior
 from priorgrad.acoustic.sampler import make_schedule, sample_mels
-from priorgrad.config import params_hash
-from priorgrad.diffusion import Diffusion
-from priorgrad.infer import utterance_seed
-from priorgrad.runtime import FamilyTrainer, compile_model, make_scaler, scaled_update, step_generator
-from priorgrad.tracking import Tracker
+from priorgrad.core.config import params_hash
+from priorgrad.core.diffusion import Diffusion
+from priorgrad.core.seeds import utterance_seed
+from priorgrad.core.runtime import FamilyTrainer, compile_model, make_scaler, scaled_update, step_generator
+from priorgrad.core.tracking import Tracker
 
 log = logging.getLogger(__name__)
 

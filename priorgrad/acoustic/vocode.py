@@ -5,7 +5,7 @@
   Griffin-Lim (60 iterations, centred frames). Our frames centre at f*256 + 128 (the hifigan
   front-end pads (n_fft - hop) / 2 = 384 and does not centre), librosa's centred frames at f*256,
   so 128 zeros are prepended: a lag-0 cross-correlation test confirms the alignment.
-- ``priorgrad``: a trained vocoder checkpoint of this project (priorgrad/infer.py's ``generate``),
+- ``priorgrad``: a trained vocoder checkpoint of this project (priorgrad/vocoder/infer.py's ``generate``),
   per-utterance seeds.
 """
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Callable
 
 import numpy as np
 
-from priorgrad.audio import get_preset, mel_to_linear_magnitude, preset_filterbank
-from priorgrad.infer import utterance_seed
+from priorgrad.core.audio import get_preset, mel_to_linear_magnitude, preset_filterbank
+from priorgrad.core.seeds import utterance_seed
 
 
 def mel_to_stft_magnitude(mel_mag: np.ndarray, fb: np.ndarray, n_iter: int = 100) -> np.ndarray:
@@ -71,21 +71,7 @@ def make_vocoder(kind: str, checkpoint: str | Path | None, infer_cfg, seed: int,
         raise ValueError(f"unknown vocoder {kind!r} (griffin_lim | priorgrad)")
     if checkpoint is None:
         raise ValueError("vocoder 'priorgrad' needs a vocoder checkpoint (--vocoder-checkpoint)")
-    from priorgrad.checkpoint import load_model
-    from priorgrad.config import Params
-    from priorgrad.diffusion import Diffusion
-    from priorgrad.infer import generate
-    from priorgrad.prior import make_prior
+    from priorgrad.core import registry
 
-    model, ckpt = load_model(checkpoint, device)
-    params = Params.from_dict(ckpt["params"], source=f"{checkpoint} params")
-    if params.audio.preset != "hifigan":
-        raise ValueError(f"{checkpoint}: vocoder uses the {params.audio.preset} mel; the acoustic model makes hifigan mels")
-    diffusion = Diffusion.from_config(params.diffusion)
-    prior = make_prior(params.prior, ckpt.get("prior_stats"), params.audio.preset)
-
-    def run(mel: np.ndarray, key: str) -> np.ndarray:
-        return generate(model, diffusion, prior, [mel.astype(np.float32)], [utterance_seed(seed, key)],
-                        infer_cfg.vocoder_steps, params.audio.preset, device)[0]
-
-    return Vocoder(f"priorgrad:{Path(checkpoint).name}", run)
+    render = registry.renderer("priorgrad")(checkpoint, infer_cfg.vocoder_steps, seed, device)
+    return Vocoder(f"priorgrad:{Path(checkpoint).name}", render)

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from priorgrad.fileio import write_bytes_atomic
+from priorgrad.core.fileio import write_bytes_atomic
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -131,7 +131,7 @@ def read_metadata(root: str | os.PathLike, require_wavs: bool = False) -> list[U
 
 
 # ----------------------------------------------------------------------------- writing
-# The one atomic writer (priorgrad.fileio), under the name the corpus tools have always imported.
+# The one atomic writer (priorgrad.core.fileio), under the name the corpus tools have always imported.
 atomic_write_bytes = write_bytes_atomic
 
 

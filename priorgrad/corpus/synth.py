@@ -308,7 +308,7 @@ def _finish(raw: np.ndarray, sample_rate: int) -> tuple[np.ndarray, int]:
     start, end = trim_bounds(raw, espeak.NATIVE_SAMPLE_RATE)
     wav = raw[start:end]
     if sample_rate != espeak.NATIVE_SAMPLE_RATE and len(wav):
-        from priorgrad.audio import resample
+        from priorgrad.core.audio import resample
 
         wav = to_int16(resample(wav.astype(np.float32) / 32768.0, espeak.NATIVE_SAMPLE_RATE, sample_rate))
     return wav, start

@@ -83,7 +83,7 @@ def _add(report: Report, severity: str, kind: str, file: Path | str, message: st
 
 def check_wav(path: Path, report: Report, allow_resample: bool = False) -> float | None:
     """Check one audio file, adding its problems; returns its duration in seconds if usable."""
-    from priorgrad.audio import AudioError, TruncatedAudioError, decode_audio
+    from priorgrad.core.audio import AudioError, TruncatedAudioError, decode_audio
 
     try:
         size = path.stat().st_size

@@ -79,10 +79,10 @@ def train_registered_vocoder_prior(tmp_path: Path, prior: str, prior_cls: type):
     host path and with resident crops (conditioned per crop); returns the last Trainer, for validation."""
     import numpy as np
 
-    from priorgrad.config import load_params
+    from priorgrad.core.config import load_params
     from priorgrad.corpus.synth import make_corpus
-    from priorgrad.preprocess import preprocess
-    from priorgrad.train import Trainer
+    from priorgrad.vocoder.preprocess import preprocess
+    from priorgrad.vocoder.train import Trainer
 
     overrides = vocoder_prior_overrides(prior)
     make_corpus(tmp_path / "corpus", n_utterances=6, seed=0)

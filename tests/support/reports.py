@@ -28,7 +28,7 @@ import soundfile as sf
 
 from eval.aggregate import FLOOR, SCORE_COLUMNS, Rule, aggregate
 from eval.contract import KIND_MEAN_REFERENCE, KIND_RECORDING
-from priorgrad import registry
+from priorgrad.core import registry
 from support.browser import find_chromium, keep_screenshots  # noqa: F401 - used by the report tests
 
 SR = 22050

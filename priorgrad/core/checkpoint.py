@@ -152,14 +152,3 @@ def convert(src: str | Path, dest: str | Path | None = None) -> Path:
     except Exception as e:
         raise ValueError(f"{src}: cannot convert: the result would still not load safely ({e})") from None
     return _write(dest, plain)
-
-
-def load_model(path: str | Path, device: str | torch.device = "cpu"):
-    """(model in eval mode, checkpoint dict) with the model rebuilt from the checkpoint's params."""
-    from priorgrad.model import build_model
-
-    ckpt = load(path)
-    model = build_model(ckpt["params"])
-    model.load_state_dict(ckpt["model"])
-    return model.to(device).eval(), ckpt
-

@@ -1,8 +1,8 @@
 """The vocoder's training family on precomputed features (torch + numpy only).
 
 The loop, checkpoints, resume, seeding, the NaN stop, precision and determinism are the shared runtime's
-(priorgrad/runtime.py, whose module docstring says when a resumed run is bit-identical); this module is
-the vocoder's part: its data (crops), prior, DiffWave model, Adam, the step (priorgrad/fast_train.py's
+(priorgrad/core/runtime.py, whose module docstring says when a resumed run is bit-identical); this module is
+the vocoder's part: its data (crops), prior, DiffWave model, Adam, the step (priorgrad/vocoder/fast_train.py's
 TrainStep: eager, compiled or a CUDA graph) and validation (diffusion loss and LS-MAE after sampling).
 """
 from __future__ import annotations
@@ -14,18 +14,18 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from priorgrad import registry
-from priorgrad.audio import log_mel_torch
-from priorgrad.config import Params, params_hash
-from priorgrad.data import CropSampler, read_manifest, validation_subset
-from priorgrad.diffusion import Diffusion
-from priorgrad.fast_train import ResidentCrops, TrainStep, make_capturable, make_optimizer
-from priorgrad.infer import generate, utterance_seed
-from priorgrad.model import build_model
-from priorgrad.prior import Prior, load_stats, make_prior
-from priorgrad.prior_contract import sigma_of
-from priorgrad.runtime import FamilyTrainer, make_scaler, step_generator
-from priorgrad.tracking import Tracker
+from priorgrad.core import registry
+from priorgrad.core.audio import log_mel_torch
+from priorgrad.core.config import Params, params_hash
+from priorgrad.vocoder.data import CropSampler, read_manifest, validation_subset
+from priorgrad.core.diffusion import Diffusion
+from priorgrad.vocoder.fast_train import ResidentCrops, TrainStep, make_capturable, make_optimizer
+from priorgrad.vocoder.infer import generate, utterance_seed
+from priorgrad.vocoder.model import build_model
+from priorgrad.vocoder.prior import Prior, load_stats, make_prior
+from priorgrad.core.prior_contract import sigma_of
+from priorgrad.core.runtime import FamilyTrainer, make_scaler, step_generator
+from priorgrad.core.tracking import Tracker
 
 log = logging.getLogger(__name__)
 

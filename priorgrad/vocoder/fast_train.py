@@ -20,12 +20,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from priorgrad.audio import log_mel_torch
-from priorgrad.data import CropSampler, load_item_arrays
-from priorgrad.diffusion import Diffusion
-from priorgrad.prior import Prior
-from priorgrad.prior_contract import DiagonalDraw, PriorDraw, sigma_of
-from priorgrad.runtime import autocast, compile_model, scaled_update
+from priorgrad.core.audio import log_mel_torch
+from priorgrad.vocoder.data import CropSampler, load_item_arrays
+from priorgrad.core.diffusion import Diffusion
+from priorgrad.vocoder.prior import Prior
+from priorgrad.core.prior_contract import DiagonalDraw, PriorDraw, sigma_of
+from priorgrad.core.runtime import autocast, compile_model, scaled_update
 
 log = logging.getLogger(__name__)
 

@@ -17,16 +17,16 @@ import hashlib
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # priorgrad/core/fingerprint.py -> the project root
 PACKAGES = ("priorgrad", "eval", "experiments", "reports")
 _LAZY = re.compile(r"^((?:%s)(?:\.\w+)+):\w+$" % "|".join(PACKAGES))
 
 # Modules whose code cannot change a trained model, a synthesised waveform or a score. Each is here for
 # a reason: tracking/logging only record, the CLI only parses arguments, progress only draws bars.
 NO_EFFECT = frozenset({
-    "priorgrad.tracking",      # the Tracker interface: records metrics, never feeds them back
+    "priorgrad.core.tracking",      # the Tracker interface: records metrics, never feeds them back
     "priorgrad.progress",      # progress bars
-    "priorgrad.logs",          # logging set-up
+    "priorgrad.core.logs",          # logging set-up
     "priorgrad.cli",           # argument parsing
     "experiments.trackers",    # MLflow / Ray Tune trackers
 })
@@ -118,10 +118,10 @@ def code_fingerprint(entries: tuple[str, ...] | list[str], root: Path = ROOT,
 # A trial: the trainer (model, diffusion, prior, data, validation sampler) and the sweep's trial code
 # with its validation hook (eval metrics). The eval package's aggregation, cache and file helpers do not
 # enter a validation score, so editing them keeps the trials.
-TRAINING_ENTRIES = ("priorgrad.train", "experiments.trial")
+TRAINING_ENTRIES = ("priorgrad.vocoder.train", "experiments.trial")
 TRAINING_SKIP = NO_EFFECT | {"eval.stats", "eval.cache", "eval.files"}
 # A synthesised test set: the sampler, the model and the prior, rebuilt from the checkpoint.
-SYNTHESIS_ENTRIES = ("priorgrad.infer",)
+SYNTHESIS_ENTRIES = ("priorgrad.vocoder.infer",)
 
 
 def acoustic_modules(root: Path = ROOT) -> frozenset[str]:
@@ -130,20 +130,29 @@ def acoustic_modules(root: Path = ROOT) -> frozenset[str]:
     The registry names the builders of both families and the sweep dispatches to both trainers, so a
     plain walk from the vocoder's entries reaches the acoustic code; no vocoder result depends on it,
     so the vocoder's fingerprints skip it (an acoustic edit must not retrain the vocoder)."""
-    mods = {"priorgrad.acoustic." + p.stem for p in (root / "priorgrad" / "acoustic").glob("*.py")
-            if p.stem != "__init__"} | {"priorgrad.acoustic"}
-    mods |= {"experiments." + p.stem for p in (root / "experiments").glob("acoustic*.py")}
+    mods = family_package(root, "acoustic") | {"experiments." + p.stem for p in (root / "experiments").glob("acoustic*.py")}
     return frozenset(mods)
+
+
+def family_package(root: Path, family: str) -> frozenset[str]:
+    """The modules of one family's package, priorgrad/<family>/."""
+    return frozenset({f"priorgrad.{family}." + p.stem for p in (root / "priorgrad" / family).glob("*.py")
+                      if p.stem != "__init__"} | {f"priorgrad.{family}"})
 
 
 # An acoustic trial: the acoustic trainer (model, diffusion, prior table, data, validation sampler) and the
 # acoustic trial code. experiments.trial is not followed: it holds the plumbing both families share (the
 # context, the lock, the result file, the trackers, the family dispatch) and the vocoder's own trial (its
 # eval-metric validation hook), none of which enters an acoustic model's weights or validation curves.
-# The shared modules the acoustic trainer imports (priorgrad.runtime, the training runtime both families run
+# The shared modules the acoustic trainer imports (priorgrad.core.runtime, the training runtime both families run
 # on; the diffusion maths) are followed: editing them retrains both families.
 ACOUSTIC_TRAINING_ENTRIES = ("priorgrad.acoustic.train", "experiments.acoustic_trial")
 ACOUSTIC_TRAINING_SKIP = TRAINING_SKIP | {"experiments.trial"}
+# The registry names the vocoder's prior builders and its mel renderer, so a plain walk from the acoustic
+# entries reaches priorgrad/vocoder/; no acoustic model's weights or mels depend on it (the acoustic family
+# imports the core only), so the acoustic fingerprints skip the vocoder package: a vocoder edit must not
+# retrain the acoustic model. Rendering a mel with a trained vocoder is keyed by its own fingerprint
+# (experiments.acoustic_synthesis follows the renderer).
 
 
 def training_fingerprint(root: Path = ROOT) -> str:
@@ -152,7 +161,7 @@ def training_fingerprint(root: Path = ROOT) -> str:
 
 def acoustic_training_fingerprint(root: Path = ROOT) -> str:
     """The acoustic trainer's code (the acoustic sweep's trial identity; no vocoder trial depends on it)."""
-    return code_fingerprint(ACOUSTIC_TRAINING_ENTRIES, root, skip=ACOUSTIC_TRAINING_SKIP)
+    return code_fingerprint(ACOUSTIC_TRAINING_ENTRIES, root, skip=ACOUSTIC_TRAINING_SKIP | family_package(root, "vocoder"))
 
 
 def synthesis_fingerprint() -> str:
@@ -164,4 +173,4 @@ ACOUSTIC_SYNTHESIS_ENTRIES = ("priorgrad.acoustic.synthesize",)
 
 
 def acoustic_synthesis_fingerprint() -> str:
-    return code_fingerprint(ACOUSTIC_SYNTHESIS_ENTRIES)
+    return code_fingerprint(ACOUSTIC_SYNTHESIS_ENTRIES, skip=NO_EFFECT | family_package(ROOT, "vocoder"))

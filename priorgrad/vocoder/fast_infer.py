@@ -16,11 +16,11 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from priorgrad.diffusion import Diffusion
-from priorgrad.audio import MelPreset, get_preset
-from priorgrad.prior import Prior
-from priorgrad.prior_contract import DiagonalDraw, sigma_of
-from priorgrad.sampling_inputs import batch_mels, utterance_noise
+from priorgrad.core.diffusion import Diffusion
+from priorgrad.core.audio import MelPreset, get_preset
+from priorgrad.vocoder.prior import Prior
+from priorgrad.core.prior_contract import DiagonalDraw, sigma_of
+from priorgrad.vocoder.sampling_inputs import batch_mels, utterance_noise
 
 log = logging.getLogger(__name__)
 

@@ -8,20 +8,20 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from priorgrad.audio import MelPreset, get_preset, load_audio, log_mel, write_wav
-from priorgrad.diffusion import Diffusion
-from priorgrad.logs import show_progress
-from priorgrad.prior import Prior, make_prior
-from priorgrad.prior_contract import sigma_of
-from priorgrad.runtime import resolve_device
+from priorgrad.core.audio import MelPreset, get_preset, load_audio, log_mel, write_wav
+from priorgrad.core.diffusion import Diffusion
+from priorgrad.core.logs import show_progress
+from priorgrad.vocoder.prior import Prior, make_prior
+from priorgrad.core.prior_contract import sigma_of
+from priorgrad.core.runtime import resolve_device
 # the shared sampler inputs stay importable from here (this module's public API before they moved down)
-from priorgrad.sampling_inputs import batch_mels, utterance_noise, utterance_seed  # noqa: F401
+from priorgrad.vocoder.sampling_inputs import batch_mels, utterance_noise, utterance_seed  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +101,10 @@ def synthesize(checkpoint: str | Path, inputs: Sequence[str | Path], out_dir: st
     """Checkpoint + mels (.npy) or wavs -> out_dir/<stem>.wav; returns timing (RTF) and settings.
 
     precision "bf16" (network in bfloat16) and cuda_graphs (one CUDA graph per batch shape, CUDA only)
-    take the fast sampler of priorgrad.fast_infer; the defaults take ``generate``.
+    take the fast sampler of priorgrad.vocoder.fast_infer; the defaults take ``generate``.
     """
-    from priorgrad.checkpoint import load_model
-    from priorgrad.config import Params
+    from priorgrad.vocoder.model import load_model
+    from priorgrad.core.config import Params
 
     dev = resolve_device(device)
     model, ckpt = load_model(checkpoint, dev)
@@ -115,7 +115,7 @@ def synthesize(checkpoint: str | Path, inputs: Sequence[str | Path], out_dir: st
     prior = make_prior(params.prior, ckpt.get("prior_stats"), preset.name)
     fast = None
     if precision != "fp32" or cuda_graphs:
-        from priorgrad.fast_infer import FastSampler
+        from priorgrad.vocoder.fast_infer import FastSampler
 
         fast = FastSampler(model, diffusion, steps, dev, precision, cuda_graphs)
     out_dir = Path(out_dir)
@@ -134,7 +134,7 @@ def synthesize(checkpoint: str | Path, inputs: Sequence[str | Path], out_dir: st
         if fast is None:
             wavs = generate(model, diffusion, prior, batch_mels, seeds, steps, preset, dev)
         else:
-            from priorgrad.fast_infer import generate_fast
+            from priorgrad.vocoder.fast_infer import generate_fast
 
             wavs = generate_fast(fast, prior, batch_mels, seeds, preset)
         if dev.type == "cuda":
@@ -146,3 +146,27 @@ def synthesize(checkpoint: str | Path, inputs: Sequence[str | Path], out_dir: st
     return {"n": len(order), "steps": steps, "batch_size": batch_size, "seed": seed, "device": str(dev),
             "wall_seconds": wall, "audio_seconds": audio_s, "rtf": (wall / audio_s) if audio_s else None,
             "checkpoint_step": int(ckpt["step"]), "precision": precision, "cuda_graphs": cuda_graphs}
+
+
+def mel_renderer(checkpoint: str | Path, steps: int | list[float], seed: int,
+                 device: str | torch.device) -> Callable[[np.ndarray, str], np.ndarray]:
+    """A trained vocoder checkpoint as a (hifigan ln-mel, utterance key) -> waveform function, seeded per key.
+
+    The registry's "priorgrad" renderer: the acoustic model's synthesis renders its mels with it.
+    """
+    from priorgrad.core.config import Params
+    from priorgrad.vocoder.model import load_model
+
+    device = resolve_device(device) if isinstance(device, str) else device
+    model, ckpt = load_model(checkpoint, device)
+    params = Params.from_dict(ckpt["params"], source=f"{checkpoint} params")
+    if params.audio.preset != "hifigan":
+        raise ValueError(f"{checkpoint}: vocoder uses the {params.audio.preset} mel; the acoustic model makes hifigan mels")
+    diffusion = Diffusion.from_config(params.diffusion)
+    prior = make_prior(params.prior, ckpt.get("prior_stats"), params.audio.preset)
+
+    def run(mel: np.ndarray, key: str) -> np.ndarray:
+        return generate(model, diffusion, prior, [mel.astype(np.float32)], [utterance_seed(seed, key)],
+                        steps, params.audio.preset, device)[0]
+
+    return run

@@ -2,7 +2,7 @@
 
 ``StandardPrior`` is DiffWave's N(0, I); ``EnergyPrior`` is PriorGrad's N(0, diag(sigma^2)) with sigma
 following the mel frame energy (spec section 2). A vocoder prior turns a batch's conditioning (its
-log-mels and the waveform length) into a ``PriorDraw`` (priorgrad/prior_contract.py) with ``condition``;
+log-mels and the waveform length) into a ``PriorDraw`` (priorgrad/core/prior_contract.py) with ``condition``;
 the trainer, the samplers and the diffusion module only ever call that, so nothing else knows which prior
 it is. Both priors here are frame-diagonal (one sigma per mel frame, repeated over its hop of samples):
 they share ``frame_sigma_draw`` and also expose ``sigma_frames`` (the resident-crops fast path reads it).
@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 
-from priorgrad.audio import PRESETS, MelPreset, get_preset, mel_to_linear_magnitude
+from priorgrad.core.audio import PRESETS, MelPreset, get_preset, mel_to_linear_magnitude
 
 if TYPE_CHECKING:  # torch is imported where a draw is made, not by this module's statistics helpers
     import torch
 
-    from priorgrad.prior_contract import PriorDraw
+    from priorgrad.core.prior_contract import PriorDraw
 
 # With the 1e-5 log floor the smallest possible frame energy of the hifigan mel is sqrt(80 * 1e-5)
 # (each preset has its own: MelPreset.min_frame_energy; diffwave's clamp at -80 dB gives sqrt(80 * 1e-4)).
@@ -83,7 +83,7 @@ def frame_sigma_draw(sigma_frames: Callable[[np.ndarray], np.ndarray], mels: Seq
     """
     import torch
 
-    from priorgrad.prior_contract import DiagonalDraw
+    from priorgrad.core.prior_contract import DiagonalDraw
 
     sig = np.ones((len(mels), n_samples), dtype=np.float32)
     for i, m in enumerate(mels):
@@ -147,7 +147,7 @@ def build_energy(prior_cfg: Any, stats: dict[str, Any] | None, preset: str) -> P
 
 def make_prior(prior_cfg: Any, stats: dict[str, Any] | None, preset: str) -> Prior:
     """Build the prior named by the config (``prior.type``) through the registry's builder."""
-    from priorgrad import registry
+    from priorgrad.core import registry
 
     try:
         build = registry.builder(prior_cfg.type)

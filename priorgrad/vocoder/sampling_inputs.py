@@ -6,19 +6,13 @@ Below both samplers, so that neither imports the other.
 """
 from __future__ import annotations
 
-import hashlib
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
-from priorgrad.audio import MelPreset, get_preset
-
-
-def utterance_seed(base_seed: int, utt: str) -> int:
-    """Seed of one utterance's noise: stable across batch sizes, processes and machines."""
-    digest = hashlib.sha256(f"{base_seed}:{utt}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+from priorgrad.core.audio import MelPreset, get_preset
+from priorgrad.core.seeds import utterance_seed  # noqa: F401  (the samplers' per-utterance seeds)
 
 
 def batch_mels(mels: Sequence[np.ndarray], preset: str | MelPreset) -> tuple[np.ndarray, list[int], int]:

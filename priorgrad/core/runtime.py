@@ -1,6 +1,6 @@
 """The training runtime both model families share (family-neutral: it imports no family module).
 
-A family (the vocoder's ``priorgrad.train.Trainer``, the acoustic model's
+A family (the vocoder's ``priorgrad.vocoder.train.Trainer``, the acoustic model's
 ``priorgrad.acoustic.train.AcousticTrainer``) subclasses ``FamilyTrainer`` and supplies what only it knows:
 building its model and optimiser (in its ``__init__``), one training step, validation, and its part of a
 checkpoint. The runtime owns everything around them, once for both:
@@ -35,11 +35,11 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from priorgrad import checkpoint as ckpt_io
-from priorgrad.fileio import write_json_atomic, write_text_atomic
-from priorgrad.logs import show_progress
-from priorgrad.schema import PRECISIONS
-from priorgrad.tracking import CompositeTracker, JsonlTracker, Tracker
+from priorgrad.core import checkpoint as ckpt_io
+from priorgrad.core.fileio import write_json_atomic, write_text_atomic
+from priorgrad.core.logs import show_progress
+from priorgrad.core.schema import PRECISIONS
+from priorgrad.core.tracking import CompositeTracker, JsonlTracker, Tracker
 
 log = logging.getLogger(__name__)
 

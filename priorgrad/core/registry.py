@@ -37,20 +37,20 @@ class PriorEntry:
 
 
 ENTRIES: tuple[PriorEntry, ...] = (
-    # vocoder (mel -> waveform); builder(prior_cfg, stats, preset) -> priorgrad.prior.Prior, whose
-    # condition(mels, hop_length, n_samples, device) gives the batch's PriorDraw (priorgrad/prior_contract.py)
+    # vocoder (mel -> waveform); builder(prior_cfg, stats, preset) -> priorgrad.vocoder.prior.Prior, whose
+    # condition(mels, hop_length, n_samples, device) gives the batch's PriorDraw (priorgrad/core/prior_contract.py)
     PriorEntry(name="standard", system="diffwave", abbrev="DW", label="DiffWave (N(0, I))", short="DiffWave",
                colour="#4C72B0", family="vocoder", role="baseline",
-               builder="priorgrad.prior:build_standard", needs_stats=False,
+               builder="priorgrad.vocoder.prior:build_standard", needs_stats=False,
                doc="DiffWave's isotropic prior N(0, I)", floor="n"),
     PriorEntry(name="energy", system="priorgrad", abbrev="PG", label="PriorGrad (energy prior)", short="PriorGrad",
                colour="#DD8452", family="vocoder", role="proposed",
-               builder="priorgrad.prior:build_energy", needs_stats=True,
+               builder="priorgrad.vocoder.prior:build_energy", needs_stats=True,
                doc="PriorGrad's N(0, diag(sigma^2)), sigma following the mel frame energy", floor="sigma * n"),
     # SpecGrad (docs/specgrad.md): not in the paper; an alternative data-dependent prior compared with both
     PriorEntry(name="specgrad", system="specgrad", abbrev="SG", label="SpecGrad (filtered noise)", short="SpecGrad",
                colour="#55A868", family="vocoder", role="alternative",
-               builder="priorgrad.specgrad:build_specgrad", needs_stats=False,
+               builder="priorgrad.vocoder.specgrad:build_specgrad", needs_stats=False,
                doc="SpecGrad's N(0, L L^T), L = ISTFT(m * STFT(.)), m a minimum-phase filter per mel frame from "
                    "the mel's cepstral envelope", floor="L n", ignores=("std_min", "max_energy")),
     # acoustic model (text -> mel), spec priorgrad-acoustic.md section 8; the name is acoustic.model.prior;
@@ -164,3 +164,16 @@ def builder(name: str, family: str = "vocoder") -> Callable[..., Any]:
 def builder_modules(family: str | None = None) -> list[str]:
     """Modules the registry imports lazily (the code-fingerprint and DVC-deps checks follow them)."""
     return sorted({e.builder.partition(":")[0] for e in _entries() if family is None or e.family == family})
+
+
+# Mel -> waveform renderers another family may use by name, without importing the family that provides it
+# (the acoustic model renders its mels with a trained vocoder): "module:function" imported lazily.
+RENDERERS: dict[str, str] = {"priorgrad": "priorgrad.vocoder.infer:mel_renderer"}
+
+
+def renderer(name: str) -> Callable[..., Any]:
+    """renderer(checkpoint, steps, seed, device) -> (mel, key) -> waveform."""
+    if name not in RENDERERS:
+        raise UnknownName(f"unknown mel renderer {name!r} (registered: {sorted(RENDERERS)})")
+    module, _, func = RENDERERS[name].partition(":")
+    return getattr(importlib.import_module(module), func)

@@ -2,14 +2,14 @@
 
 A prior conditioned on one batch (a ``PriorDraw``) is a Gaussian N(mean, L L^T) in the target's own shape:
 waveform samples (B, N) for the vocoder, mel bins x frames (B, 80, N) for the acoustic model. The diffusion
-module (priorgrad/diffusion.py) calls only its three methods, so it never knows which prior it runs:
+module (priorgrad/core/diffusion.py) calls only its three methods, so it never knows which prior it runs:
 
 - ``mean()``: the prior mean (0.0 for the vocoder priors and B1; mu for the acoustic ones), diffused around;
 - ``draw(n)``: L n, turning white noise n of the target's shape into prior noise;
 - ``whiten(r)``: L^-1 r, for PriorGrad's loss ||L^-1 (eps_hat - eps)||^2.
 
 Each family's prior object turns a batch's conditioning into a PriorDraw (the vocoder's from the log-mels and
-the waveform length, ``priorgrad.prior.Prior.condition``; the acoustic model's from the frame-level prior
+the waveform length, ``priorgrad.vocoder.prior.Prior.condition``; the acoustic model's from the frame-level prior
 moments, ``priorgrad.acoustic.priors``); docs/architecture.md, "How to add a prior", lists the files.
 ``DiagonalDraw`` is L = diag(sigma), which every prior registered today is; a non-diagonal prior (e.g. a
 SpecGrad-style filtered noise, L = ISTFT(m * STFT(.))) implements the three methods in its own module.

@@ -1,6 +1,6 @@
 """params.yaml -> typed, validated configuration.
 
-params.yaml (with the profile overlay it names, see priorgrad.schema) is the only place a value is
+params.yaml (with the profile overlay it names, see priorgrad.core.schema) is the only place a value is
 set: the dataclasses below declare each key's type and meaning, never its value. A missing key, an
 unknown key and a value of the wrong type are errors naming the key, so a deleted or misspelt key can
 never fall back to a hidden default. Sections owned by other packages (sweep, evaluate, report, ...)
@@ -19,9 +19,9 @@ from typing import Any
 
 import yaml
 
-from priorgrad import registry
-from priorgrad.audio import PRESETS
-from priorgrad.schema import PROFILE_KEY, ConfigError, build_section, read_params
+from priorgrad.core import registry
+from priorgrad.core.audio import PRESETS
+from priorgrad.core.schema import PROFILE_KEY, ConfigError, build_section, read_params
 
 __all__ = ["ConfigError", "Params", "load_params", "params_hash"]
 
@@ -44,7 +44,7 @@ class CorpusConfig:
     official_split: str              # auto | yes | no: official LJSpeech lists when the corpus is full LJSpeech
 
 
-# the SpecGrad filter's gain normalisation (priorgrad/specgrad.py): none = the front-end's STFT magnitude
+# the SpecGrad filter's gain normalisation (priorgrad/vocoder/specgrad.py): none = the front-end's STFT magnitude
 # units (the public implementations); psd = divided by the front-end's white-noise magnitude, so |m|^2 is
 # the speech's power spectral density and the noise's power follows the speech's frame by frame
 SPECGRAD_GAINS = ("none", "psd")
@@ -65,7 +65,7 @@ def check_specgrad(s: SpecGradConfig, source: str = "params") -> None:
     """Value checks of prior.specgrad (types are build_section's); each failure names the key.
 
     Kept here, torch-free, so that load_params rejects a bad value before any stage runs; the builder in
-    priorgrad/specgrad.py calls it too."""
+    priorgrad/vocoder/specgrad.py calls it too."""
     k = "prior.specgrad"
     _require(s.lifter_order >= 1, source, f"{k}.lifter_order", f"{s.lifter_order} must be >= 1")
     _require(s.mel_floor > 0, source, f"{k}.mel_floor", f"{s.mel_floor} must be > 0 (the log of the envelope)")
@@ -78,7 +78,7 @@ def check_specgrad(s: SpecGradConfig, source: str = "params") -> None:
 
 @dataclass
 class PriorConfig:
-    type: str                        # a prior of priorgrad.registry: energy (PriorGrad) | standard (DiffWave)
+    type: str                        # a prior of priorgrad.core.registry: energy (PriorGrad) | standard (DiffWave)
     std_min: float                   # floor of sigma
     max_energy: float | str | None   # E_max override (frame energy clipped to it); null = dataset E_max;
     #                                  "preset" = the audio preset's tuned value (hifigan 4.0, diffwave null)

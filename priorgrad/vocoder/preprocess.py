@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from priorgrad.audio import AudioError, get_preset, load_audio, log_mel
-from priorgrad.config import Params
-from priorgrad.data import MANIFEST, read_manifest
-from priorgrad.logs import show_progress
-from priorgrad.fileio import save_npy_atomic, write_json_atomic, write_text_atomic
-from priorgrad.prior import compute_energy_stats
+from priorgrad.core.audio import AudioError, get_preset, load_audio, log_mel
+from priorgrad.core.config import Params
+from priorgrad.vocoder.data import MANIFEST, read_manifest
+from priorgrad.core.logs import show_progress
+from priorgrad.core.fileio import save_npy_atomic, write_json_atomic, write_text_atomic
+from priorgrad.vocoder.prior import compute_energy_stats
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The one copy of the diffusion maths: schedules, forward noising, losses, step alignment, sampler.
 
 Training, validation and inference all call this module (spec section 3). The prior enters only as a
-``PriorDraw`` (priorgrad/prior_contract.py), of which this module calls ``draw`` (L n), ``whiten``
+``PriorDraw`` (priorgrad/core/prior_contract.py), of which this module calls ``draw`` (L n), ``whiten``
 (L^-1 r, the loss) and ``mean`` and nothing else: it never knows which prior it runs. DiffWave's is
 sigma = 1, PriorGrad's vocoder prior a sigma per sample from the frame energy.
 
@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from priorgrad.prior_contract import PriorDraw, draw_scaled
+from priorgrad.core.prior_contract import PriorDraw, draw_scaled
 
 FAST_SCHEDULES: dict[int, list[float]] = {
     6: [1e-4, 1e-3, 1e-2, 0.05, 0.2, 0.5],

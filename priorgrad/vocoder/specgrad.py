@@ -5,7 +5,7 @@ time-varying filter: eps = L n with L = G+ M G, G the STFT, M = diag(m) one comp
 bin taken from the conditioning mel's spectral envelope, G+ the inverse STFT with the canonical dual
 window (G+ G = I). The loss whitens the residual with the approximate inverse L^-1 r = G+ (G r / m).
 
-Built here (torch is imported inside the functions that need it, as in priorgrad.audio, so importing
+Built here (torch is imported inside the functions that need it, as in priorgrad.core.audio, so importing
 this module stays cheap):
 - ``SpecGradSTFT``: the filter's STFT, framed so that frame t has the same centre as mel frame t of the
   audio preset (hop 256), with the canonical-dual inverse.
@@ -13,10 +13,10 @@ this module stays cheap):
   liftering to ``lifter_order`` coefficients, gain normalisation, an additive floor, minimum phase.
 - ``SpecGradDraw``: the prior conditioned on one batch, implementing the PriorDraw contract below.
 - ``SpecGradPrior`` and ``build_specgrad(prior_cfg, stats, preset)``: the vocoder prior and its builder
-  (the registry's ``"module:function"`` form, as ``priorgrad.prior.build_energy``).
+  (the registry's ``"module:function"`` form, as ``priorgrad.vocoder.prior.build_energy``).
 
-``SpecGradDraw`` implements the family-neutral prior contract (``priorgrad.prior_contract.PriorDraw``: mean,
-draw, whiten) and ``SpecGradPrior.condition`` has the vocoder priors' signature (``priorgrad.prior.Prior``), so
+``SpecGradDraw`` implements the family-neutral prior contract (``priorgrad.core.prior_contract.PriorDraw``: mean,
+draw, whiten) and ``SpecGradPrior.condition`` has the vocoder priors' signature (``priorgrad.vocoder.prior.Prior``), so
 the trainer, the samplers and the evaluate stage's floor run it unchanged. It is not a ``DiagonalDraw``: the
 fast sampler, CUDA-graph training and the condition_on_sigma ablation need one and say so.
 """
@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from priorgrad.audio import MelPreset, get_preset, mel_to_linear_magnitude, preset_filterbank
-from priorgrad.config import SPECGRAD_GAINS, SpecGradConfig, check_specgrad
-from priorgrad.schema import ConfigError
+from priorgrad.core.audio import MelPreset, get_preset, mel_to_linear_magnitude, preset_filterbank
+from priorgrad.core.config import SPECGRAD_GAINS, SpecGradConfig, check_specgrad
+from priorgrad.core.schema import ConfigError
 
 if TYPE_CHECKING:
     import torch
@@ -279,12 +279,12 @@ class SpecGradPrior:
 
     def condition(self, mels: "Sequence[np.ndarray] | torch.Tensor", hop_length: int, n_samples: int,
                   device: "torch.device | str" = "cpu") -> SpecGradDraw:
-        """The prior for a batch (the vocoder contract, ``priorgrad.prior.Prior``): its unpadded log-mels (each
+        """The prior for a batch (the vocoder contract, ``priorgrad.vocoder.prior.Prior``): its unpadded log-mels (each
         (n_mels, F_i); a (B, n_mels, F) array or tensor is B of them) and the batch's waveform length N.
 
         N must be a whole number of hops, N / hop >= every F_i. Padding rule (samples past an utterance's
         end): its filter is extended by repeating its quietest frame (least sum |m|^2), the analogue of the
-        diagonal priors' smallest sigma (``priorgrad.prior.frame_sigma_draw``): the padded tail stays as quiet
+        diagonal priors' smallest sigma (``priorgrad.vocoder.prior.frame_sigma_draw``): the padded tail stays as quiet
         as the utterance's quietest frame, with that frame's spectral shape."""
         import torch
 
