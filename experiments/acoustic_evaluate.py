@@ -496,6 +496,7 @@ def log_run_scores(uri: str, trial: dict[str, Any], per_setting: dict[tuple, dic
     comparison the run is part of (the acoustic family has two pairs, so the other system is in the key)."""
     if not trial.get("mlflow_run_id"):
         return
+    from eval.aggregate import mlflow_tags
     from eval.mlflow_log import log_test_scores
     from eval.stats import summarize
     from experiments.trackers import MLflowTracker
@@ -522,25 +523,9 @@ def log_run_scores(uri: str, trial: dict[str, Any], per_setting: dict[tuple, dic
             per_t[t] = (records, summ)
         log_test_scores(tracker, per_t, comparisons_path, step=budget,
                         title=f"{trial['trial']} at {budget} steps: test scores vs T_infer")
-        tracker.set_tags({f"b{budget}/{k}": v for k, v in mlflow_tags(comparisons, system, trial["size"], budget).items()})
+        tags = mlflow_tags(comparisons, system, trial["size"], budget, name_every_pair=True)
+        tracker.set_tags({f"b{budget}/{k}": v for k, v in tags.items()})
     tracker.close()
-
-
-def mlflow_tags(comparisons: list[dict[str, Any]], system: str, size: str, budget: int) -> dict[str, str]:
-    """{"cmp/b1-normal/T6/E1/mel_l1": "B1 N(0, I) better", "floor/T6/E1/mel_l1": ...} for one run's budget."""
-    from eval.aggregate import outcome_words
-
-    tags: dict[str, str] = {}
-    for c in comparisons:
-        if str(c["size"]) != str(size) or int(c["budget"]) != int(budget):
-            continue
-        metric = mlflow_name(c["metric"])
-        if c["kind"] == "systems" and system in (c["a"], c["b"]):
-            other = c["b"] if c["a"] == system else c["a"]
-            tags[f"cmp/{other}/T{c['t_infer']}/{metric}"] = outcome_words(c)[:250]
-        elif c["kind"] == "floor" and c["a"] == system:
-            tags[f"floor/T{c['t_infer']}/{metric}"] = outcome_words(c)[:250]
-    return tags
 
 
 def main(argv: list[str] | None = None) -> int:
