@@ -29,8 +29,7 @@ from typing import Any, Hashable, Iterable, Mapping, Sequence
 import numpy as np
 
 from eval.hierarchical import Term, bootstrap_contrast
-from eval.contract import (KIND_MEAN_REFERENCE, KIND_MODEL, KIND_PRIOR_NOISE, KIND_RECORDING, SCORE_COLUMNS,
-                           mlflow_key)
+from eval.contract import KIND_MEAN_REFERENCE, KIND_MODEL, KIND_PRIOR_NOISE, KIND_RECORDING, SCORE_COLUMNS
 from priorgrad import registry
 
 # The systems come from the one registry (priorgrad.registry). BASELINE/TREATMENT are the vocoder family's
@@ -386,6 +385,13 @@ def outcome_words(row: Mapping[str, Any]) -> str:
         return f"{NEGLIGIBLE} (|{float(row['mean_diff']):+.3g}| <= margin {float(row['margin']):g})"
     b_label = SYSTEM_LABELS.get(row["b"], "prior noise") if row["b"] != FLOOR else "prior noise"
     return {"a better": f"{SYSTEM_LABELS.get(row['a'], row['a'])} better", "b better": f"{b_label} better"}.get(o, o)
+
+
+def mlflow_key(metric: str) -> str:
+    """A metric name as MLflow accepts it in a key ('@' is not allowed): 'E1/pesq_wb@rec' -> 'E1/pesq_wb_at_rec'
+    (a vocoder name, unqualified, is unchanged). Here, not in eval/contract.py: the contract is part of
+    every trial's training fingerprint, and a naming rule of MLflow keys must not retrain anything."""
+    return metric.replace("@", "_at_")
 
 
 def mlflow_tags(comparisons: Iterable[dict], system: str, size: str, budget: int, *,

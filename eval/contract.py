@@ -93,12 +93,6 @@ def qualified_metric(condition: str, metric: str, reference: str = "") -> str:
     return f"{condition}/{metric}" + (f"@{reference}" if reference else "")
 
 
-def mlflow_key(metric: str) -> str:
-    """A metric name as MLflow accepts it in a key ('@' is not allowed): 'E1/pesq_wb@rec' -> 'E1/pesq_wb_at_rec'
-    (a vocoder name, unqualified, is unchanged)."""
-    return metric.replace("@", "_at_")
-
-
 def split_metric(name: str) -> tuple[str, str, str]:
     """(condition, base metric, reference) of a metric name; ('', name, '') for an unqualified one (vocoder)."""
     if "/" not in name:

@@ -11,7 +11,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from eval.contract import ACOUSTIC_CONDITIONS, mlflow_key, qualified_metric, split_metric
+from eval.contract import ACOUSTIC_CONDITIONS, qualified_metric, split_metric
 from priorgrad.config import Params
 from priorgrad.schema import ConfigError, build_section
 
@@ -236,4 +236,6 @@ def higher_is_better(names: list[str]) -> dict[str, bool]:
 
 def mlflow_name(metric: str) -> str:
     """A metric name MLflow accepts as part of a key ('@' is not allowed): 'E1/pesq_wb@rec' -> 'E1/pesq_wb_at_rec'."""
-    return mlflow_key(metric)  # the one rule, shared with the comparison tags (eval.aggregate.mlflow_tags)
+    from eval.aggregate import mlflow_key  # the one rule, shared with the comparison tags (mlflow_tags)
+
+    return mlflow_key(metric)
