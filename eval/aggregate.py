@@ -387,19 +387,30 @@ def outcome_words(row: Mapping[str, Any]) -> str:
     return {"a better": f"{SYSTEM_LABELS.get(row['a'], row['a'])} better", "b better": f"{b_label} better"}.get(o, o)
 
 
-def mlflow_tags(comparisons: Iterable[dict], system: str, size: str, budget: int) -> dict[str, str]:
+def mlflow_key(metric: str) -> str:
+    """A metric name as MLflow accepts it in a key ('@' is not allowed): 'E1/pesq_wb@rec' -> 'E1/pesq_wb_at_rec'
+    (a vocoder name, unqualified, is unchanged). Here, not in eval/contract.py: the contract is part of
+    every trial's training fingerprint, and a naming rule of MLflow keys must not retrain anything."""
+    return metric.replace("@", "_at_")
+
+
+def mlflow_tags(comparisons: Iterable[dict], system: str, size: str, budget: int, *,
+                name_every_pair: bool = False) -> dict[str, str]:
     """Tags for one trial's MLflow run (one budget of its ladder): the rule's outcome of each of its
     comparisons, e.g. {"cmp/T6/mrstft": "PriorGrad better", "floor/T6/mrstft": "not judged (...)"}. The headline
     pair's tags keep that name; a further pair's name the other system ("cmp/specgrad/T6/mrstft" on PriorGrad's
-    run), as PriorGrad is in two pairs once SpecGrad runs and one key per metric would overwrite the other."""
-    headline = tuple(registry.comparisons("vocoder")[0])
+    run), as PriorGrad is in two pairs once SpecGrad runs and one key per metric would overwrite the other.
+    ``name_every_pair``: the headline pair names the other system too (the acoustic family, born with two
+    pairs, has always written "cmp/b1-normal/T6/E1/mel_l1"). Metric names become MLflow keys ('@' -> '_at_')."""
+    headline = None if name_every_pair else tuple(registry.comparisons("vocoder")[0])
     tags: dict[str, str] = {}
     for c in comparisons:
         if str(c["size"]) != str(size) or int(c["budget"]) != int(budget):
             continue
+        metric = mlflow_key(c["metric"])
         if c["kind"] == "systems" and system in (c["a"], c["b"]):
             other = "" if (c["a"], c["b"]) == headline else f"{c['b'] if c['a'] == system else c['a']}/"
-            tags[f"cmp/{other}T{c['t_infer']}/{c['metric']}"] = outcome_words(c)[:250]
+            tags[f"cmp/{other}T{c['t_infer']}/{metric}"] = outcome_words(c)[:250]
         elif c["kind"] == "floor" and c["a"] == system:
-            tags[f"floor/T{c['t_infer']}/{c['metric']}"] = outcome_words(c)[:250]
+            tags[f"floor/T{c['t_infer']}/{metric}"] = outcome_words(c)[:250]
     return tags

@@ -236,4 +236,6 @@ def higher_is_better(names: list[str]) -> dict[str, bool]:
 
 def mlflow_name(metric: str) -> str:
     """A metric name MLflow accepts as part of a key ('@' is not allowed): 'E1/pesq_wb@rec' -> 'E1/pesq_wb_at_rec'."""
-    return metric.replace("@", "_at_")
+    from eval.aggregate import mlflow_key  # the one rule, shared with the comparison tags (mlflow_tags)
+
+    return mlflow_key(metric)
