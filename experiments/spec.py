@@ -133,7 +133,7 @@ def acoustic_sizes_of(params: Params) -> dict[str, dict[str, Any]]:
     return raw
 
 
-def _check_design(d: Any, family: "Family", params: Params) -> None:
+def _check_design(d: Any, family: Family, params: Params) -> None:
     """The checks every family's sweep design gets: its name, priors, sizes, seeds and budgets."""
     section = family.design_section
     if not d.name.replace("-", "").replace("_", "").isalnum():
@@ -279,13 +279,13 @@ class FamilyTrainer:
     descriptor names as a string: those import the deep-learning stack, this module must not."""
 
     # (trainer config, ctx, run_dir, tracker, use_ray) -> the trainer's result (checkpoint, kept_checkpoints)
-    train: Callable[[Any, TrialContext, Path, "Tracker", bool], dict[str, Any]]
+    train: Callable[[Any, TrialContext, Path, Tracker, bool], dict[str, Any]]
     # (ctx, trial, params) -> the MLflow run's description, in words
     describe: Callable[[TrialContext, Trial, Params], str]
     # (ctx, params) -> (dataset name, one row per utterance): the run's training input
     training_input: Callable[[TrialContext, Params], tuple[str, list[dict[str, Any]]]]
     # (checkpoint, ctx, run_dir, tracker, MLflow active) -> None: the final model's listening samples
-    samples: Callable[[str, TrialContext, Path, "Tracker", bool], None]
+    samples: Callable[[str, TrialContext, Path, Tracker, bool], None]
 
 
 @dataclass(frozen=True)
