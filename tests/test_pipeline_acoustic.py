@@ -107,7 +107,7 @@ def test_trial_identity_covers_each_familys_training_code_only(monkeypatch: pyte
 
 def test_fingerprints_follow_source_edits_of_their_own_family(tmp_path: Path) -> None:
     """On a copy of the sources: an acoustic trainer edit changes the acoustic trials' code fingerprint and not
-    the vocoder's; an edit of the vocoder's trial side (its eval validation hook) the other way round; an edit
+    the vocoder's; an edit of the vocoder's trial side or of an eval metric (its validation hook) the other way round; an edit
     of code both families run (the one trial function and sweep spec, the diffusion maths) changes both."""
     from priorgrad.fingerprint import acoustic_training_fingerprint, training_fingerprint
 
@@ -131,6 +131,10 @@ def test_fingerprints_follow_source_edits_of_their_own_family(tmp_path: Path) ->
     edit("experiments/vocoder_trial.py")
     v3, a3 = both()
     assert v3 != v0 and a3 == a2
+    edit("eval/metrics/spectral.py")  # a validation metric of the vocoder's trials only
+    v4, a4 = both()
+    assert v4 != v3 and a4 == a3
+    v3 = v4
     for shared in ("experiments/trial.py", "experiments/spec.py", "priorgrad/diffusion.py"):
         edit(shared)
         v4, a4 = both()
