@@ -29,6 +29,9 @@ NO_EFFECT = frozenset({
     "priorgrad.logs",          # logging set-up
     "priorgrad.cli",           # argument parsing
     "experiments.trackers",    # MLflow / Ray Tune trackers
+    # this module: it names cache keys, never computes a result; without it here, editing its lists would
+    # change every fingerprint that reaches it (the training hash, each metric's, through eval.registry)
+    "priorgrad.fingerprint",
 })
 
 

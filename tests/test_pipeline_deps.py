@@ -71,6 +71,8 @@ def test_no_effect_modules_exist_and_are_not_followed() -> None:
     for mod in NO_EFFECT - {"priorgrad.progress"}:
         assert module_file(mod) is not None, f"NO_EFFECT names {mod}, which does not exist"
     assert "priorgrad.tracking" not in reachable(["priorgrad.train"])
+    # the fingerprint module names cache keys: editing its lists must not change every metric's fingerprint
+    assert "priorgrad.fingerprint" not in reachable(["eval.registry", "experiments.spec"])
     # function-level imports and lazy "module:function" registry entries are followed
     assert "priorgrad.infer" in reachable(["experiments.synthesis"])
     assert "eval.metrics.perceptual" in reachable(["eval.runner"])
