@@ -138,8 +138,7 @@ def test_trials_expand_prior_size_seed_with_a_budget_ladder() -> None:
 
 def test_params_yaml_marks_every_per_trial_key() -> None:
     """Editing a key the sweep overrides changes nothing in a sweep: params.yaml must say so (both families)."""
-    from experiments.acoustic_spec import ACOUSTIC_TRIAL_KEYS
-    from experiments.spec import TRIAL_KEYS
+    from experiments.spec import ACOUSTIC_TRIAL_KEYS, TRIAL_KEYS
 
     lines = (ROOT / "params.yaml").read_text().splitlines()
     for dotted in (*TRIAL_KEYS, *ACOUSTIC_TRIAL_KEYS):
