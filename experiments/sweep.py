@@ -156,7 +156,10 @@ def _start_local_ray(num_cpus: int) -> None:
     # the module constant for this one, which has imported ray already
     os.environ[_RAY_LOCAL_ONLY_ENV] = "0"
     ray_constants.ENABLE_RAY_CLUSTER = False
-    ray.init(num_cpus=num_cpus, num_gpus=None, _temp_dir=_ray_temp_dir(), include_dashboard=False,
+    # address="local": always a new instance. Without an address, ray.init joins the latest instance
+    # started under the same temp dir (Ray's ray_current_cluster file), e.g. another sweep running beside
+    # this one (two `dvc repro`s, or parallel test workers), with that sweep's code and CPUs.
+    ray.init(address="local", num_cpus=num_cpus, num_gpus=None, _temp_dir=_ray_temp_dir(), include_dashboard=False,
              log_to_driver=True, _node_ip_address=LOOPBACK)
     try:
         bound = loopback_check(ray.nodes(), ray.get_runtime_context().gcs_address)
