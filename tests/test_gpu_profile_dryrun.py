@@ -22,9 +22,11 @@ GPU-profile values overridden (OVERRIDES), and why: every one of them scales tim
   corpus.n_utterances 3000 -> 8, n_valid 5 -> 1, n_test 95 -> 2: a tiny corpus (5 train utterances).
   train.batch_size 16 -> 1, crop_frames 62 -> 8: a CPU step of the base net on 16 x 15,872 samples takes
       minutes; the network's shape does not depend on the crop.
-  train.valid_utterances 5 -> 1 (= n_valid); valid_max_frames 0 (whole) -> 16: validation samples the base
-      net at 6 steps; 16 frames are too short for pesq_wb and stoi, which the trainer then logs as failed
-      (warnings) and leaves out of the curve: evaluate scores them on longer clips.
+  train.valid_utterances 5 -> 1 (= n_valid); valid_max_frames 0 (whole) -> 5: validation (and the MLflow
+      listening sample, the same crop) samples the base net at 6 steps, ~2.6 MFLOP per sample and step; 5
+      frames (1,280 samples) are the fewest mrstft scores (its 2048-point STFT needs 1,025), too short for
+      pesq_wb and stoi, which the trainer logs as failed (warnings) and leaves out of the curve: evaluate
+      scores them on longer clips.
   train.device auto -> cpu, infer.device auto -> cpu (and acoustic.train/infer.device): a CPU dry run even
       on a machine with a GPU.
   sweep.sizes [small, base] -> [base]: the paper's larger network (small differs only in its channels, 32);
@@ -62,7 +64,7 @@ pytestmark = pytest.mark.slow
 
 OVERRIDES: dict[str, object] = {
     "corpus.n_utterances": 8, "corpus.n_valid": 1, "corpus.n_test": 2,
-    "train.batch_size": 1, "train.crop_frames": 8, "train.valid_utterances": 1, "train.valid_max_frames": 16,
+    "train.batch_size": 1, "train.crop_frames": 8, "train.valid_utterances": 1, "train.valid_max_frames": 5,
     "train.device": "cpu", "infer.device": "cpu",
     "sweep.sizes": ["base"], "sweep.seeds": [0], "sweep.budgets": [2],
     "sweep.backend": "sequential", "sweep.cpus_per_trial": 2, "sweep.gpus_per_trial": 0,
@@ -82,12 +84,12 @@ VOCODER_PARAMS = {"small": 1_227_651, "base": 2_619_971}   # priorgrad/model.py 
 DECODER_PARAMS = {"paper_c64": 1_528_272, "paper": 3_522_384, "paper_c256": 9_894_480}  # spec section 9
 
 
-# Measured (`time pytest tests/test_gpu_profile_dryrun.py`, 2 cores shared with other jobs at load average ~8,
-# 2026-12-02): 14 min 17 s wall, 6 min 31 s CPU (user + sys; the sequential backend keeps every stage's work in
-# waited-for child processes). Wall by stage: corpus to prior_stats 40 s, vocoder sweep 5 min 54 s (its base-net
-# validations and listening sample dominate), evaluate 2 min 16 s, acoustic features to sweep 2 min 4 s,
-# acoustic_evaluate 3 min 13 s. On an idle 2-core machine that is roughly the CPU time, ~4-6 min: the ~90 s
-# goal is NOT met (see the report of issue 20, point 7); the fixture's timeout is a hang guard only.
+# Measured (`time pytest tests/test_gpu_profile_dryrun.py -q`, 2 cores shared with other jobs at load average
+# ~7, 2026-12-02): 6 min 55 s wall, 5 min 35 s CPU (user + sys; the sequential backend keeps every stage's work
+# in waited-for child processes). Wall by stage: corpus to prior_stats 13 s, vocoder sweep 2 min 9 s, evaluate
+# 1 min 15 s, acoustic features to sweep 1 min 41 s, acoustic_evaluate 1 min 31 s. On an idle 2-core machine
+# expect roughly the CPU time or somewhat less, ~3-5 min: the ~90 s goal is NOT met (the paper-size networks'
+# compute and per-process start-up of 9 stages); the fixture's timeout is a hang guard only.
 @pytest.fixture(scope="module")
 def gpu_dryrun(tmp_path_factory: pytest.TempPathFactory) -> Path:
     project = copy_project(ROOT, tmp_path_factory.mktemp("gpu-dryrun") / "project")
