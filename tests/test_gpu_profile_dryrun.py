@@ -86,7 +86,7 @@ DECODER_PARAMS = {"paper_c64": 1_528_272, "paper": 3_522_384, "paper_c256": 9_89
 
 # Measured (`time pytest tests/test_gpu_profile_dryrun.py -q`, 2 cores shared with other jobs at load average
 # ~7, 2026-12-02): 6 min 55 s wall, 5 min 35 s CPU (user + sys; the sequential backend keeps every stage's work
-# in waited-for child processes). Wall by stage: corpus to prior_stats 13 s, vocoder sweep 2 min 9 s, evaluate
+# in waited-for child processes); a second run at load ~3-6: 7 min 34 s wall, 6 min 56 s CPU. Wall by stage: corpus to prior_stats 13 s, vocoder sweep 2 min 9 s, evaluate
 # 1 min 15 s, acoustic features to sweep 1 min 41 s, acoustic_evaluate 1 min 31 s. On an idle 2-core machine
 # expect roughly the CPU time or somewhat less, ~3-5 min: the ~90 s goal is NOT met (the paper-size networks'
 # compute and per-process start-up of 9 stages); the fixture's timeout is a hang guard only.
