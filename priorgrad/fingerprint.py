@@ -128,7 +128,9 @@ VOCODER_TRIAL_MODULES = ("experiments.vocoder_trial",)
 # The acoustic model's modules under experiments/, by name (a new one must be added here, and
 # tests/test_pipeline_deps.py says so): its trial side and its evaluate stage.
 ACOUSTIC_EXPERIMENT_MODULES = ("experiments.acoustic_trial", "experiments.acoustic_evaluate",
-                               "experiments.acoustic_synthesis", "experiments.acoustic_eval_config")
+                               "experiments.acoustic_synthesis", "experiments.acoustic_eval_config",
+                               "experiments.acoustic_eval_jobs", "experiments.acoustic_eval_scoring",
+                               "experiments.acoustic_eval_outputs")
 
 # A vocoder trial: the trainer (model, diffusion, prior, data, validation sampler), its trial side with its
 # validation hook (eval metrics) and the shared trial code. The eval package's aggregation, cache and file
