@@ -60,7 +60,8 @@ import pytest
 
 from support.project import ROOT, copy_project, derive_profile, run_in
 
-pytestmark = pytest.mark.slow
+# Not in `make test` (it alone takes 3-5 min of the suite's 10): `make test-dryrun` runs it, and CI (.ci/run) does.
+pytestmark = [pytest.mark.slow, pytest.mark.dryrun]
 
 OVERRIDES: dict[str, object] = {
     "corpus.n_utterances": 8, "corpus.n_valid": 1, "corpus.n_test": 2,
