@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup repro test lint bench
+.PHONY: setup repro test test-dryrun lint bench
 
 setup:
 	bash scripts/setup.sh
@@ -13,6 +13,9 @@ repro: setup          ## install, then run the main job (dvc repro) on the embed
 
 test: setup           ## install, then run the whole test suite
 	python -m pytest
+
+test-dryrun: setup   ## the GPU profile's paper sizes through every stage on CPU, two steps per trial (3-5 min)
+	python -m pytest -m dryrun tests/test_gpu_profile_dryrun.py
 
 lint: setup           ## ruff (pyflakes + pycodestyle) over the whole tree
 	ruff check .

@@ -1,9 +1,7 @@
-"""One acoustic sweep trial: train (or resume) one acoustic model configuration, tracked like a vocoder trial.
-
-``experiments.dispatch.run_trial`` dispatches here for ``trial.family == "acoustic"`` (after its finished-trial
-check and under its lock), so both families share the same resume, result file, trackers and Ray reporting;
-this module only knows what differs: the acoustic trainer (priorgrad/acoustic/train.py, E1 validation
-curves valid/mel_l1 and the mu-alone floor valid/floor_mel_l1), its config and its listening samples.
+"""The acoustic model's side of a sweep trial (``experiments.spec.ACOUSTIC``'s trainer): what the one trial
+function (``experiments.trial.train_trial``) cannot know by itself: the acoustic trainer
+(priorgrad/acoustic/train.py, E1 validation curves valid/mel_l1 and the mu-alone floor valid/floor_mel_l1),
+the run's description, its features as training input and its listening samples (mels and a figure).
 """
 from __future__ import annotations
 
@@ -11,58 +9,22 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from experiments.acoustic_spec import trial_config
-from experiments.spec import Trial, trial_params
-from experiments.trial import (TrialContext, _make_trackers, default_threads, finish_trial, trial_tags)
-from priorgrad.core.config import Params, params_hash
-from priorgrad.core.fileio import write_text_atomic
+from experiments.spec import FamilyTrainer, Trial, TrialContext
+from priorgrad.core.config import Params
 from priorgrad.core.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
 
-def train_acoustic_trial(ctx: TrialContext, trial: Trial, run_dir: Path, use_ray: bool) -> dict[str, Any]:
+def train(cfg: Any, ctx: TrialContext, run_dir: Path, tracker: Tracker, use_ray: bool) -> dict[str, Any]:
     from priorgrad.acoustic.train import train_acoustic
 
-    params = trial_params(Params.from_dict(ctx.base_params, source="sweep params"), trial.overrides)
-    d = params.to_dict()
-    if d["acoustic"]["train"]["threads"] == 0:
-        d["acoustic"]["train"]["threads"] = default_threads(ctx)
-    params = Params.from_dict(d, source="acoustic trial params")
-    cfg = trial_config(params)
-    tags = trial_tags(ctx, trial, use_ray, params_hash(cfg.to_dict()), run_description(ctx, trial, params))
-    tracker, mlflow_tracker = _make_trackers(ctx, trial, run_dir, use_ray, tags)
-    active = mlflow_tracker is not None and mlflow_tracker.active
-    if active:
-        log_features_input(tracker, ctx, params)
-    write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(params.to_dict(), sort_keys=False))
-    try:
-        # a bar when run by hand in a terminal; Ray interleaves the logs of its workers, so none there
-        result = train_acoustic(cfg, ctx.features, run_dir, prior=ctx.stats, tracker=tracker,
-                                progress=False if use_ray else None)
-        tracker.set_tags({"checkpoint": result["checkpoint"]})
-        if active:  # no figure work without MLflow
-            from experiments.convergence import convergence_figure, read_metrics
-
-            fig = convergence_figure(read_metrics(run_dir / "metrics.jsonl"), title=f"{trial.name}: convergence")
-            tracker.log_figure(fig, "figures/convergence.png")
-            samples = _mel_samples(result["checkpoint"], ctx, run_dir)
-            if samples is not None:
-                tracker.log_artifact(samples[0])
-                tracker.log_figure(samples[1], "figures/e1_mels.png")
-        tracker.log_artifact(run_dir / "config.yaml")
-        ckpt_note = run_dir / "checkpoint_path.txt"
-        write_text_atomic(ckpt_note, str(Path(result["checkpoint"]).resolve()) + "\n")
-        tracker.log_artifact(ckpt_note)
-    except BaseException:
-        tracker.close("FAILED")
-        raise
-    return finish_trial(ctx, trial, run_dir, result, tracker, mlflow_tracker, use_ray)
+    # a bar when run by hand in a terminal; Ray interleaves the logs of its workers, so none there
+    return train_acoustic(cfg, ctx.features, run_dir, prior=ctx.stats, tracker=tracker,
+                          progress=False if use_ray else None)
 
 
-def run_description(ctx: TrialContext, trial: Trial, params: Params) -> str:
+def describe(ctx: TrialContext, trial: Trial, params: Params) -> str:
     """What the run is, in words (the MLflow run page's Description)."""
     from priorgrad.core import registry
 
@@ -80,15 +42,22 @@ def run_description(ctx: TrialContext, trial: Trial, params: Params) -> str:
             f"Test scores (test/<condition>/<metric>/T<T>) are added by the acoustic evaluate stage.")
 
 
-def log_features_input(tracker: Tracker, ctx: TrialContext, params: Params) -> None:
+def training_input(ctx: TrialContext, params: Params) -> tuple[str, list[dict[str, Any]]]:
     """The acoustic features as the run's training input: one row per utterance of their manifest."""
     from priorgrad.core.fileio import read_jsonl
 
     # read as plain JSON lines: the trial's code fingerprint should not take in the preprocessing code
     rows = [{k: r.get(k) for k in ("utt", "split", "n_frames", "n_tokens", "text", "durations_from")}
             for r in read_jsonl(Path(ctx.features) / "manifest.jsonl")]
-    name = f"{Path(str(params.corpus.source)).name or params.corpus.source}-acoustic-features"
-    tracker.log_input(name, ctx.features, rows, context="training")
+    return f"{Path(str(params.corpus.source)).name or params.corpus.source}-acoustic-features", rows
+
+
+def samples(checkpoint: str, ctx: TrialContext, run_dir: Path, tracker: Tracker, active: bool) -> None:
+    """Listening samples for the run's MLflow page, only when it has one (they cost a synthesis)."""
+    made = _mel_samples(checkpoint, ctx, run_dir) if active else None
+    if made is not None:
+        tracker.log_artifact(made[0])
+        tracker.log_figure(made[1], "figures/e1_mels.png")
 
 
 def _mel_samples(checkpoint: str, ctx: TrialContext, run_dir: Path) -> tuple[Path, Any] | None:
@@ -121,3 +90,6 @@ def _mel_samples(checkpoint: str, ctx: TrialContext, run_dir: Path) -> tuple[Pat
             ax.set_title(f"{u.utt}: {what}", fontsize=8)
             ax.tick_params(labelsize=6)
     return out, fig
+
+
+TRAINER = FamilyTrainer(train=train, describe=describe, training_input=training_input, samples=samples)

@@ -5,9 +5,9 @@
     python -m experiments.sweep --family acoustic --params params.yaml --features data/acoustic \
         --stats data/acoustic_stats/phoneme_stats.npz --out runs/acoustic/sweep
 
-The vocoder's design is ``sweep:`` (priors, sizes, seeds, budgets), the acoustic model's is ``acoustic_sweep:``
-(experiments/acoustic_spec.py); both run through the same machinery below, with the backend, resources,
-Ray address and retries of ``sweep:``.
+The vocoder's design is ``sweep:`` (priors, sizes, seeds, budgets), the acoustic model's is ``acoustic_sweep:``;
+each family is a descriptor of experiments/spec.py (``VOCODER``, ``ACOUSTIC``), and both run through the same
+machinery below, with the backend, resources, Ray address and retries of ``sweep:``.
 
 Resuming: every trial trains in ``OUT/trials/<trial>-<hash>/`` and continues from its own last
 checkpoint; a finished trial (``trial_result.json``) is never trained again. Under Ray the Tune
@@ -26,18 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from experiments.convergence import final_metrics, write_tables
-from experiments.spec import (SweepConfig, Trial, expand_trials, project_root, sweep_config, sweep_id,
-                              tracking_config)
+from experiments.spec import (FAMILIES, SweepConfig, Trial, TrialContext, expand_trials, family_of, project_root,
+                              sweep_config, sweep_id, tracking_config)
 from experiments.trackers import TrackingUnavailable, default_tracking_uri, ensure_experiment
-from experiments.dispatch import run_trial
-from experiments.trial import TrialContext, finished_result, git_commit, run_dir_of
+from experiments.trial import finished_result, git_commit, run_dir_of, run_trial
 from priorgrad.core.config import Params, load_params
 from priorgrad.core.logs import setup_logging
 
 log = logging.getLogger("experiments.sweep")
-
-
-FAMILIES = ("vocoder", "acoustic")
 
 
 class SweepFailed(RuntimeError):
@@ -57,26 +53,13 @@ class Design:
 
 
 def design_of(params: Params, family: str) -> Design:
-    if family == "acoustic":
-        from experiments.acoustic_spec import acoustic_sweep_config, expand_acoustic_trials
-
-        a = acoustic_sweep_config(params)
-        trials = expand_acoustic_trials(params)
-        return Design(family, a.name, trials, [], [("manifest.jsonl", "acoustic feature manifest"),
-                                                   ("", "phoneme statistics")], (
-            f"PriorGrad acoustic model sweep {a.name}: {len(trials)} trials (prior {'/'.join(a.priors)} x decoder "
-            f"size x seed), one run each to {max(a.budgets)} steps with a checkpoint kept at every budget "
-            f"({', '.join(map(str, sorted(a.budgets)))}); curves valid/mel_l1 (E1), valid/prior_draw_mel_l1 (each "
-            f"system's floor) and valid/floor_mel_l1 (mu alone, the mean reference), train/*; test scores added by "
-            f"the acoustic evaluate stage."))
-    if family != "vocoder":
-        raise ValueError(f"--family: {family!r} is not one of {list(FAMILIES)}")
-    s = sweep_config(params)
-    trials = expand_trials(params)
-    return Design(family, s.name, trials, list(s.validation_metrics),
-                  [("manifest.jsonl", "feature manifest"), ("", "prior statistics")], (
-                      f"PriorGrad vs DiffWave sweep {s.name}: {len(trials)} trials (prior x size x seed x "
-                      f"budget), one run each; curves valid/* and train/loss, test scores test/T<T>/<metric>."))
+    try:
+        fam = family_of(family)
+    except ValueError:
+        raise ValueError(f"--family: {family!r} is not one of {list(FAMILIES)}") from None
+    d = fam.design(params)
+    trials = expand_trials(params, fam.name)
+    return Design(fam.name, d.name, trials, fam.validation_metrics(d), list(fam.inputs), fam.summary(d, len(trials)))
 
 
 def make_context(params: Params, design: Design, features: Path, stats: Path, out: Path,
@@ -173,7 +156,10 @@ def _start_local_ray(num_cpus: int) -> None:
     # the module constant for this one, which has imported ray already
     os.environ[_RAY_LOCAL_ONLY_ENV] = "0"
     ray_constants.ENABLE_RAY_CLUSTER = False
-    ray.init(num_cpus=num_cpus, num_gpus=None, _temp_dir=_ray_temp_dir(), include_dashboard=False,
+    # address="local": always a new instance. Without an address, ray.init joins the latest instance
+    # started under the same temp dir (Ray's ray_current_cluster file), e.g. another sweep running beside
+    # this one (two `dvc repro`s, or parallel test workers), with that sweep's code and CPUs.
+    ray.init(address="local", num_cpus=num_cpus, num_gpus=None, _temp_dir=_ray_temp_dir(), include_dashboard=False,
              log_to_driver=True, _node_ip_address=LOOPBACK)
     try:
         bound = loopback_check(ray.nodes(), ray.get_runtime_context().gcs_address)
@@ -317,7 +303,7 @@ def run_sweep(params_path: Path, features: Path, stats: Path, out: Path, backend
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m experiments.sweep", description=__doc__.split("\n")[0])
-    ap.add_argument("--family", choices=FAMILIES, default="vocoder",
+    ap.add_argument("--family", choices=list(FAMILIES), default="vocoder",
                     help="vocoder (design: sweep:) or acoustic (design: acoustic_sweep:)")
     ap.add_argument("--params", type=Path, default=Path("params.yaml"))
     ap.add_argument("--features", type=Path, required=True,

@@ -1,6 +1,9 @@
-"""One sweep trial: train (or resume) one configuration, tracked in MLflow (and Ray Tune under Ray).
+"""One sweep trial of either family: train (or resume) one configuration, tracked in MLflow (and Ray Tune).
 
-The same function runs under both backends. A trial's directory holds its checkpoints, metrics.jsonl
+The same function runs under both backends and for both families: what only a family knows (its trainer,
+its run description, its training input, its listening samples) comes from its descriptor's
+``FamilyTrainer`` (experiments/vocoder_trial.py, experiments/acoustic_trial.py), imported on use, so a
+vocoder sweep never loads the acoustic code. A trial's directory holds its checkpoints, metrics.jsonl
 and, once everything is done, ``trial_result.json``: a trial that has it is finished and is never
 trained again (a re-run only re-reports its result). A lock file keeps two processes (say, a
 leftover worker of a killed sweep and its re-run) from training the same trial at once.
@@ -9,18 +12,17 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import importlib
 import json
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
-import numpy as np
 import yaml
 
-from experiments.spec import Trial, trial_params
-from priorgrad.core.config import Params
+from experiments.spec import Family, FamilyTrainer, Trial, TrialContext, family_of, trial_params
+from priorgrad.core.config import Params, params_hash
 from priorgrad.core.fileio import write_json_atomic, write_text_atomic
 from priorgrad.core.tracking import CompositeTracker, Tracker
 
@@ -28,27 +30,6 @@ log = logging.getLogger(__name__)
 
 RESULT = "trial_result.json"
 MLFLOW_RUN = "mlflow_run.json"
-
-
-@dataclass
-class TrialContext:
-    """What every trial of one sweep shares (plain data: it is shipped to Ray workers)."""
-
-    base_params: dict[str, Any]
-    features: str
-    stats: str
-    trials_dir: str
-    sweep_id: str
-    sweep_name: str
-    git_commit: str
-    tracking_uri: str | None  # None = tracking off
-    experiment: str
-    artifact_root: str
-    tracking_timeout_s: float
-    n_audio_samples: int
-    validation_metrics: list[str]
-    cpus_per_trial: float
-    lock_timeout_s: float = 60.0
 
 
 def run_dir_of(ctx: TrialContext, trial: Trial) -> Path:
@@ -88,26 +69,6 @@ def trial_lock(run_dir: Path, timeout_s: float) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def validation_hook(metric_names: list[str], sample_rate: int) -> Callable[..., dict[str, float]] | None:
-    """Scores the validation syntheses with the eval package (LS-MAE the trainer computes itself)."""
-    names = [m for m in metric_names if m != "ls_mae"]
-    if not names:
-        return None
-    from eval.runner import score_arrays
-
-    def hook(step: int, gen: dict[str, np.ndarray], ref: dict[str, np.ndarray]) -> dict[str, float]:
-        values: dict[str, list[float]] = {m: [] for m in names}
-        for utt in sorted(gen):
-            scored, errors = score_arrays(ref[utt], gen[utt], sample_rate, names, utt=utt)
-            for m, v in scored.items():
-                values[m].append(v)
-            for m, why in errors.items():  # a failed score is reported, never averaged in as 0
-                log.warning("validation at step %d: %s failed on %s (%s)", step, m, utt, why)
-        return {m: float(np.mean(v)) for m, v in values.items() if v}
-
-    return hook
 
 
 def _make_trackers(ctx: TrialContext, trial: Trial, run_dir: Path, use_ray: bool,
@@ -161,33 +122,65 @@ def default_threads(ctx: TrialContext) -> int:
     return max(1, int(ctx.cpus_per_trial))
 
 
-def train_vocoder_trial(ctx: TrialContext, trial: Trial, run_dir: Path, use_ray: bool) -> dict[str, Any]:
-    from priorgrad.core.config import params_hash
-    from priorgrad.vocoder.train import train
+def trainer_of(family: Family) -> FamilyTrainer:
+    """The family's FamilyTrainer, imported on use (its module imports torch and the family's trainer)."""
+    module, attr = family.trainer.split(":")
+    return getattr(importlib.import_module(module), attr)
 
+
+def run_trial(ctx: TrialContext, trial: Trial, use_ray: bool = False) -> dict[str, Any]:
+    """Train one trial to its budget (resuming), log artefacts, write trial_result.json; returns it."""
+    run_dir = run_dir_of(ctx, trial)
+    done = finished_result(run_dir, trial)
+    if done is not None:
+        log.info("trial %s already finished at step %d; not training it again", trial.name, done["step"])
+        if use_ray:
+            report_to_tune(done)
+        return done
+    with trial_lock(run_dir, ctx.lock_timeout_s):
+        done = finished_result(run_dir, trial)  # another process may have finished it while we waited
+        if done is not None:
+            if use_ray:
+                report_to_tune(done)
+            return done
+        return train_trial(ctx, trial, run_dir, use_ray)
+
+
+def trial_run_params(ctx: TrialContext, trial: Trial, family: Family) -> Params:
+    """The trial's params as its trainer runs them: the sweep's, its overrides, and its thread count."""
     params = trial_params(Params.from_dict(ctx.base_params, source="sweep params"), trial.overrides)
-    if params.train.threads == 0:
-        params.train.threads = default_threads(ctx)
-    tags = trial_tags(ctx, trial, use_ray, params_hash(params), run_description(ctx, trial, params))
+    section = params.to_dict()
+    *parents, key = family.threads_key.split(".")
+    for k in parents:
+        section = section[k]
+    if section[key] == 0:
+        params = trial_params(params, {family.threads_key: default_threads(ctx)})
+    return params
+
+
+def train_trial(ctx: TrialContext, trial: Trial, run_dir: Path, use_ray: bool) -> dict[str, Any]:
+    """The one trial function: the family's trainer between the shared tracking, artefacts and result file."""
+    family = family_of(trial.family)
+    trainer = trainer_of(family)
+    params = trial_run_params(ctx, trial, family)
+    cfg = family.config(params)
+    tags = trial_tags(ctx, trial, use_ray, params_hash(cfg.to_dict()), trainer.describe(ctx, trial, params))
     tracker, mlflow_tracker = _make_trackers(ctx, trial, run_dir, use_ray, tags)
-    if mlflow_tracker is not None and mlflow_tracker.active:
-        log_features_input(tracker, ctx, params)
+    active = mlflow_tracker is not None and mlflow_tracker.active
+    if active:
+        name, rows = trainer.training_input(ctx, params)
+        tracker.log_input(name, ctx.features, rows, context="training")
     write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(params.to_dict(), sort_keys=False))
-    hook = validation_hook(ctx.validation_metrics, params.audio.sample_rate)
     try:
-        # a bar when run by hand in a terminal; Ray interleaves the logs of its workers, so none there
-        result = train(params, ctx.features, ctx.stats, run_dir, tracker=tracker, validation_hook=hook,
-                       progress=False if use_ray else None)
+        result = trainer.train(cfg, ctx, run_dir, tracker, use_ray)
         tracker.set_tags({"checkpoint": result["checkpoint"]})
-        if mlflow_tracker is not None and mlflow_tracker.active:  # no figure work without MLflow
+        if active:  # no figure work without MLflow
             from experiments.convergence import convergence_figure, read_metrics
 
             fig = convergence_figure(read_metrics(run_dir / "metrics.jsonl"), title=f"{trial.name}: convergence")
             tracker.log_figure(fig, "figures/convergence.png")
+        trainer.samples(result["checkpoint"], ctx, run_dir, tracker, active)
         tracker.log_artifact(run_dir / "config.yaml")
-        samples = _audio_samples(result["checkpoint"], ctx, run_dir)
-        if samples is not None:
-            tracker.log_artifact(samples)
         ckpt_note = run_dir / "checkpoint_path.txt"
         write_text_atomic(ckpt_note, str(Path(result["checkpoint"]).resolve()) + "\n")
         tracker.log_artifact(ckpt_note)
@@ -215,54 +208,6 @@ def finish_trial(ctx: TrialContext, trial: Trial, run_dir: Path, result: dict[st
     tracker.close("FINISHED")
     if use_ray:
         report_to_tune(out)
-    return out
-
-
-def run_description(ctx: TrialContext, trial: Trial, params: Params) -> str:
-    """What the run is, in words (the MLflow run page's Description)."""
-    from priorgrad.core import registry
-
-    entry = registry.prior(trial.prior, trial.family)
-    return (f"{entry.label}: {entry.doc}, network size {trial.size} ({params.model.residual_layers} residual layers x "
-            f"{params.model.residual_channels} channels), seed {trial.seed}, {trial.budget} training steps. "
-            f"Trial {trial.name} of sweep {ctx.sweep_name} ({ctx.sweep_id}) on the "
-            f"{params.corpus.source} corpus; validation curves every {params.train.validate_every} steps, "
-            f"test scores (test/T<T_infer>/<metric>) added by the evaluate stage.")
-
-
-def log_features_input(tracker: Tracker, ctx: TrialContext, params: Params) -> None:
-    """The corpus and its features as the run's training input: one row per utterance of the manifest."""
-    from priorgrad.vocoder.data import read_manifest
-
-    rows = [{"utt": it.utt, "split": it.split, "samples": it.samples, "frames": it.frames, "text": it.text}
-            for it in read_manifest(ctx.features)]
-    name = f"{Path(str(params.corpus.source)).name or params.corpus.source}-features"
-    tracker.log_input(name, ctx.features, rows, context="training")
-
-
-def _audio_samples(checkpoint: str, ctx: TrialContext, run_dir: Path) -> Path | None:
-    """A few validation utterances synthesised by the final model, as listening samples for MLflow."""
-    if ctx.n_audio_samples <= 0 or not ctx.tracking_uri:
-        return None
-    from priorgrad.vocoder.data import read_manifest
-    from priorgrad.core.fileio import save_npy_atomic
-    from priorgrad.vocoder.infer import synthesize
-
-    items = read_manifest(ctx.features, split="valid")[:ctx.n_audio_samples]
-    if not items:
-        return None
-    train_cfg = ctx.base_params.get("train", {})
-    max_frames = int(train_cfg.get("valid_max_frames", 0))
-    mels = []
-    for it in items:
-        # the same crop as validation: listening samples should not cost more than a validation
-        mel = np.asarray(it.mel())
-        path = run_dir / "samples_mel" / f"{it.utt}.npy"
-        save_npy_atomic(path, np.ascontiguousarray(mel[:, :max_frames] if max_frames > 0 else mel))
-        mels.append(str(path))
-    out = run_dir / "samples"
-    synthesize(checkpoint, mels, out, steps=int(train_cfg.get("valid_infer_steps", 6)), seed=0,
-               device=str(train_cfg.get("device", "auto")))
     return out
 
 

@@ -4,6 +4,10 @@ The project is copied (tracked and untracked-but-not-ignored files, as a fresh c
 edits would have them) to a temporary directory, params.yaml is pointed at the smoke profile and
 `dvc repro` runs there with the project's .venv first on PATH. Tests share the result; a test that
 changes the copy must work on its own copy (see ``copy_project``).
+
+The suite runs on pytest-xdist workers (``-n auto --dist loadgroup`` in pyproject.toml): every test that
+uses ``smoke_repro`` is put in one group, so the smoke project is built once, by one worker, while the
+others run the rest of the suite; every other file is a group of its own (its module fixtures built once).
 """
 from __future__ import annotations
 
@@ -14,6 +18,31 @@ from pathlib import Path
 import pytest
 
 from support.project import ROOT, VENV_BIN, copy_project, profile_params, run_in, set_profile
+
+
+SMOKE_GROUP = "smoke_repro"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """One xdist group per test file, and one for every test of the smoke project.
+
+    Fixtures of module and session scope are built once per worker that needs them: a file split across
+    workers would train its module's tiny models twice, and the smoke project would be built twice.
+    """
+    groups = {}
+    for item in items:
+        uses_smoke = "smoke_repro" in getattr(item, "fixturenames", ())
+        groups[item.nodeid] = SMOKE_GROUP if uses_smoke else item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(groups[item.nodeid]))
+    # Longest first, so no worker starts the smoke project or an end-to-end file when the others are done:
+    # the smoke group, then files with a slow-marked test, then the rest (each in collection order).
+    slow = {groups[i.nodeid] for i in items if i.get_closest_marker("slow") is not None}
+
+    def rank(item: pytest.Item) -> int:
+        g = groups[item.nodeid]
+        return 0 if g == SMOKE_GROUP else 1 if g in slow else 2
+
+    items.sort(key=rank)  # stable: the same order on every worker, as xdist requires
 
 
 @pytest.fixture(scope="session")

@@ -67,7 +67,6 @@ def _leaves(d, prefix=""):
 
 def _validate_everything(path: Path) -> None:
     """Every validator of every params section, as the stages run them."""
-    from experiments.acoustic_spec import expand_acoustic_trials
     from experiments.spec import evaluate_config, expand_trials, sizes_of, sweep_config, tracking_config
     from priorgrad.acoustic.data_config import load_data_config
     from priorgrad.acoustic.model_config import load_acoustic_config
@@ -76,7 +75,7 @@ def _validate_everything(path: Path) -> None:
     p = load_params(path)
     sweep_config(p), tracking_config(p), evaluate_config(p), sizes_of(p)
     expand_trials(p)
-    expand_acoustic_trials(p)  # validates acoustic_sweep and every acoustic trial's settings
+    expand_trials(p, "acoustic")  # validates acoustic_sweep and every acoustic trial's settings
     load_report_config(path)
     load_data_config(path)
     load_acoustic_config(path)

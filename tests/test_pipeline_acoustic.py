@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.acoustic_spec import ACOUSTIC_TRIAL_KEYS, acoustic_sweep_config, expand_acoustic_trials
-from experiments.spec import expand_trials
+from experiments.spec import ACOUSTIC_TRIAL_KEYS, acoustic_sweep_config, expand_trials
 from priorgrad.core.config import ConfigError, Params
 from priorgrad.core.schema import read_params
 from support.project import ROOT
@@ -26,11 +25,11 @@ def _params(**dotted) -> Params:
 
 
 def _dirs(p: Params) -> dict[str, str]:
-    return {t.name: t.dirname for t in expand_acoustic_trials(p)}
+    return {t.name: t.dirname for t in expand_trials(p, "acoustic")}
 
 
 def test_default_acoustic_sweep_compares_the_three_priors_with_a_ladder() -> None:
-    trials = expand_acoustic_trials(_params())
+    trials = expand_trials(_params(), "acoustic")
     a = acoustic_sweep_config(_params())
     assert len(trials) == len(a.priors) * len(a.sizes) * len(a.seeds)
     assert {t.system for t in trials} == {"priorgrad-am", "b1-normal", "b2-trainable"}
@@ -46,7 +45,7 @@ def test_default_acoustic_sweep_compares_the_three_priors_with_a_ladder() -> Non
 def test_budgets_are_sorted_and_sizes_outermost() -> None:
     p = _params(**{"acoustic_sweep.budgets": [40, 20], "acoustic_sweep.sizes": ["tiny", "cpu"],
                    "acoustic_sweep.seeds": [3]})
-    trials = expand_acoustic_trials(p)
+    trials = expand_trials(p, "acoustic")
     assert [t.name for t in trials] == ["b1-normal-tiny-s3", "b2-trainable-tiny-s3", "priorgrad-am-tiny-s3",
                                         "b1-normal-cpu-s3", "b2-trainable-cpu-s3", "priorgrad-am-cpu-s3"]
     assert all(t.budgets == [20, 40] for t in trials)
@@ -66,13 +65,13 @@ def test_bad_acoustic_sweep_params_name_the_key(key: str, value, needle: str) ->
     d = read_params(ROOT / "params.yaml")
     d["acoustic_sweep"][key.split(".")[1]] = value
     with pytest.raises(ConfigError, match=needle):
-        expand_acoustic_trials(Params.from_dict(d))
+        expand_trials(Params.from_dict(d), "acoustic")
 
 
 def test_a_trial_setting_the_acoustic_model_rejects_is_caught_before_training() -> None:
     # every trial's settings go through the acoustic config's validation at expansion time
     with pytest.raises(ConfigError, match=r"acoustic_sizes\.tiny_c80\.hidden"):
-        expand_acoustic_trials(_params(**{"acoustic_sizes.tiny_c80.hidden": 33}))  # not divisible by 2 heads
+        expand_trials(_params(**{"acoustic_sizes.tiny_c80.hidden": 33}), "acoustic")  # not divisible by 2 heads
 
 
 def test_acoustic_trial_identity_follows_training_settings_only() -> None:
@@ -109,8 +108,8 @@ def test_trial_identity_covers_each_familys_training_code_only(monkeypatch: pyte
 
 def test_fingerprints_follow_source_edits_of_their_own_family(tmp_path: Path) -> None:
     """On a copy of the sources: an acoustic trainer edit changes the acoustic trials' code fingerprint and not
-    the vocoder's; an edit of the vocoder's trial code (its eval validation hook) the other way round; an edit
-    of code both trainers run (the diffusion maths) changes both."""
+    the vocoder's; an edit of the vocoder's trial side or of an eval metric (its validation hook) the other way round; an edit
+    of code both families run (the one trial function and sweep spec, the diffusion maths) changes both."""
     from priorgrad.core.fingerprint import acoustic_training_fingerprint, training_fingerprint
 
     for pkg in ("priorgrad", "eval", "experiments"):
@@ -130,12 +129,18 @@ def test_fingerprints_follow_source_edits_of_their_own_family(tmp_path: Path) ->
     edit("experiments/acoustic_trial.py")
     v2, a2 = both()
     assert v2 == v0 and a2 != a1
-    edit("experiments/trial.py")
+    edit("experiments/vocoder_trial.py")
     v3, a3 = both()
     assert v3 != v0 and a3 == a2
-    edit("priorgrad/core/diffusion.py")
+    edit("eval/metrics/spectral.py")  # a validation metric of the vocoder's trials only
     v4, a4 = both()
-    assert v4 != v3 and a4 != a3
+    assert v4 != v3 and a4 == a3
+    v3 = v4
+    for shared in ("experiments/trial.py", "experiments/spec.py", "priorgrad/core/diffusion.py"):
+        edit(shared)
+        v4, a4 = both()
+        assert v4 != v3 and a4 != a3, shared
+        v3, a3 = v4, a4
 
 
 @pytest.mark.parametrize("size, decoder", [("paper_c64", 1_528_272), ("paper", 3_522_384),
@@ -154,7 +159,7 @@ def test_gpu_profile_sweeps_the_papers_decoder_sizes(tmp_path: Path) -> None:
     from priorgrad.core.config import load_params
     from support.project import profile_params
 
-    trials = expand_acoustic_trials(load_params(profile_params(tmp_path, "gpu")))
+    trials = expand_trials(load_params(profile_params(tmp_path, "gpu")), "acoustic")
     assert {t.size for t in trials} == {"paper_c64", "paper", "paper_c256"}
     assert {t.system for t in trials} == {"priorgrad-am", "b1-normal", "b2-trainable"}
 

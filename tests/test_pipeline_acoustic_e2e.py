@@ -80,7 +80,7 @@ def test_killed_acoustic_sweep_resumes_from_its_checkpoint(smoke_repro: Path, tm
     repro's (the same seed and settings; the ladder's length does not enter the first 20 steps)."""
     import torch
 
-    from experiments.acoustic_spec import expand_acoustic_trials
+    from experiments.spec import expand_trials
     from priorgrad.core.config import load_params
     from support.core import kill_at_checkpoint
 
@@ -89,7 +89,7 @@ def test_killed_acoustic_sweep_resumes_from_its_checkpoint(smoke_repro: Path, tm
     over = yaml.safe_load(profile.read_text())
     over["acoustic_sweep"].update(priors=["phoneme"], budgets=[20, 40])
     profile.write_text(yaml.safe_dump(over, sort_keys=False))
-    (trial,) = expand_acoustic_trials(load_params(project / "params.yaml"))  # the copy's code is this checkout's
+    (trial,) = expand_trials(load_params(project / "params.yaml"), "acoustic")  # the copy's code is this checkout's
     out = project / "runs/acoustic/sweep"
     run = out / "trials" / trial.dirname
     cmd = [sys.executable, "-m", "experiments.sweep", "--family", "acoustic", "--backend", "sequential",

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from priorgrad.core.fingerprint import NO_EFFECT, acoustic_modules, code_fingerprint, files_of, module_file, reachable
+from priorgrad.core.fingerprint import (ACOUSTIC_EXPERIMENT_MODULES, NO_EFFECT, SHARED_TRIAL_MODULES, VOCODER_TRIAL_MODULES,
+                                   acoustic_modules, code_fingerprint, files_of, module_file, reachable)
 from support.project import ROOT
 
 # The module each stage's command runs (a `priorgrad` subcommand: the module implementing it).
@@ -28,7 +29,7 @@ STAGE_ENTRIES = {
 
 
 # The vocoder's stages reach the acoustic code only through the registry's lazy builder names and the
-# sweep's family dispatch, never running it (priorgrad.core.fingerprint.acoustic_modules): they skip it.
+# sweep spec's family descriptors, never running it (priorgrad.core.fingerprint.acoustic_modules): they skip it.
 VOCODER_STAGES = {"corpus", "preprocess", "prior_stats", "sweep", "evaluate"}
 
 
@@ -70,10 +71,21 @@ def test_no_effect_modules_exist_and_are_not_followed() -> None:
     for mod in NO_EFFECT - {"priorgrad.progress"}:
         assert module_file(mod) is not None, f"NO_EFFECT names {mod}, which does not exist"
     assert "priorgrad.core.tracking" not in reachable(["priorgrad.vocoder.train"])
+    # the fingerprint module names cache keys: editing its lists must not change every metric's fingerprint
+    assert "priorgrad.core.fingerprint" not in reachable(["eval.registry", "experiments.spec"])
     # function-level imports and lazy "module:function" registry entries are followed
     assert "priorgrad.vocoder.infer" in reachable(["experiments.synthesis"])
     assert "eval.metrics.perceptual" in reachable(["eval.runner"])
     assert "priorgrad.vocoder.prior" in reachable(["priorgrad.core.registry"])
+
+
+def test_fingerprint_module_lists_name_existing_modules_and_every_acoustic_one() -> None:
+    """The explicit lists of priorgrad.core.fingerprint: each name is a module, and every experiments/acoustic*.py
+    is listed, so a new acoustic module cannot silently enter the vocoder's fingerprints."""
+    for mod in (*SHARED_TRIAL_MODULES, *VOCODER_TRIAL_MODULES, *ACOUSTIC_EXPERIMENT_MODULES):
+        assert module_file(mod) is not None, f"priorgrad.core.fingerprint names {mod}, which does not exist"
+    on_disk = {f"experiments.{p.stem}" for p in (ROOT / "experiments").glob("acoustic*.py")}
+    assert on_disk <= set(ACOUSTIC_EXPERIMENT_MODULES) and set(ACOUSTIC_EXPERIMENT_MODULES) <= acoustic_modules()
 
 
 def test_fingerprint_changes_with_a_reached_source_only(tmp_path: Path) -> None:

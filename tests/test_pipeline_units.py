@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -138,8 +139,7 @@ def test_trials_expand_prior_size_seed_with_a_budget_ladder() -> None:
 
 def test_params_yaml_marks_every_per_trial_key() -> None:
     """Editing a key the sweep overrides changes nothing in a sweep: params.yaml must say so (both families)."""
-    from experiments.acoustic_spec import ACOUSTIC_TRIAL_KEYS
-    from experiments.spec import TRIAL_KEYS
+    from experiments.spec import ACOUSTIC_TRIAL_KEYS, TRIAL_KEYS
 
     lines = (ROOT / "params.yaml").read_text().splitlines()
     for dotted in (*TRIAL_KEYS, *ACOUSTIC_TRIAL_KEYS):
@@ -303,6 +303,33 @@ def test_adding_a_prior_touches_only_the_registry_and_its_module(monkeypatch: py
     trials = expand_trials(p)
     assert {t.system for t in trials} == {"halfwave", "priorgrad"}
     assert any(t.name.startswith("halfwave-tiny-") for t in trials)
+
+
+def test_the_local_ray_is_always_a_new_instance(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without address="local", ray.init joins the latest instance started under the same temp dir (another
+    sweep running beside this one) instead of starting the sweep's own."""
+    import ray
+
+    from experiments import sweep
+
+    seen: dict = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_init(**kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    from ray._private import ray_constants
+
+    monkeypatch.setattr(ray, "init", fake_init)
+    # what _start_local_ray switches for Ray's own processes, restored after the test
+    monkeypatch.setenv(sweep._RAY_LOCAL_ONLY_ENV, os.environ.get(sweep._RAY_LOCAL_ONLY_ENV, "1"))
+    monkeypatch.setattr(ray_constants, "ENABLE_RAY_CLUSTER", ray_constants.ENABLE_RAY_CLUSTER)
+    with pytest.raises(Stop):
+        sweep._start_local_ray(2)
+    assert seen["address"] == "local" and seen["num_cpus"] == 2 and seen["_node_ip_address"] == "127.0.0.1"
 
 
 def test_a_local_ray_reachable_from_the_network_is_refused() -> None:

@@ -148,7 +148,7 @@ CORE_SECTIONS: dict[str, type] = {
 # Sections owned by other packages (validated there); kept as raw dicts.
 EXTRA_SECTIONS = ("sweep", "tracking", "evaluate", "report", "sizes",
                   "acoustic", "acoustic_sizes",  # acoustic: validated by priorgrad/acoustic
-                  "acoustic_sweep",     # experiments/acoustic_spec.py
+                  "acoustic_sweep",     # experiments/spec.py (the acoustic family descriptor)
                   "acoustic_evaluate",  # experiments/acoustic_eval_config.py
                   "acoustic_report")    # reports/config.py
 

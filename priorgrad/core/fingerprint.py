@@ -29,6 +29,9 @@ NO_EFFECT = frozenset({
     "priorgrad.core.logs",          # logging set-up
     "priorgrad.cli",           # argument parsing
     "experiments.trackers",    # MLflow / Ray Tune trackers
+    # this module: it names cache keys, never computes a result; without it here, editing its lists would
+    # change every fingerprint that reaches it (the training hash, each metric's, through eval.registry)
+    "priorgrad.core.fingerprint",
 })
 
 
@@ -115,23 +118,36 @@ def code_fingerprint(entries: tuple[str, ...] | list[str], root: Path = ROOT,
 
 
 # What each cached result depends on. Tests patch these functions to simulate a code change.
-# A trial: the trainer (model, diffusion, prior, data, validation sampler) and the sweep's trial code
-# with its validation hook (eval metrics). The eval package's aggregation, cache and file helpers do not
-# enter a validation score, so editing them keeps the trials.
-TRAINING_ENTRIES = ("priorgrad.vocoder.train", "experiments.trial")
+# The sweep's trial code both families run: the one trial function (experiments.trial) and the one sweep
+# spec (experiments.spec: the sections, the family descriptors, the trial expansion and identity). Both belong
+# to both families' fingerprints: editing either retrains the trials of both.
+SHARED_TRIAL_MODULES = ("experiments.trial", "experiments.spec")
+# Each family's own side of a trial (its FamilyTrainer). The spec names both by string, so a plain walk from
+# either family reaches both: each family's fingerprint skips the other's.
+VOCODER_TRIAL_MODULES = ("experiments.vocoder_trial",)
+# The acoustic model's modules under experiments/, by name (a new one must be added here, and
+# tests/test_pipeline_deps.py says so): its trial side and its evaluate stage.
+ACOUSTIC_EXPERIMENT_MODULES = ("experiments.acoustic_trial", "experiments.acoustic_evaluate",
+                               "experiments.acoustic_synthesis", "experiments.acoustic_eval_config",
+                               "experiments.acoustic_eval_jobs", "experiments.acoustic_eval_scoring",
+                               "experiments.acoustic_eval_outputs")
+
+# A vocoder trial: the trainer (model, diffusion, prior, data, validation sampler), its trial side with its
+# validation hook (eval metrics) and the shared trial code. The eval package's aggregation, cache and file
+# helpers do not enter a validation score, so editing them keeps the trials.
+TRAINING_ENTRIES = ("priorgrad.vocoder.train", *VOCODER_TRIAL_MODULES, *SHARED_TRIAL_MODULES)
 TRAINING_SKIP = NO_EFFECT | {"eval.stats", "eval.cache", "eval.files"}
 # A synthesised test set: the sampler, the model and the prior, rebuilt from the checkpoint.
 SYNTHESIS_ENTRIES = ("priorgrad.vocoder.infer",)
 
 
 def acoustic_modules(root: Path = ROOT) -> frozenset[str]:
-    """The acoustic model's own modules (priorgrad/acoustic/, experiments/acoustic*.py).
+    """The acoustic model's own modules: the priorgrad.acoustic package and ACOUSTIC_EXPERIMENT_MODULES.
 
-    The registry names the builders of both families and the sweep dispatches to both trainers, so a
-    plain walk from the vocoder's entries reaches the acoustic code; no vocoder result depends on it,
-    so the vocoder's fingerprints skip it (an acoustic edit must not retrain the vocoder)."""
-    mods = family_package(root, "acoustic") | {"experiments." + p.stem for p in (root / "experiments").glob("acoustic*.py")}
-    return frozenset(mods)
+    The registry names the builders of both families and the sweep spec names both trainers, so a plain
+    walk from the vocoder's entries reaches the acoustic code; no vocoder result depends on it, so the
+    vocoder's fingerprints skip it (an acoustic edit must not retrain the vocoder)."""
+    return family_package(root, "acoustic") | frozenset(ACOUSTIC_EXPERIMENT_MODULES)
 
 
 def family_package(root: Path, family: str) -> frozenset[str]:
@@ -140,14 +156,14 @@ def family_package(root: Path, family: str) -> frozenset[str]:
                       if p.stem != "__init__"} | {f"priorgrad.{family}"})
 
 
-# An acoustic trial: the acoustic trainer (model, diffusion, prior table, data, validation sampler) and the
-# acoustic trial code. experiments.trial is not followed: it holds the plumbing both families share (the
-# context, the lock, the result file, the trackers, the family dispatch) and the vocoder's own trial (its
-# eval-metric validation hook), none of which enters an acoustic model's weights or validation curves.
-# The shared modules the acoustic trainer imports (priorgrad.core.runtime, the training runtime both families run
-# on; the diffusion maths) are followed: editing them retrains both families.
-ACOUSTIC_TRAINING_ENTRIES = ("priorgrad.acoustic.train", "experiments.acoustic_trial")
-ACOUSTIC_TRAINING_SKIP = TRAINING_SKIP | {"experiments.trial"}
+# An acoustic trial: the acoustic trainer (model, diffusion, prior table, data, validation sampler), its
+# trial side and the shared trial code; not the vocoder's trial side (its eval validation hook and audio
+# samples enter no acoustic model's weights or curves), nor the eval metrics (the spec only checks the
+# vocoder's metric names against eval.registry; the acoustic trainer scores its E1 curves itself). The
+# shared modules the acoustic trainer imports (priorgrad.core.runtime, the training runtime both families run on; the diffusion maths) are
+# followed: editing them retrains both families.
+ACOUSTIC_TRAINING_ENTRIES = ("priorgrad.acoustic.train", "experiments.acoustic_trial", *SHARED_TRIAL_MODULES)
+ACOUSTIC_TRAINING_SKIP = TRAINING_SKIP | frozenset(VOCODER_TRIAL_MODULES) | {"eval.registry"}
 # The registry names the vocoder's prior builders and its mel renderer, so a plain walk from the acoustic
 # entries reaches priorgrad/vocoder/; no acoustic model's weights or mels depend on it (the acoustic family
 # imports the core only), so the acoustic fingerprints skip the vocoder package: a vocoder edit must not

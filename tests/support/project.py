@@ -93,3 +93,25 @@ def write_params(dest: Path, raw: dict) -> Path:
     shutil.copytree(ROOT / "profiles", dest / "profiles", dirs_exist_ok=True)
     (dest / "params.yaml").write_text(yaml.safe_dump({**raw, "profile": "default"}, sort_keys=False))
     return dest / "params.yaml"
+
+
+def derive_profile(project: Path, base: str, name: str, overrides: dict[str, object]) -> Path:
+    """profiles/<name>.yaml in the copy: profiles/<base>.yaml with dotted-key overrides on top, selected and
+    committed (as set_profile). Every section of the base profile stays listed (DVC tracks each), and
+    read_params still checks that every key exists in params.yaml, so an override cannot add a key."""
+    import yaml
+
+    profile = yaml.safe_load((project / "profiles" / f"{base}.yaml").read_text())
+    for dotted, value in overrides.items():
+        *parents, key = dotted.split(".")
+        node = profile
+        for part in parents:
+            node = node.setdefault(part, {})
+            assert isinstance(node, dict), f"{dotted}: {part} is not a section of the {base} profile"
+        node[key] = value
+    path = project / "profiles" / f"{name}.yaml"
+    path.write_text(f"# profiles/{base}.yaml with a test's overrides (tests/support/project.py derive_profile)\n"
+                    + yaml.safe_dump(profile, sort_keys=False))
+    run_in(project, ["git", "add", str(path.relative_to(project))])
+    set_profile(project, name)
+    return path
