@@ -11,6 +11,7 @@ others run the rest of the suite; every other file is a group of its own (its mo
 """
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -23,6 +24,9 @@ from support.project import ROOT, VENV_BIN, copy_project, profile_params, run_in
 SMOKE_GROUP = "smoke_repro"
 
 
+# tryfirst: xdist's own hook (registered after this conftest, so called before it otherwise) reads the groups
+# into the node ids; a group added after it is silently ignored, and the smoke project is built on every worker.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """One xdist group per test file, and one for every test of the smoke project.
 
@@ -50,6 +54,16 @@ def smoke_repro(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Temp copy of the project after a real `dvc repro` of the smoke profile; returns its path."""
     if shutil.which("dvc", path=str(VENV_BIN)) is None and shutil.which("dvc") is None:
         pytest.skip("dvc is not installed in .venv (run scripts/setup.sh)")
+    # Built once per run: under xdist every worker's temp dir shares one parent, where the first build claims
+    # the project; a second claim means the smoke tests were split across workers (their group was lost).
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    shared = tmp_path_factory.getbasetemp().parent if worker else tmp_path_factory.getbasetemp()
+    try:
+        with open(shared / "smoke_repro.claimed", "x") as f:
+            f.write(worker or "main")
+    except FileExistsError:
+        pytest.fail(f"the smoke project is already built by {(shared / 'smoke_repro.claimed').read_text()}: the tests "
+                    f"that use smoke_repro must share one xdist group (tests/conftest.py)")
     project = copy_project(ROOT, tmp_path_factory.mktemp("smoke") / "project")
     set_profile(project, "smoke")
     t0 = time.perf_counter()
