@@ -19,12 +19,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def project(request: pytest.FixtureRequest) -> Path:
-    try:
-        root = request.getfixturevalue("smoke_repro")
-    except pytest.FixtureLookupError:
-        pytest.skip("tests/conftest.py provides no smoke_repro fixture (the pipeline's smoke `dvc repro`) yet")
-    return Path(root)
+def project(smoke_repro: Path) -> Path:
+    # a parameter, not request.getfixturevalue: the xdist grouping (tests/conftest.py) sees only declared fixtures
+    return Path(smoke_repro)
 
 
 def _report_cmd(project: Path) -> list[str]:
